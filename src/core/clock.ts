@@ -1,0 +1,389 @@
+/**
+ * Time for everything in Bulwark comes from a {@link Clock}. `SystemClock` is real time;
+ * `VirtualClock` is a discrete-event scheduler that jumps to the next timer when the program is idle,
+ * so an hour of backoff runs in milliseconds and always in the same order.
+ *
+ * This file is the only place that touches `setTimeout`, `performance.now()` or `Date.now()`.
+ */
+import { performance } from 'node:perf_hooks';
+
+/** A scheduled callback; cancelling is O(1) and idempotent. */
+export interface Timer {
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Milliseconds since the Unix epoch (virtual clocks start where they are told, 0 by default). */
+  now(): number;
+  /**
+   * Calls `callback(arg)` once, `ms` milliseconds from now. Passing `arg` avoids allocating a closure per call.
+   * Timers with equal deadlines fire in the order they were set.
+   */
+  setTimer<A>(ms: number, callback: (arg: A) => void, arg: A): Timer;
+  /** Resolves after `ms`; rejects with `signal.reason` if the signal aborts first. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+function sleepOn(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) {
+    return new Promise((resolve) => {
+      clock.setTimer(ms, resolve, undefined);
+    });
+  }
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      timer.cancel();
+      reject(signal.reason);
+    };
+    const timer = clock.setTimer(
+      ms,
+      () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      undefined,
+    );
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function reportCallbackError(error: unknown): void {
+  // A timer callback that throws must not stop the other timers; surface it like Node would.
+  queueMicrotask(() => {
+    throw error;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// SystemClock
+
+const MAX_NODE_DELAY = 2_147_483_647;
+
+class SystemTimer implements Timer {
+  callback: ((arg: never) => void) | undefined;
+  constructor(
+    readonly deadline: number,
+    callback: (arg: never) => void,
+    readonly arg: unknown,
+    readonly list: TimerList,
+  ) {
+    this.callback = callback;
+  }
+  cancel(): void {
+    if (this.callback === undefined) return;
+    this.callback = undefined;
+    this.list.release();
+  }
+}
+
+/**
+ * All timers of one duration share one Node timer. Deadlines in a list are in insertion order, so
+ * the list is a FIFO: setting is an append, cancelling is a flag, and the Node timer is re-armed only
+ * when it fires. A Node `setTimeout` + `clearTimeout` pair costs ~1 µs on a small VM; this costs ~0.1 µs.
+ */
+class TimerList {
+  private readonly queue: SystemTimer[] = [];
+  private head = 0;
+  private live = 0;
+  private node: ReturnType<typeof setTimeout> | undefined;
+  private readonly fire = () => this.onFire();
+
+  constructor(private readonly clock: SystemClock) {}
+
+  add(timer: SystemTimer, delay: number): void {
+    this.prune();
+    this.queue.push(timer);
+    if (++this.live === 1 && this.node !== undefined) this.node.ref();
+    if (this.node === undefined) this.arm(delay);
+  }
+
+  release(): void {
+    if (--this.live === 0 && this.node !== undefined) this.node.unref();
+  }
+
+  /** Drops cancelled timers from the front so a steady stream of short calls keeps the list tiny. */
+  private prune(): void {
+    const queue = this.queue;
+    while (this.head < queue.length && (queue[this.head] as SystemTimer).callback === undefined) this.head++;
+    if (this.head === queue.length) {
+      queue.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > queue.length) {
+      queue.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+
+  private arm(delay: number): void {
+    this.node = setTimeout(this.fire, Math.min(MAX_NODE_DELAY, Math.max(1, Math.ceil(delay))));
+    if (this.live === 0) this.node.unref();
+  }
+
+  private onFire(): void {
+    this.node = undefined;
+    const now = this.clock.now();
+    const queue = this.queue;
+    while (this.head < queue.length) {
+      const timer = queue[this.head] as SystemTimer;
+      if (timer.callback !== undefined && timer.deadline > now) break;
+      this.head++;
+      const callback = timer.callback;
+      if (callback === undefined) continue;
+      timer.callback = undefined;
+      this.live--;
+      try {
+        (callback as (arg: unknown) => void)(timer.arg);
+      } catch (error) {
+        reportCallbackError(error);
+      }
+    }
+    this.prune();
+    if (this.head < queue.length) this.arm((queue[this.head] as SystemTimer).deadline - this.clock.now());
+  }
+}
+
+/** Real time. Timers keep the process alive while they are pending, like Node's own. */
+export class SystemClock implements Clock {
+  private readonly lists = new Map<number, TimerList>();
+  private readonly origin = performance.timeOrigin;
+
+  now(): number {
+    return this.origin + performance.now();
+  }
+
+  setTimer<A>(ms: number, callback: (arg: A) => void, arg: A): Timer {
+    const delay = ms > 0 ? ms : 0;
+    let list = this.lists.get(delay);
+    if (list === undefined) {
+      list = new TimerList(this);
+      this.lists.set(delay, list);
+    }
+    const timer = new SystemTimer(this.now() + delay, callback as (arg: never) => void, arg, list);
+    list.add(timer, delay);
+    return timer;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return sleepOn(this, ms, signal);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// VirtualClock
+
+class VirtualTimer implements Timer {
+  callback: ((arg: never) => void) | undefined;
+  constructor(
+    readonly time: number,
+    readonly seq: number,
+    callback: (arg: never) => void,
+    readonly arg: unknown,
+    private readonly clock: VirtualClock,
+  ) {
+    this.callback = callback;
+  }
+  cancel(): void {
+    if (this.callback === undefined) return;
+    this.callback = undefined;
+    this.clock.timerCancelled();
+  }
+}
+
+function before(a: VirtualTimer, b: VirtualTimer): boolean {
+  return a.time < b.time || (a.time === b.time && a.seq < b.seq);
+}
+
+const drainMicrotasks = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+export interface VirtualClockOptions {
+  /** The virtual time the clock starts at, in ms. @defaultValue 0 */
+  start?: number;
+}
+
+/**
+ * A discrete-event clock. Timers fire in (time, insertion) order; between two timers every pending
+ * microtask and immediate runs, so async code that only waits on this clock runs to completion
+ * with no real waiting, and identically every time.
+ *
+ * @example
+ * const clock = new VirtualClock();
+ * const done = policy.execute(work);   // waits on clock timers
+ * await clock.runUntilIdle();          // an hour of backoff passes in milliseconds
+ * await done;
+ */
+export class VirtualClock implements Clock {
+  private time: number;
+  private seq = 0;
+  private live = 0;
+  private readonly heap: VirtualTimer[] = [];
+  private wake: (() => void) | undefined;
+
+  constructor(options: VirtualClockOptions = {}) {
+    this.time = options.start ?? 0;
+  }
+
+  now(): number {
+    return this.time;
+  }
+
+  /** Timers set and neither fired nor cancelled. */
+  get pendingTimers(): number {
+    return this.live;
+  }
+
+  setTimer<A>(ms: number, callback: (arg: A) => void, arg: A): Timer {
+    const delay = ms > 0 ? ms : 0;
+    const timer = new VirtualTimer(
+      this.time + delay,
+      this.seq++,
+      callback as (arg: never) => void,
+      arg,
+      this,
+    );
+    this.push(timer);
+    this.live++;
+    const wake = this.wake;
+    if (wake !== undefined) {
+      this.wake = undefined;
+      wake();
+    }
+    return timer;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return sleepOn(this, ms, signal);
+  }
+
+  /** @internal */
+  timerCancelled(): void {
+    this.live--;
+  }
+
+  /** The time of the next pending timer, or `undefined` when none is pending. */
+  nextTimerAt(): number | undefined {
+    return this.peek()?.time;
+  }
+
+  /**
+   * Moves time forward by `ms`, firing every timer due on the way in order, and lets the
+   * program react to each before the next fires.
+   */
+  async advance(ms: number): Promise<void> {
+    if (!(ms >= 0)) throw new TypeError(`advance: ms must be >= 0, got ${ms}`);
+    const target = this.time + ms;
+    await drainMicrotasks();
+    for (;;) {
+      const next = this.peek();
+      if (next === undefined || next.time > target) break;
+      this.fireNext();
+      await drainMicrotasks();
+    }
+    this.time = target;
+  }
+
+  /** Fires timers until none is pending. Throws after `limit` timers (a program that never goes idle). */
+  async runUntilIdle(options: { limit?: number } = {}): Promise<void> {
+    const limit = options.limit ?? 10_000_000;
+    let fired = 0;
+    await drainMicrotasks();
+    while (this.peek() !== undefined) {
+      if (++fired > limit) {
+        throw new Error(
+          `VirtualClock.runUntilIdle: more than ${limit} timers fired; the program never goes idle`,
+        );
+      }
+      this.fireNext();
+      await drainMicrotasks();
+    }
+  }
+
+  /**
+   * Runs `program` to completion on this clock: whenever it is idle, time jumps to the next timer.
+   * If it waits on something other than this clock (real I/O), `run` waits for that too.
+   */
+  async run<T>(program: () => Promise<T>): Promise<T> {
+    let settled = false;
+    let notify: (() => void) | undefined;
+    const promise = program();
+    promise.then(
+      () => {
+        settled = true;
+        notify?.();
+      },
+      () => {
+        settled = true;
+        notify?.();
+      },
+    );
+    while (!settled) {
+      await drainMicrotasks();
+      if (settled) break;
+      if (this.peek() !== undefined) {
+        this.fireNext();
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        notify = resolve;
+        this.wake = resolve;
+      });
+      notify = undefined;
+    }
+    return promise;
+  }
+
+  private peek(): VirtualTimer | undefined {
+    const heap = this.heap;
+    while (heap.length > 0 && (heap[0] as VirtualTimer).callback === undefined) this.pop();
+    return heap[0];
+  }
+
+  private fireNext(): void {
+    const timer = this.pop();
+    const callback = timer.callback;
+    if (callback === undefined) return;
+    timer.callback = undefined;
+    this.live--;
+    if (timer.time > this.time) this.time = timer.time;
+    try {
+      (callback as (arg: unknown) => void)(timer.arg);
+    } catch (error) {
+      reportCallbackError(error);
+    }
+  }
+
+  private push(timer: VirtualTimer): void {
+    const heap = this.heap;
+    let i = heap.push(timer) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const p = heap[parent] as VirtualTimer;
+      if (!before(timer, p)) break;
+      heap[i] = p;
+      i = parent;
+    }
+    heap[i] = timer;
+  }
+
+  private pop(): VirtualTimer {
+    const heap = this.heap;
+    const top = heap[0] as VirtualTimer;
+    const last = heap.pop() as VirtualTimer;
+    if (heap.length > 0) {
+      let i = 0;
+      const n = heap.length;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= n) break;
+        const r = l + 1;
+        let c = l;
+        if (r < n && before(heap[r] as VirtualTimer, heap[l] as VirtualTimer)) c = r;
+        if (!before(heap[c] as VirtualTimer, last)) break;
+        heap[i] = heap[c] as VirtualTimer;
+        i = c;
+      }
+      heap[i] = last;
+    }
+    return top;
+  }
+}

@@ -1,0 +1,36 @@
+export { type Clock, SystemClock, type Timer, VirtualClock, type VirtualClockOptions } from './clock.js';
+export { type Duration, formatMs, toMs } from './duration.js';
+export {
+  BrokenCircuitError,
+  BulkheadRejectedError,
+  BulwarkError,
+  type BulwarkErrorCode,
+  CancelledError,
+  HedgeError,
+  IsolatedCircuitError,
+  isBulwarkError,
+  isNonRetryable,
+  nonRetryable,
+  RateLimitedError,
+  TimeoutError,
+} from './errors.js';
+export {
+  type BulwarkEvent,
+  type BulwarkEventMap,
+  type BulwarkEventType,
+  type CallOutcome,
+  type CircuitStateName,
+  type EventListener,
+  type EventOf,
+  EventSink,
+} from './events.js';
+export { lognormalFromMedianP99, Random, type Seed } from './random.js';
+export {
+  createRuntime,
+  freshSeed,
+  type Runtime,
+  type RuntimeOptions,
+  systemRuntime,
+  type VirtualRuntime,
+  virtualRuntime,
+} from './runtime.js';

@@ -1,0 +1,87 @@
+/**
+ * The policy contract, and the internal protocol that lets a pipeline run several policies in one
+ * async frame.
+ *
+ * Each policy describes itself as one *stage*:
+ * - `intercept`: bookkeeping around the inner call (circuit breaker, bulkhead, timeout, rate limiter).
+ *   `enter` runs before the inner call (it may throw to reject, or return a promise to wait), `exit`
+ *   after it. Consecutive interceptors are fused: four nested policies cost one `await`, not four.
+ * - `loop`: retry. It runs the interceptors inside it again after a failure.
+ * - `wrap`: anything else (fallback, hedge, user policies): a function of the next layer.
+ *
+ * Running a pipeline is exactly equivalent to nesting the same policies; only the number of promises differs.
+ */
+import type { Runtime } from '../core/runtime.js';
+import type { Call, PolicyContext, Scope } from './context.js';
+
+/** The function a policy protects. It may return a value or a promise, and may throw. */
+export type Task<T> = (ctx: PolicyContext) => PromiseLike<T> | T;
+
+/** Runs the next layer with the given call context. Always returns a promise. */
+export type Next<T> = (call: Call) => Promise<T>;
+
+export interface Interceptor<Token = unknown> {
+  /** Admits a call. Throws to reject it; returns a promise when the call must wait (it rejects on abort). */
+  enter(call: Call): Token | Promise<Token>;
+  /** The call context inner layers see, when the interceptor gives them their own (a timeout's child scope). */
+  inner?(token: Token, call: Call): Call;
+  /**
+   * Aggressive interceptors: returns a promise that settles like `inner` or earlier (a timeout's deadline).
+   * Interceptors inside it exit when the inner call really settles.
+   */
+  race?<T>(token: Token, inner: Promise<T>): Promise<T>;
+  /**
+   * Ends a call that was admitted: `ok` with `error` undefined, or a failure. Returns the error to propagate
+   * (the same one, or a replacement such as a `TimeoutError`). Never throws.
+   */
+  exit(token: Token, ok: boolean, error: unknown): unknown;
+}
+
+/** A retry loop, driven by the pipeline runner. */
+export interface RetryLoop<State = unknown> {
+  /**
+   * Called after attempt `attempt` failed (`isResult` false: `outcome` is the error) or returned a result
+   * that should be retried (`isResult` true). Returns the state for the next attempt, whose `delay` is the
+   * wait before it, or `undefined` to give up.
+   */
+  afterFailure(
+    outcome: unknown,
+    isResult: boolean,
+    attempt: number,
+    state: State | undefined,
+    scope: Scope,
+  ): (State & { readonly delay: number }) | undefined;
+  /** Whether a successful result must be retried; `undefined` when no result predicate is set. */
+  readonly retryResult: ((result: unknown) => boolean) | undefined;
+  /** Waits before the next attempt; rejects when the scope aborts. */
+  wait(delay: number, scope: Scope): Promise<void>;
+}
+
+export type Stage =
+  | { readonly kind: 'intercept'; readonly interceptor: Interceptor }
+  | { readonly kind: 'loop'; readonly loop: RetryLoop }
+  | { readonly kind: 'wrap'; run<T>(next: Next<T>, call: Call): Promise<T> }
+  | { readonly kind: 'pipeline'; readonly stages: readonly Stage[] };
+
+/** A resilience policy: something that runs a function on your behalf and protects the caller from it. */
+export interface Policy {
+  /** The name used in events and metrics labels. */
+  readonly name: string;
+  /** What sort of policy this is: `retry`, `circuitBreaker`, `pipeline`, … */
+  readonly kind: string;
+  /**
+   * Runs `fn` under this policy. `signal` cancels the call: a waiting policy stops waiting and the
+   * promise rejects with a `CancelledError` whose `cause` is the signal's reason.
+   */
+  execute<T>(fn: Task<T>, signal?: AbortSignal): Promise<T>;
+  /** @internal How the pipeline runner drives this policy. */
+  readonly stage: Stage;
+}
+
+/** Options every policy takes. */
+export interface PolicyOptions {
+  /** Name in events and metrics (bounded: never a per-request value). @defaultValue the policy kind */
+  name?: string;
+  /** Clock, randomness and event sink. @defaultValue `systemRuntime()` */
+  runtime?: Runtime;
+}
