@@ -1,0 +1,63 @@
+/**
+ * The `bulwark` command. Thin: it parses flags, calls the library and prints. Each command lives in
+ * its own file; this one dispatches. Usage errors exit with code 2 and a one-line message, never a
+ * stack trace.
+ */
+import { readFileSync } from 'node:fs';
+import { demoCommand } from './demo.js';
+import { type CommandIO, UsageError } from './io.js';
+
+export { type CommandIO, UsageError } from './io.js';
+
+
+const defaultIO: CommandIO = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+const HELP = `bulwark — make Node.js services survive failure, and prove that they do
+
+Usage: bulwark <command> [options]
+
+Commands:
+  demo               Run a flaky dependency with and without resilience policies
+                     (reproducible from --seed; see bulwark demo --help)
+  help               Show this help
+  version            Print the version
+
+Options:
+  -h, --help         Show this help
+  -v, --version      Print the version
+
+The library is documented in the README: https://www.npmjs.com/package/bulwark
+More commands (lab, proxy, run, dashboard, analyze) arrive with their modules.
+`;
+
+/** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
+export async function main(argv: readonly string[], io: CommandIO = defaultIO): Promise<number> {
+  try {
+    const [first, ...rest] = argv;
+    if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+      io.out(HELP);
+      return first === undefined ? 2 : 0;
+    }
+    if (first === '-v' || first === '--version' || first === 'version') {
+      io.out(`${version()}\n`);
+      return 0;
+    }
+    if (first === 'demo') return await demoCommand(rest, io);
+    if (first.startsWith('-')) throw new UsageError(`unknown option ${first}`);
+    throw new UsageError(`unknown command "${first}"`);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`bulwark: ${error.message}\nRun "bulwark --help" for usage.\n`);
+      return 2;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,357 @@
+/**
+ * Bulkhead: at most `limit` permits in use at once, at most `queue` calls waiting for theirs.
+ *
+ * Admission is strictly FIFO, also with weighted permits: a call waits while anyone is queued ahead
+ * of it, even if enough permits for it alone are free. Letting light calls overtake a heavy one at
+ * the head would starve the heavy one for as long as light calls keep arriving.
+ *
+ * The waiting queue is a doubly linked list of waiters, so enqueueing, admitting and removing an
+ * aborted waiter are all O(1).
+ */
+import type { Clock } from '../core/clock.js';
+import { BulkheadRejectedError, CancelledError } from '../core/errors.js';
+import type { CallOutcome, EventSink } from '../core/events.js';
+import { type Call, Scope } from './context.js';
+import { commonOptions, intOption, knownKeys } from './options.js';
+import type { Interceptor, Policy, PolicyOptions, Stage } from './policy.js';
+import { BasePolicy } from './runner.js';
+
+/** Options of {@link bulkhead}. */
+export interface BulkheadOptions extends PolicyOptions {
+  /**
+   * Permits that may be in use at once: with unweighted calls, how many execute concurrently.
+   * `Infinity` disables the limit.
+   * @defaultValue 10
+   */
+  limit?: number;
+  /**
+   * Calls that may wait for permits when none are free; further calls are rejected with a
+   * `BulkheadRejectedError`. `Infinity` for an unbounded queue.
+   * @defaultValue 0
+   */
+  queue?: number;
+}
+
+/** What `enter` hands to `exit`: the call's start time when someone was listening, for `durationMs`. */
+type Token = number | undefined;
+
+class Waiter {
+  prev: Waiter | undefined = undefined;
+  next: Waiter | undefined = undefined;
+  queued = true;
+  unsubscribe: (() => void) | undefined = undefined;
+
+  constructor(
+    readonly weight: number,
+    readonly enqueuedAt: number,
+    readonly resolve: (token: Token) => void,
+    readonly reject: (reason: unknown) => void,
+  ) {}
+}
+
+const KEYS = ['limit', 'queue'] as const;
+
+/** The state shared by a bulkhead and its weighted views. */
+class Permits {
+  active = 0;
+  queued = 0;
+  private head: Waiter | undefined = undefined;
+  private tail: Waiter | undefined = undefined;
+  private readonly clock: Clock;
+  private readonly events: EventSink;
+
+  constructor(
+    readonly name: string,
+    readonly limit: number,
+    readonly capacity: number,
+    runtime: { clock: Clock; events: EventSink },
+  ) {
+    this.clock = runtime.clock;
+    this.events = runtime.events;
+  }
+
+  /** Takes `weight` permits: synchronously when free, else a promise of its turn. Throws to reject. */
+  admit(weight: number, scope: Scope): Token | Promise<Token> {
+    if (this.head === undefined && this.active + weight <= this.limit) {
+      this.active += weight;
+      const events = this.events;
+      if (!events.listening) return undefined;
+      const now = this.clock.now();
+      if (events.wants('bulkhead.changed')) this.emitChanged(now);
+      return now;
+    }
+    return this.enqueue(weight, scope);
+  }
+
+  private enqueue(weight: number, scope: Scope): Promise<Token> {
+    const now = this.clock.now();
+    if (scope.isAborted()) {
+      const reason = scope.reason;
+      if (this.events.listening) this.emitCall(now, 'cancelled', 0, reason);
+      throw reason;
+    }
+    if (this.queued >= this.capacity) {
+      const error = new BulkheadRejectedError(this.active, this.queued);
+      const events = this.events;
+      if (events.listening) {
+        if (events.wants('bulkhead.rejected')) {
+          events.emit({
+            type: 'bulkhead.rejected',
+            source: this.name,
+            at: now,
+            active: this.active,
+            queued: this.queued,
+          });
+        }
+        this.emitCall(now, 'rejected', 0, error);
+      }
+      throw error;
+    }
+    let waiter!: Waiter;
+    const promise = new Promise<Token>((resolve, reject) => {
+      waiter = new Waiter(weight, now, resolve, reject);
+    });
+    const tail = this.tail;
+    if (tail === undefined) this.head = waiter;
+    else {
+      tail.next = waiter;
+      waiter.prev = tail;
+    }
+    this.tail = waiter;
+    this.queued++;
+    waiter.unsubscribe = scope.onAbort((reason) => this.cancel(waiter, reason));
+    if (this.events.wants('bulkhead.changed')) this.emitChanged(now);
+    return promise;
+  }
+
+  /** Gives back `weight` permits and admits the waiters that now fit, in order. */
+  release(weight: number, token: Token, ok: boolean, error: unknown): void {
+    this.active -= weight;
+    if (this.head !== undefined) this.drain();
+    const events = this.events;
+    if (!events.listening) return;
+    const now = this.clock.now();
+    if (events.wants('bulkhead.changed')) this.emitChanged(now);
+    this.emitCall(now, ok ? 'success' : 'failure', token === undefined ? 0 : now - token, error);
+  }
+
+  private drain(): void {
+    let waiter = this.head;
+    while (waiter !== undefined && this.active + waiter.weight <= this.limit) {
+      this.active += waiter.weight;
+      this.unlink(waiter);
+      waiter.unsubscribe?.();
+      waiter.resolve(this.events.listening ? waiter.enqueuedAt : undefined);
+      waiter = this.head;
+    }
+  }
+
+  private cancel(waiter: Waiter, reason: unknown): void {
+    if (!waiter.queued) return;
+    const wasHead = waiter === this.head;
+    this.unlink(waiter);
+    waiter.reject(reason);
+    // The waiter at the head may have been holding back lighter ones behind it.
+    if (wasHead) this.drain();
+    const events = this.events;
+    if (!events.listening) return;
+    const now = this.clock.now();
+    if (events.wants('bulkhead.changed')) this.emitChanged(now);
+    this.emitCall(now, 'cancelled', now - waiter.enqueuedAt, reason);
+  }
+
+  private unlink(waiter: Waiter): void {
+    const { prev, next } = waiter;
+    if (prev === undefined) this.head = next;
+    else prev.next = next;
+    if (next === undefined) this.tail = prev;
+    else next.prev = prev;
+    waiter.prev = undefined;
+    waiter.next = undefined;
+    waiter.queued = false;
+    this.queued--;
+  }
+
+  private emitChanged(at: number): void {
+    this.events.emit({
+      type: 'bulkhead.changed',
+      source: this.name,
+      at,
+      active: this.active,
+      queued: this.queued,
+      capacity: this.limit,
+    });
+  }
+
+  private emitCall(at: number, outcome: CallOutcome, durationMs: number, error: unknown): void {
+    const events = this.events;
+    if (!events.wants('call')) return;
+    if (outcome === 'success') {
+      events.emit({ type: 'call', source: this.name, at, kind: 'bulkhead', outcome, durationMs });
+    } else {
+      events.emit({ type: 'call', source: this.name, at, kind: 'bulkhead', outcome, durationMs, error });
+    }
+  }
+}
+
+class BulkheadInterceptor implements Interceptor<Token> {
+  constructor(
+    private readonly permits: Permits,
+    private readonly weight: number,
+  ) {}
+
+  enter(call: Call): Token | Promise<Token> {
+    return this.permits.admit(this.weight, call.scope);
+  }
+
+  exit(token: Token, ok: boolean, error: unknown): unknown {
+    this.permits.release(this.weight, token, ok, error);
+    return error;
+  }
+}
+
+/** A policy whose calls take `weight` permits of a bulkhead. */
+class WeightedBulkhead extends BasePolicy {
+  readonly kind = 'bulkhead';
+  readonly name: string;
+  readonly stage: Stage;
+
+  constructor(
+    permits: Permits,
+    readonly weight: number,
+  ) {
+    super();
+    this.name = permits.name;
+    this.stage = { kind: 'intercept', interceptor: new BulkheadInterceptor(permits, weight) };
+  }
+}
+
+function checkWeight(where: string, weight: unknown, limit: number): number {
+  if (typeof weight === 'number' && Number.isInteger(weight) && weight >= 1 && weight <= limit) return weight;
+  const range = limit === Number.POSITIVE_INFINITY ? 'an integer >= 1' : `an integer from 1 to ${limit}`;
+  throw new TypeError(
+    `${where}: weight must be ${range} (the bulkhead's limit), got ${typeof weight === 'number' ? weight : typeof weight}`,
+  );
+}
+
+/**
+ * Limits how many calls run at once, with an optional FIFO waiting queue. Created by {@link bulkhead}.
+ */
+export class Bulkhead extends BasePolicy {
+  readonly kind = 'bulkhead';
+  readonly name: string;
+  readonly stage: Stage;
+  private readonly permits: Permits;
+  private views: Map<number, Policy> | undefined;
+
+  constructor(options: BulkheadOptions = {}) {
+    super();
+    knownKeys('bulkhead', options, KEYS);
+    const { name, runtime } = commonOptions('bulkhead', options);
+    const limit = intOption('bulkhead', 'limit', options.limit, 10, 1);
+    const queue = intOption('bulkhead', 'queue', options.queue, 0, 0);
+    this.name = name;
+    this.permits = new Permits(name, limit, queue, runtime);
+    this.stage = { kind: 'intercept', interceptor: new BulkheadInterceptor(this.permits, 1) };
+    const events = runtime.events;
+    if (events.listening) {
+      events.emit({ type: 'policy.created', source: name, at: runtime.clock.now(), kind: 'bulkhead' });
+    }
+  }
+
+  /** Permits that may be in use at once. */
+  get limit(): number {
+    return this.permits.limit;
+  }
+
+  /** Permits in use now. */
+  get active(): number {
+    return this.permits.active;
+  }
+
+  /** Calls waiting for permits now. */
+  get queued(): number {
+    return this.permits.queued;
+  }
+
+  /** Permits free now (`limit - active`). A queued call may still be waiting for more than this. */
+  get available(): number {
+    return this.permits.limit - this.permits.active;
+  }
+
+  /**
+   * A policy that shares this bulkhead's permits and queue, and whose calls each take `weight` permits.
+   * Admission stays FIFO across all views: a heavy call at the head of the queue is not overtaken by
+   * lighter ones, so it cannot starve.
+   * @throws TypeError when `weight` is not an integer from 1 to `limit`.
+   * @example
+   * const db = bulkhead({ limit: 8, queue: 100 });
+   * const report = db.weighted(4);  // a heavy query takes half the pool
+   * await report.execute(() => runReport());
+   */
+  weighted(weight: number): Policy {
+    const n = checkWeight('bulkhead.weighted', weight, this.permits.limit);
+    if (n === 1) return this;
+    if (this.views === undefined) this.views = new Map();
+    let view = this.views.get(n);
+    if (view === undefined) {
+      view = new WeightedBulkhead(this.permits, n);
+      this.views.set(n, view);
+    }
+    return view;
+  }
+
+  /**
+   * Takes `weight` permits for code that cannot be wrapped in `execute`, waiting in the queue if needed.
+   * Resolves to the function that gives them back (calling it again does nothing). Rejects with a
+   * `BulkheadRejectedError` when the queue is full, or a `CancelledError` when `signal` aborts first.
+   * The acquire/release pair counts as one call in the `call` events.
+   * @throws TypeError when `weight` is not an integer from 1 to `limit`.
+   * @example
+   * const release = await pool.acquire();
+   * try { stream.pipe(socket); await finished(stream); } finally { release(); }
+   */
+  acquire(weight = 1, signal?: AbortSignal): Promise<() => void> {
+    const n = checkWeight('bulkhead.acquire', weight, this.permits.limit);
+    if (signal?.aborted) return Promise.reject(new CancelledError(signal.reason));
+    const permits = this.permits;
+    const releaser = (token: Token) => {
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        permits.release(n, token, true, undefined);
+      };
+    };
+    const scope = new Scope(undefined, signal);
+    let token: Token | Promise<Token>;
+    try {
+      token = permits.admit(n, scope);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (!(token instanceof Promise)) return Promise.resolve(releaser(token));
+    return token.then(
+      (t) => {
+        scope.dispose();
+        return releaser(t);
+      },
+      (error: unknown) => {
+        scope.dispose();
+        throw error;
+      },
+    );
+  }
+}
+
+/**
+ * Limits concurrency: at most `limit` permits in use at once (one per call unless weighted), with up to
+ * `queue` calls waiting their turn in FIFO order. A call that finds the queue full is rejected with a
+ * `BulkheadRejectedError`; a queued call whose signal aborts leaves the queue at once with a `CancelledError`.
+ * @example
+ * const pool = bulkhead({ limit: 4, queue: 20 });
+ * const user = await pool.execute(({ signal }) => fetch(`/users/${id}`, { signal }));
+ */
+export function bulkhead(options?: BulkheadOptions): Bulkhead {
+  return new Bulkhead(options);
+}
