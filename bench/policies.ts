@@ -8,10 +8,28 @@
  * Each row is the median of several rounds; compare ratios, not absolute numbers, on shared machines.
  */
 import os from 'node:os';
-import { ConsecutiveBreaker, circuitBreaker as cbCockatiel, ExponentialBackoff, handleAll, retry as retryCockatiel, TimeoutStrategy, timeout as timeoutCockatiel, wrap } from 'cockatiel';
+import {
+  ConsecutiveBreaker,
+  circuitBreaker as cbCockatiel,
+  ExponentialBackoff,
+  handleAll,
+  retry as retryCockatiel,
+  TimeoutStrategy,
+  timeout as timeoutCockatiel,
+  wrap,
+} from 'cockatiel';
 import CircuitBreakerOpossum from 'opossum';
 import { SystemClock } from '../src/core/clock.js';
-import { bulkhead, circuitBreaker, fallback, hedge, pipeline, rateLimit, retry, timeout } from '../src/policy/index.js';
+import {
+  bulkhead,
+  circuitBreaker,
+  fallback,
+  hedge,
+  pipeline,
+  rateLimit,
+  retry,
+  timeout,
+} from '../src/policy/index.js';
 
 const json = process.argv.includes('--json');
 const quick = process.argv.includes('--quick');
@@ -22,8 +40,13 @@ const WARMUP = quick ? 20_000 : 100_000;
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-async function measure(name: string, run: () => Promise<unknown>, calls = CALLS): Promise<number> {
-  for (let i = 0; i < WARMUP; i++) {
+async function measure(
+  name: string,
+  run: () => Promise<unknown>,
+  calls = CALLS,
+  warmup = WARMUP,
+): Promise<number> {
+  for (let i = 0; i < warmup; i++) {
     await run();
     if ((i & 1023) === 0) await yieldToLoop();
   }
@@ -43,27 +66,72 @@ async function measure(name: string, run: () => Promise<unknown>, calls = CALLS)
 }
 
 const work = async () => 1;
+// One error object for every failing call: building an Error (stack capture) costs several µs and
+// would hide what the breakers themselves cost.
+const boom = new Error('boom');
 const failing = async () => {
-  throw new Error('boom');
+  throw boom;
 };
 
 const results: Record<string, number | string> = {};
 
 results.bare_ns = await measure('bare await fn()', () => work());
-results.retry_ns = await measure('bulwark retry', ((p) => () => p.execute(work))(retry({ maxAttempts: 3 })));
-results.breaker_ns = await measure('bulwark circuitBreaker', ((p) => () => p.execute(work))(circuitBreaker()));
-results.timeout_ns = await measure('bulwark timeout (aggressive)', ((p) => () => p.execute(work))(timeout('1s')));
+results.retry_ns = await measure(
+  'bulwark retry',
+  (
+    (p) => () =>
+      p.execute(work)
+  )(retry({ maxAttempts: 3 })),
+);
+results.breaker_ns = await measure(
+  'bulwark circuitBreaker',
+  (
+    (p) => () =>
+      p.execute(work)
+  )(circuitBreaker()),
+);
+results.timeout_ns = await measure(
+  'bulwark timeout (aggressive)',
+  (
+    (p) => () =>
+      p.execute(work)
+  )(timeout('1s')),
+);
 results.timeout_cooperative_ns = await measure(
   'bulwark timeout (cooperative)',
-  ((p) => () => p.execute(work))(timeout({ after: '1s', strategy: 'cooperative' })),
+  (
+    (p) => () =>
+      p.execute(work)
+  )(timeout({ after: '1s', strategy: 'cooperative' })),
 );
-results.bulkhead_ns = await measure('bulwark bulkhead', ((p) => () => p.execute(work))(bulkhead({ limit: 100 })));
+results.bulkhead_ns = await measure(
+  'bulwark bulkhead',
+  (
+    (p) => () =>
+      p.execute(work)
+  )(bulkhead({ limit: 100 })),
+);
 results.ratelimit_ns = await measure(
   'bulwark rateLimit',
-  ((p) => () => p.execute(work))(rateLimit({ rate: 1e12, burst: 1e9 })),
+  (
+    (p) => () =>
+      p.execute(work)
+  )(rateLimit({ rate: 1e12, burst: 1e9 })),
 );
-results.fallback_ns = await measure('bulwark fallback', ((p) => () => p.execute(work))(fallback(0)));
-results.hedge_ns = await measure('bulwark hedge', ((p) => () => p.execute(work))(hedge({ delay: '1s' })));
+results.fallback_ns = await measure(
+  'bulwark fallback',
+  (
+    (p) => () =>
+      p.execute(work)
+  )(fallback(0)),
+);
+results.hedge_ns = await measure(
+  'bulwark hedge',
+  (
+    (p) => () =>
+      p.execute(work)
+  )(hedge({ delay: '1s' })),
+);
 
 const bulwarkPipeline = pipeline(
   retry({ maxAttempts: 3 }),
@@ -93,6 +161,7 @@ results.cockatiel_ns = await measure(
   'cockatiel wrap(retry, circuitBreaker, timeout)',
   () => cockatiel.execute(work),
   Math.ceil(CALLS / 10),
+  Math.ceil(WARMUP / 10),
 );
 
 const opossum = new CircuitBreakerOpossum(work, { timeout: 1000 });
@@ -104,26 +173,39 @@ opossum.shutdown();
 const WINDOW_CALLS = 50_000;
 const windowBreaker = circuitBreaker({ failureRatio: 1, minimumThroughput: 1e9, window: '10m', buckets: 60 });
 const swallow = () => undefined;
-for (let i = 0; i < WINDOW_CALLS; i++) await windowBreaker.execute(i % 2 === 0 ? work : failing).catch(swallow);
+for (let i = 0; i < WINDOW_CALLS; i++)
+  await windowBreaker.execute(i % 2 === 0 ? work : failing).catch(swallow);
 results.breaker_fail_ns = await measure(
   `bulwark breaker failing call, ${WINDOW_CALLS} in window`,
   () => windowBreaker.execute(failing).catch(swallow),
   Math.ceil(CALLS / 10),
+  Math.ceil(WARMUP / 10),
 );
 
-const opossumWindow = new CircuitBreakerOpossum(failing, {
-  timeout: false,
-  errorThresholdPercentage: 100,
-  volumeThreshold: 1e9,
-  rollingCountTimeout: 600_000,
-  rollingCountBuckets: 60,
-  rollingPercentilesEnabled: true,
-});
+// opossum sorts every latency in its window on each failure, so its window is filled with successes
+// (cheap) and only a few failing calls are timed; filling it with failures would take hours.
+let opossumFails = false;
+const opossumWindow = new CircuitBreakerOpossum(
+  async () => {
+    if (opossumFails) throw boom;
+    return 1;
+  },
+  {
+    timeout: false,
+    errorThresholdPercentage: 100,
+    volumeThreshold: 1e9,
+    rollingCountTimeout: 600_000,
+    rollingCountBuckets: 60,
+    rollingPercentilesEnabled: true,
+  },
+);
 for (let i = 0; i < WINDOW_CALLS; i++) await opossumWindow.fire().catch(swallow);
+opossumFails = true;
 results.opossum_fail_ns = await measure(
   `opossum failing call, ${WINDOW_CALLS} in window`,
   () => opossumWindow.fire().catch(swallow),
-  Math.ceil(CALLS / 100),
+  20,
+  5,
 );
 opossumWindow.shutdown();
 

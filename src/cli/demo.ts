@@ -60,7 +60,11 @@ function flakyDependency(rt: Runtime, options: DemoOptions) {
   };
 }
 
-async function runVariant(name: string, options: DemoOptions, build: (rt: Runtime) => Policy): Promise<DemoRow> {
+async function runVariant(
+  name: string,
+  options: DemoOptions,
+  build: (rt: Runtime) => Policy,
+): Promise<DemoRow> {
   const rt = virtualRuntime(`${options.seed}/${name}`);
   const policy = build(rt);
   const call = flakyDependency(rt, options);
@@ -88,7 +92,9 @@ async function runVariant(name: string, options: DemoOptions, build: (rt: Runtim
 export async function runDemo(options: DemoOptions): Promise<DemoRow[]> {
   const perCall = toMs('1s');
   return [
-    await runVariant('no protection (1s deadline)', options, (rt) => timeout({ after: perCall, runtime: rt })),
+    await runVariant('no protection (1s deadline)', options, (rt) =>
+      timeout({ after: perCall, runtime: rt }),
+    ),
     await runVariant('retry x4 + exponential backoff + timeout', options, (rt) =>
       pipeline(
         retry({ maxAttempts: 4, backoff: backoff.exponential({ initial: '100ms', max: '2s' }), runtime: rt }),
@@ -97,7 +103,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoRow[]> {
     ),
     await runVariant('retry x6 + breaker + timeout 250ms', options, (rt) =>
       pipeline(
-        retry({ maxAttempts: 6, backoff: backoff.exponential({ initial: '50ms', max: '2s' }).withJitter('full'), runtime: rt }),
+        retry({
+          maxAttempts: 6,
+          backoff: backoff.exponential({ initial: '50ms', max: '2s' }).withJitter('full'),
+          runtime: rt,
+        }),
         circuitBreaker({ consecutiveFailures: 8, halfOpenAfter: '1s', runtime: rt }),
         timeout({ after: '250ms', runtime: rt }),
       ),
@@ -140,7 +150,8 @@ clock. Same seed, same numbers. Success rates carry 95% Wilson intervals.
   }
   const rate = (flag: string) => {
     const v = Number(values[flag]);
-    if (!(v >= 0 && v <= 1)) throw new UsageError(`demo: --${flag} must be a number in [0, 1], got ${String(values[flag])}`);
+    if (!(v >= 0 && v <= 1))
+      throw new UsageError(`demo: --${flag} must be a number in [0, 1], got ${String(values[flag])}`);
     return v;
   };
   const options: DemoOptions = {
@@ -154,7 +165,9 @@ clock. Same seed, same numbers. Success rates carry 95% Wilson intervals.
   }
   const rows = await runDemo(options);
   if (values.json) {
-    io.out(`${JSON.stringify({ seed: options.seed, calls, errorRate: options.errorRate, hangRate: options.hangRate, rows })}\n`);
+    io.out(
+      `${JSON.stringify({ seed: options.seed, calls, errorRate: options.errorRate, hangRate: options.hangRate, rows })}\n`,
+    );
     return 0;
   }
   io.out(

@@ -2,6 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { SystemClock, VirtualClock } from './clock.js';
 
 describe('VirtualClock', () => {
+  it('timer queues are exact on virtual time', async () => {
+    const clock = new VirtualClock();
+    const queue = clock.timerQueue(25);
+    const fired: number[] = [];
+    queue.setTimer(() => fired.push(clock.now()), undefined);
+    await clock.advance(10);
+    queue.setTimer(() => fired.push(clock.now()), undefined).cancel();
+    queue.setTimer(() => fired.push(clock.now()), undefined);
+    await clock.runUntilIdle();
+    expect(fired).toEqual([25, 35]);
+  });
+
   it('fires timers in (time, insertion) order', async () => {
     const clock = new VirtualClock();
     const fired: string[] = [];
@@ -133,20 +145,46 @@ describe('SystemClock', () => {
     expect(diff).toBeLessThan(1000);
   });
 
-  it('fires coalesced timers of equal duration in order, and skips cancelled ones (real I/O)', async () => {
+  it('one-shot timers fire once and can be cancelled (real I/O)', async () => {
     const clock = new SystemClock();
     const fired: number[] = [];
-    const timers = [0, 1, 2, 3].map((i) => clock.setTimer(5, (n) => fired.push(n), i));
-    timers[1]?.cancel();
-    await new Promise<void>((resolve) => clock.setTimer(20, resolve, undefined));
-    expect(fired).toEqual([0, 2, 3]);
+    clock.setTimer(2, (n) => fired.push(n), 1);
+    clock.setTimer(3, (n) => fired.push(n), 2).cancel();
+    await clock.sleep(15);
+    expect(fired).toEqual([1]);
   });
 
-  it('leaves no ref-ed handle once every timer is cancelled', () => {
+  it('a timer queue fires in order, never early, and skips cancelled timers (real I/O)', async () => {
     const clock = new SystemClock();
-    const before = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-    for (let i = 0; i < 10_000; i++) clock.setTimer(30_000, () => {}, undefined).cancel();
-    const after = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-    expect(after).toBe(before);
+    const queue = clock.timerQueue(20);
+    expect(queue.ms).toBe(20);
+    expect(clock.timerQueue(20)).toBe(queue);
+    const fired: { n: number; late: number }[] = [];
+    const started: number[] = [];
+    const timers = [0, 1, 2, 3].map((n) => {
+      started[n] = clock.now();
+      return queue.setTimer(
+        (i: number) => fired.push({ n: i, late: clock.now() - (started[i] as number) - 20 }),
+        n,
+      );
+    });
+    timers[1]?.cancel();
+    await clock.sleep(5);
+    const later = clock.now();
+    queue.setTimer(() => fired.push({ n: 4, late: clock.now() - later - 20 }), undefined);
+    await clock.sleep(60);
+    expect(fired.map((f) => f.n)).toEqual([0, 2, 3, 4]);
+    for (const f of fired) expect(f.late).toBeGreaterThanOrEqual(0);
+  });
+
+  it('leaves no ref-ed handle once every queued timer is cancelled, within one tick (real I/O)', async () => {
+    const clock = new SystemClock();
+    const queue = clock.timerQueue(1000);
+    const count = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = count();
+    for (let i = 0; i < 10_000; i++) queue.setTimer(() => {}, undefined).cancel();
+    // The queue's Node timer lets go at its next tick (resolution: 1% of the duration, here 10 ms).
+    await clock.sleep(40);
+    expect(count()).toBe(before);
   });
 });

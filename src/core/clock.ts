@@ -22,6 +22,18 @@ export interface Clock {
   setTimer<A>(ms: number, callback: (arg: A) => void, arg: A): Timer;
   /** Resolves after `ms`; rejects with `signal.reason` if the signal aborts first. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * A queue of timers that all wait `ms`: what a policy with a fixed deadline (a timeout) uses on its hot
+   * path. On the system clock such timers share one Node timer and never read the clock when set; they
+   * fire no earlier than asked and at most ~2% of `ms` (at least 2 ms) later.
+   */
+  timerQueue(ms: number): TimerQueue;
+}
+
+/** Timers of one fixed duration; see {@link Clock.timerQueue}. */
+export interface TimerQueue {
+  readonly ms: number;
+  setTimer<A>(callback: (arg: A) => void, arg: A): Timer;
 }
 
 function sleepOn(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -60,78 +72,108 @@ function reportCallbackError(error: unknown): void {
 
 const MAX_NODE_DELAY = 2_147_483_647;
 
-class SystemTimer implements Timer {
+class OneShot implements Timer {
+  constructor(private readonly handle: ReturnType<typeof setTimeout>) {}
+  cancel(): void {
+    clearTimeout(this.handle);
+  }
+}
+
+/** The timers set between two ticks of a queue; `end` is the time of the tick that closed it. */
+class Epoch {
+  end = -1;
+}
+
+class QueuedTimer implements Timer {
   callback: ((arg: never) => void) | undefined;
   constructor(
-    readonly deadline: number,
     callback: (arg: never) => void,
     readonly arg: unknown,
-    readonly list: TimerList,
+    readonly epoch: Epoch,
+    readonly queue: SystemTimerQueue,
   ) {
     this.callback = callback;
   }
   cancel(): void {
     if (this.callback === undefined) return;
     this.callback = undefined;
-    this.list.release();
+    this.queue.release();
   }
 }
 
 /**
- * All timers of one duration share one Node timer. Deadlines in a list are in insertion order, so
- * the list is a FIFO: setting is an append, cancelling is a flag, and the Node timer is re-armed only
- * when it fires. A Node `setTimeout` + `clearTimeout` pair costs ~1 µs on a small VM; this costs ~0.1 µs.
+ * Timers of one duration. A Node `setTimeout` + `clearTimeout` pair costs ~1 µs on a small VM and a clock
+ * read ~55 ns, so setting a timer here does neither: it appends to a FIFO and notes the current *epoch*.
+ * While timers are pending, one Node timer ticks every `resolution` ms; each tick reads the clock once and
+ * closes the epoch, so every timer's start is known to lie before its epoch's end. A timer fires at the
+ * first tick at least `ms` after that end: never early, at most two resolutions late.
  */
-class TimerList {
-  private readonly queue: SystemTimer[] = [];
+class SystemTimerQueue implements TimerQueue {
+  private readonly queue: QueuedTimer[] = [];
   private head = 0;
   private live = 0;
+  private epoch = new Epoch();
   private node: ReturnType<typeof setTimeout> | undefined;
-  private readonly fire = () => this.onFire();
+  private readonly resolution: number;
+  private readonly tick = () => this.onTick();
 
-  constructor(private readonly clock: SystemClock) {}
+  constructor(
+    private readonly clock: SystemClock,
+    readonly ms: number,
+  ) {
+    this.resolution = Math.min(250, Math.max(1, ms / 100));
+  }
 
-  add(timer: SystemTimer, delay: number): void {
+  setTimer<A>(callback: (arg: A) => void, arg: A): Timer {
     this.prune();
+    const timer = new QueuedTimer(callback as (arg: never) => void, arg, this.epoch, this);
     this.queue.push(timer);
     if (++this.live === 1 && this.node !== undefined) this.node.ref();
-    if (this.node === undefined) this.arm(delay);
+    if (this.node === undefined) this.arm();
+    return timer;
   }
 
   release(): void {
-    if (--this.live === 0 && this.node !== undefined) this.node.unref();
+    // Unref lazily, at the next tick (at most `resolution` ms away): toggling the Node timer's ref on every
+    // cancel costs more than the rest of a set + cancel.
+    this.live--;
   }
 
-  /** Drops cancelled timers from the front so a steady stream of short calls keeps the list tiny. */
+  /** Drops cancelled timers from the front; compacts rarely, so a steady stream costs no reallocation. */
   private prune(): void {
     const queue = this.queue;
-    while (this.head < queue.length && (queue[this.head] as SystemTimer).callback === undefined) this.head++;
-    if (this.head === queue.length) {
-      queue.length = 0;
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > queue.length) {
-      queue.splice(0, this.head);
-      this.head = 0;
+    let head = this.head;
+    while (head < queue.length && (queue[head] as QueuedTimer).callback === undefined) head++;
+    if (head >= 1024 && head * 2 >= queue.length) {
+      queue.splice(0, head);
+      head = 0;
     }
+    this.head = head;
   }
 
-  private arm(delay: number): void {
-    this.node = setTimeout(this.fire, Math.min(MAX_NODE_DELAY, Math.max(1, Math.ceil(delay))));
+  private arm(): void {
+    this.node = setTimeout(this.tick, this.resolution);
     if (this.live === 0) this.node.unref();
   }
 
-  private onFire(): void {
+  private onTick(): void {
     this.node = undefined;
     const now = this.clock.now();
+    this.epoch.end = now;
+    this.epoch = new Epoch();
     const queue = this.queue;
+    const ms = this.ms;
     while (this.head < queue.length) {
-      const timer = queue[this.head] as SystemTimer;
-      if (timer.callback !== undefined && timer.deadline > now) break;
-      this.head++;
+      const timer = queue[this.head] as QueuedTimer;
       const callback = timer.callback;
+      if (callback !== undefined) {
+        const end = timer.epoch.end;
+        if (end < 0 || end + ms > now) break;
+        timer.callback = undefined;
+        this.live--;
+      }
+      this.head++;
       if (callback === undefined) continue;
-      timer.callback = undefined;
-      this.live--;
       try {
         (callback as (arg: unknown) => void)(timer.arg);
       } catch (error) {
@@ -139,13 +181,13 @@ class TimerList {
       }
     }
     this.prune();
-    if (this.head < queue.length) this.arm((queue[this.head] as SystemTimer).deadline - this.clock.now());
+    if (this.head < queue.length) this.arm();
   }
 }
 
 /** Real time. Timers keep the process alive while they are pending, like Node's own. */
 export class SystemClock implements Clock {
-  private readonly lists = new Map<number, TimerList>();
+  private readonly queues = new Map<number, SystemTimerQueue>();
   private readonly origin = performance.timeOrigin;
 
   now(): number {
@@ -153,15 +195,18 @@ export class SystemClock implements Clock {
   }
 
   setTimer<A>(ms: number, callback: (arg: A) => void, arg: A): Timer {
+    const delay = Math.min(MAX_NODE_DELAY, ms > 0 ? ms : 0);
+    return new OneShot(setTimeout(callback, delay, arg));
+  }
+
+  timerQueue(ms: number): TimerQueue {
     const delay = ms > 0 ? ms : 0;
-    let list = this.lists.get(delay);
-    if (list === undefined) {
-      list = new TimerList(this);
-      this.lists.set(delay, list);
+    let queue = this.queues.get(delay);
+    if (queue === undefined) {
+      queue = new SystemTimerQueue(this, delay);
+      this.queues.set(delay, queue);
     }
-    const timer = new SystemTimer(this.now() + delay, callback as (arg: never) => void, arg, list);
-    list.add(timer, delay);
-    return timer;
+    return queue;
   }
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -253,6 +298,12 @@ export class VirtualClock implements Clock {
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return sleepOn(this, ms, signal);
+  }
+
+  /** On virtual time every timer is exact; a queue just fixes the duration. */
+  timerQueue(ms: number): TimerQueue {
+    const delay = ms > 0 ? ms : 0;
+    return { ms: delay, setTimer: (callback, arg) => this.setTimer(delay, callback, arg) };
   }
 
   /** @internal */

@@ -18,10 +18,15 @@ describe('toMs', () => {
     expect(toMs(input)).toBe(expected);
   });
 
-  it.each(['', '5', 'ms', '5 s', '5sec', '-5s', 'abc', '1s2'])('rejects %j with a TypeError naming the value', (input) => {
-    expect(() => toMs(input, 'timeout')).toThrow(TypeError);
-    expect(() => toMs(input, 'timeout')).toThrow(new RegExp(`timeout: invalid duration ${JSON.stringify(input)}`));
-  });
+  it.each(['', '5', 'ms', '5 s', '5sec', '-5s', 'abc', '1s2'])(
+    'rejects %j with a TypeError naming the value',
+    (input) => {
+      expect(() => toMs(input, 'timeout')).toThrow(TypeError);
+      expect(() => toMs(input, 'timeout')).toThrow(
+        new RegExp(`timeout: invalid duration ${JSON.stringify(input)}`),
+      );
+    },
+  );
 
   it('rejects negative and non-finite numbers', () => {
     expect(() => toMs(-1)).toThrow(/got -1/);

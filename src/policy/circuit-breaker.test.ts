@@ -109,6 +109,7 @@ function countingRuntime(seed = 1): { rt: Runtime; virtual: VirtualRuntime; read
     },
     setTimer: (ms, cb, arg) => virtual.clock.setTimer(ms, cb, arg),
     sleep: (ms, signal) => virtual.clock.sleep(ms, signal),
+    timerQueue: (ms) => virtual.clock.timerQueue(ms),
   };
   return { rt: { clock, random: virtual.random, events: virtual.events }, virtual, reads: () => reads };
 }

@@ -109,6 +109,19 @@ export class Scope {
   }
 }
 
+/**
+ * The root scope of every call made without a signal: nothing can cancel such a call from outside, so
+ * one shared scope serves them all and `execute` allocates nothing for it.
+ */
+class UncancellableScope extends Scope {
+  override abort(): void {}
+  override onAbort(): () => void {
+    return noop;
+  }
+}
+
+const noop = () => {};
+
 /** What a policy passes to the function it protects. */
 export interface PolicyContext {
   /** Aborted when the call is cancelled or timed out. Built lazily: free unless read. */
@@ -130,9 +143,11 @@ export class Call implements PolicyContext {
 
   /** The root call of an `execute(fn, signal)`. */
   static root(signal: AbortSignal | undefined): Call {
-    return new Call(new Scope(undefined, signal), 1);
+    return signal === undefined ? UNCANCELLABLE : new Call(new Scope(undefined, signal), 1);
   }
 }
+
+const UNCANCELLABLE = new Call(new UncancellableScope(undefined, undefined), 1);
 
 /**
  * Waits `ms` on the clock, or rejects with the scope's reason when it aborts first. Subscribes to the

@@ -1,7 +1,7 @@
 /**
  * Hedging: when an attempt is slow, start another one alongside it and take whichever succeeds first.
  */
-import type { Clock, Timer } from '../core/clock.js';
+import type { Clock, Timer, TimerQueue } from '../core/clock.js';
 import type { Duration } from '../core/duration.js';
 import { CancelledError, HedgeError, isBulwarkError } from '../core/errors.js';
 import type { CallOutcome, EventSink } from '../core/events.js';
@@ -69,7 +69,7 @@ class HedgeRace<T> {
       this.start();
       if (this.settled || this.scopes.length >= maxAttempts) return;
       if (delayMs > 0) {
-        this.timer = this.hedge.clock.setTimer<HedgeRace<T>>(delayMs, onDelay, this);
+        this.timer = this.hedge.delays.setTimer<HedgeRace<T>>(onDelay, this);
         return;
       }
     }
@@ -201,7 +201,12 @@ class HedgeStage {
     readonly shouldHedge: (error: unknown) => boolean,
     readonly clock: Clock,
     readonly events: EventSink,
-  ) {}
+  ) {
+    this.delays = clock.timerQueue(delayMs);
+  }
+
+  /** Every race waits the same delay, so the timers share one queue (cheap to set and cancel). */
+  readonly delays: TimerQueue;
 
   run<T>(next: Next<T>, call: Call): Promise<T> {
     const scope = call.scope;

@@ -106,7 +106,10 @@ describe('pipeline', () => {
 
   it('errors pass outward through each exit, which may replace them', async () => {
     const log: string[] = [];
-    const p = pipeline(new Probe('outer', log), new Probe('inner', log, { mapError: () => new Error('mapped') }));
+    const p = pipeline(
+      new Probe('outer', log),
+      new Probe('inner', log, { mapError: () => new Error('mapped') }),
+    );
     await expect(
       p.execute(() => {
         throw new Error('sync throw');
@@ -157,7 +160,15 @@ describe('pipeline', () => {
     await p.execute(() => {
       log.push('fn');
     });
-    expect(log).toEqual(['a.enter#1', 'w.before#1', 'b.enter#1', 'fn', 'b.exit(b-token,ok)', 'w.after', 'a.exit(a-token,ok)']);
+    expect(log).toEqual([
+      'a.enter#1',
+      'w.before#1',
+      'b.enter#1',
+      'fn',
+      'b.exit(b-token,ok)',
+      'w.after',
+      'a.exit(a-token,ok)',
+    ]);
   });
 
   it('nested pipelines flatten, and a pipeline is itself a policy', async () => {

@@ -5,11 +5,11 @@
  * Each policy describes itself as one *stage*:
  * - `intercept`: bookkeeping around the inner call (circuit breaker, bulkhead, timeout, rate limiter).
  *   `enter` runs before the inner call (it may throw to reject, or return a promise to wait), `exit`
- *   after it. Consecutive interceptors are fused: four nested policies cost one `await`, not four.
+ *   after it. Consecutive interceptors are fused: four nested policies cost one promise, not four.
  * - `loop`: retry. It runs the interceptors inside it again after a failure.
  * - `wrap`: anything else (fallback, hedge, user policies): a function of the next layer.
  *
- * Running a pipeline is exactly equivalent to nesting the same policies; only the number of promises differs.
+ * Running a pipeline is equivalent to nesting the same policies; only the number of promises differs.
  */
 import type { Runtime } from '../core/runtime.js';
 import type { Call, PolicyContext, Scope } from './context.js';
@@ -26,15 +26,21 @@ export interface Interceptor<Token = unknown> {
   /** The call context inner layers see, when the interceptor gives them their own (a timeout's child scope). */
   inner?(token: Token, call: Call): Call;
   /**
-   * Aggressive interceptors: returns a promise that settles like `inner` or earlier (a timeout's deadline).
-   * Interceptors inside it exit when the inner call really settles.
+   * Aggressive interceptors (a timeout that rejects at its deadline): called once the call is admitted.
+   * To release the caller early, call `target.abandon(layer, error)`: this layer and the ones outside it
+   * exit with `error` at once; the layers inside it exit later, when the inner call really settles.
    */
-  race?<T>(token: Token, inner: Promise<T>): Promise<T>;
+  arm?(token: Token, target: AbandonTarget, layer: number): void;
   /**
    * Ends a call that was admitted: `ok` with `error` undefined, or a failure. Returns the error to propagate
    * (the same one, or a replacement such as a `TimeoutError`). Never throws.
    */
   exit(token: Token, ok: boolean, error: unknown): unknown;
+}
+
+/** What an aggressive interceptor calls to release the caller before the inner call settles. */
+export interface AbandonTarget {
+  abandon(layer: number, error: unknown): void;
 }
 
 /** A retry loop, driven by the pipeline runner. */

@@ -255,17 +255,17 @@ describe('rateLimit', () => {
       });
       expect(summary).toEqual([
         { type: 'policy.created', source: 'api', at: 0, kind: 'rateLimit' },
-        // c is rejected synchronously in execute(), before a's result has been awaited.
+        // a returns synchronously, so its call ends inside execute(), before c is rejected.
+        { type: 'call', source: 'api', at: 0, kind: 'rateLimit', outcome: 'success', durationMs: 0 },
         { type: 'ratelimit.rejected', source: 'api', at: 0, retryAfterMs: 200 },
         { type: 'call', source: 'api', at: 0, kind: 'rateLimit', outcome: 'rejected', durationMs: 0 },
-        { type: 'call', source: 'api', at: 0, kind: 'rateLimit', outcome: 'success', durationMs: 0 },
         { type: 'ratelimit.waited', source: 'api', at: 100, waitMs: 100 },
         { type: 'call', source: 'api', at: 100, kind: 'rateLimit', outcome: 'success', durationMs: 100 },
         { type: 'call', source: 'api', at: 200, kind: 'rateLimit', outcome: 'failure', durationMs: 0 },
       ]);
-      expect(events[2]).toMatchObject({ error: expect.any(RateLimitedError) });
+      expect(events[3]).toMatchObject({ error: expect.any(RateLimitedError) });
       expect(events[6]).toMatchObject({ error: new Error('bad') });
-      expect(events[3]).not.toHaveProperty('error');
+      expect(events[1]).not.toHaveProperty('error');
     });
 
     it('emits a cancelled call event when a waiter aborts', async () => {

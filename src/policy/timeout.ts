@@ -5,13 +5,13 @@
  * `TimeoutError`; an aggressive timeout also settles its race with it, so the caller is released
  * even when the function ignores its signal.
  */
-import type { Clock, Timer } from '../core/clock.js';
+import type { Clock, Timer, TimerQueue } from '../core/clock.js';
 import type { Duration } from '../core/duration.js';
 import { isBulwarkError, TimeoutError } from '../core/errors.js';
 import type { CallOutcome, EventSink } from '../core/events.js';
 import { Call, type Scope } from './context.js';
 import { commonOptions, durationOption, invalid, knownKeys, oneOf } from './options.js';
-import type { Interceptor, PolicyOptions, Stage } from './policy.js';
+import type { AbandonTarget, Interceptor, PolicyOptions, Stage } from './policy.js';
 import { BasePolicy } from './runner.js';
 
 /** How a timeout treats a function that is still running at the deadline. */
@@ -41,8 +41,9 @@ class TimedCall extends Call {
   timer: Timer | undefined = undefined;
   /** The error the deadline aborted the scope with; set only when the deadline fired first. */
   timedOut: TimeoutError | undefined = undefined;
-  /** Settles an aggressive timeout's race. */
-  reject: ((reason: unknown) => void) | undefined = undefined;
+  /** Where an aggressive timeout releases the caller, and its layer there. */
+  target: AbandonTarget | undefined = undefined;
+  layer = 0;
 
   constructor(
     scope: Scope,
@@ -72,16 +73,20 @@ function onDeadline(call: TimedCall): void {
     });
   }
   scope.abort(error);
-  call.reject?.(error);
+  call.target?.abandon(call.layer, error);
 }
 
 class TimeoutInterceptor implements Interceptor<TimedCall> {
+  private readonly deadlines: TimerQueue;
+
   constructor(
     readonly name: string,
     readonly timeoutMs: number,
     readonly clock: Clock,
     readonly events: EventSink,
-  ) {}
+  ) {
+    this.deadlines = clock.timerQueue(timeoutMs);
+  }
 
   enter(call: Call): TimedCall {
     const scope = call.scope;
@@ -92,7 +97,7 @@ class TimeoutInterceptor implements Interceptor<TimedCall> {
       this,
       this.events.wants('call') ? this.clock.now() : -1,
     );
-    timed.timer = this.clock.setTimer(this.timeoutMs, onDeadline, timed);
+    timed.timer = this.deadlines.setTimer(onDeadline, timed);
     return timed;
   }
 
@@ -144,26 +149,21 @@ class TimeoutInterceptor implements Interceptor<TimedCall> {
 }
 
 class AggressiveTimeoutInterceptor extends TimeoutInterceptor {
-  race<T>(timed: TimedCall, inner: Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      timed.reject = reject;
-      inner.then(resolve, reject);
-      // Release the caller as soon as it (or an outer policy) cancels, even if the function ignores
-      // the signal. A root scope without a caller signal can never abort, so skip the subscription.
-      const parent = timed.scope.parent;
-      if (parent !== undefined && (parent.parent !== undefined || parent.external !== undefined)) {
-        const scope = timed.scope;
-        // The function may have cancelled the caller synchronously; a scope aborts only once.
-        if (scope.isAborted()) reject(scope.reason);
-        else scope.onAbort(reject);
-      }
-    });
+  arm(timed: TimedCall, target: AbandonTarget, layer: number): void {
+    timed.target = target;
+    timed.layer = layer;
+    // Release the caller as soon as it (or an outer policy) cancels, even if the function ignores
+    // the signal. A root scope without a caller signal can never abort, so skip the subscription.
+    const parent = timed.scope.parent;
+    if (parent !== undefined && (parent.parent !== undefined || parent.external !== undefined)) {
+      const scope = timed.scope;
+      // The function may have cancelled the caller synchronously; a scope aborts only once.
+      if (scope.isAborted()) target.abandon(layer, scope.reason);
+      else scope.onAbort((reason) => target.abandon(layer, reason));
+    }
   }
 }
 
-/**
- * Bounds how long a call may take. See {@link timeout}.
- */
 export class TimeoutPolicy extends BasePolicy {
   readonly kind = 'timeout';
   readonly name: string;
