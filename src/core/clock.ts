@@ -72,6 +72,11 @@ function reportCallbackError(error: unknown): void {
 
 const MAX_NODE_DELAY = 2_147_483_647;
 
+/** Negative and NaN delays mean "as soon as possible", as with `setTimeout`. */
+function nonNegative(ms: number): number {
+  return Number.isNaN(ms) ? 0 : Math.max(ms, 0);
+}
+
 class OneShot implements Timer {
   constructor(private readonly handle: ReturnType<typeof setTimeout>) {}
   cancel(): void {
@@ -195,12 +200,12 @@ export class SystemClock implements Clock {
   }
 
   setTimer<A>(ms: number, callback: (arg: A) => void, arg: A): Timer {
-    const delay = Math.min(MAX_NODE_DELAY, ms > 0 ? ms : 0);
+    const delay = Math.min(MAX_NODE_DELAY, nonNegative(ms));
     return new OneShot(setTimeout(callback, delay, arg));
   }
 
   timerQueue(ms: number): TimerQueue {
-    const delay = ms > 0 ? ms : 0;
+    const delay = nonNegative(ms);
     let queue = this.queues.get(delay);
     if (queue === undefined) {
       queue = new SystemTimerQueue(this, delay);
@@ -278,7 +283,7 @@ export class VirtualClock implements Clock {
   }
 
   setTimer<A>(ms: number, callback: (arg: A) => void, arg: A): Timer {
-    const delay = ms > 0 ? ms : 0;
+    const delay = nonNegative(ms);
     const timer = new VirtualTimer(
       this.time + delay,
       this.seq++,
@@ -302,7 +307,7 @@ export class VirtualClock implements Clock {
 
   /** On virtual time every timer is exact; a queue just fixes the duration. */
   timerQueue(ms: number): TimerQueue {
-    const delay = ms > 0 ? ms : 0;
+    const delay = nonNegative(ms);
     return { ms: delay, setTimer: (callback, arg) => this.setTimer(delay, callback, arg) };
   }
 

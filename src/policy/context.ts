@@ -32,12 +32,12 @@ export class Scope {
   isAborted(): boolean {
     if (this.aborted) return true;
     const external = this.external;
-    if (external !== undefined && external.aborted) {
+    if (external?.aborted) {
       this.abort(new CancelledError(external.reason));
       return true;
     }
     const parent = this.parent;
-    if (parent !== undefined && parent.isAborted()) {
+    if (parent?.isAborted()) {
       this.abort(parent.reason);
       return true;
     }

@@ -199,7 +199,10 @@ describe('fallback', () => {
 
   it('outside a timeout, replaces the TimeoutError at the deadline', async () => {
     const rt = virtualRuntime(1);
-    const p = pipeline(fallback('stale', { runtime: rt }), timeout(100, { runtime: rt }));
+    const p = pipeline(
+      fallback('stale', { runtime: rt }),
+      timeout(100, { runtime: rt, strategy: 'aggressive' }),
+    );
     const value = await rt.clock.run(() => p.execute(() => new Promise<string>(() => {})));
     expect(value).toBe('stale');
     expect(rt.clock.now()).toBe(100);
@@ -209,7 +212,10 @@ describe('fallback', () => {
     const rt = virtualRuntime(1);
     const controller = new AbortController();
     rt.clock.setTimer(10, () => controller.abort('bye'), undefined);
-    const p = pipeline(fallback('stale', { runtime: rt }), timeout(100, { runtime: rt }));
+    const p = pipeline(
+      fallback('stale', { runtime: rt }),
+      timeout(100, { runtime: rt, strategy: 'aggressive' }),
+    );
     const error = await rt.clock
       .run(() => p.execute(() => new Promise<string>(() => {}), controller.signal))
       .catch((e: unknown) => e);

@@ -63,7 +63,7 @@ class ExitProbe extends BasePolicy {
 describe('timeout (aggressive)', () => {
   it('rejects with TimeoutError at exactly the deadline while the function hangs forever', async () => {
     const rt = virtualRuntime(1);
-    const policy = timeout('100ms', { runtime: rt });
+    const policy = timeout('100ms', { runtime: rt, strategy: 'aggressive' });
     let signal: AbortSignal | undefined;
     const result = failure(
       await settle(rt, () =>
@@ -84,7 +84,7 @@ describe('timeout (aggressive)', () => {
 
   it('rejects at the deadline when the function never reads its signal', async () => {
     const rt = virtualRuntime(1);
-    const policy = timeout(250, { runtime: rt });
+    const policy = timeout(250, { runtime: rt, strategy: 'aggressive' });
     const result = failure(await settle(rt, () => policy.execute(() => rt.clock.sleep(10_000))));
     expect(result.at).toBe(250);
     expect(result.error).toBeInstanceOf(TimeoutError);
@@ -93,7 +93,7 @@ describe('timeout (aggressive)', () => {
   it('returns the value when the function finishes before the deadline, and cancels the timer', async () => {
     const rt = virtualRuntime(1);
     const events = record(rt);
-    const policy = timeout('1s', { runtime: rt });
+    const policy = timeout('1s', { runtime: rt, strategy: 'aggressive' });
     const result = await settle(rt, () => policy.execute(() => rt.clock.sleep(40).then(() => 'done')));
     expect(result).toEqual({ ok: true, value: 'done', at: 40 });
     expect(rt.clock.pendingTimers).toBe(0);
@@ -112,7 +112,7 @@ describe('timeout (aggressive)', () => {
 
   it('leaves no timer behind after many successes and failures', async () => {
     const rt = virtualRuntime(1);
-    const policy = timeout('1s', { runtime: rt });
+    const policy = timeout('1s', { runtime: rt, strategy: 'aggressive' });
     for (let i = 0; i < 50; i++) {
       expect(await policy.execute(() => i)).toBe(i);
       expect(await policy.execute(async () => i)).toBe(i);
@@ -133,7 +133,7 @@ describe('timeout (aggressive)', () => {
     const boom = new Error('boom');
     const result = failure(
       await settle(rt, () =>
-        timeout(100, { runtime: rt }).execute(async () => {
+        timeout(100, { runtime: rt, strategy: 'aggressive' }).execute(async () => {
           await rt.clock.sleep(10);
           throw boom;
         }),
@@ -157,7 +157,7 @@ describe('timeout (aggressive)', () => {
   it('emits policy.created, timeout.fired and a timeout call event, named by the name option', async () => {
     const rt = virtualRuntime(1);
     const events = record(rt, true);
-    const policy = timeout({ after: 100, name: 'db', runtime: rt });
+    const policy = timeout({ after: 100, name: 'db', runtime: rt, strategy: 'aggressive' });
     expect(policy.name).toBe('db');
     expect(policy.kind).toBe('timeout');
     const result = failure(await settle(rt, () => policy.execute(never)));
@@ -181,7 +181,7 @@ describe('timeout (aggressive)', () => {
     const events = record(rt);
     const controller = new AbortController();
     rt.clock.setTimer(30, () => controller.abort('stop'), undefined);
-    const policy = timeout(100, { runtime: rt });
+    const policy = timeout(100, { runtime: rt, strategy: 'aggressive' });
     const result = failure(await settle(rt, () => policy.execute(never, controller.signal)));
     expect(result.at).toBe(30);
     expect(result.error).toBeInstanceOf(CancelledError);
@@ -196,7 +196,7 @@ describe('timeout (aggressive)', () => {
     const controller = new AbortController();
     controller.abort('gone');
     let ran = false;
-    const error = await timeout(100, { runtime: rt })
+    const error = await timeout(100, { runtime: rt, strategy: 'aggressive' })
       .execute(() => {
         ran = true;
       }, controller.signal)
@@ -211,7 +211,7 @@ describe('timeout (aggressive)', () => {
     const controller = new AbortController();
     const result = failure(
       await settle(rt, () =>
-        timeout(100, { runtime: rt }).execute((ctx) => {
+        timeout(100, { runtime: rt, strategy: 'aggressive' }).execute((ctx) => {
           void ctx.signal; // links the scope to the caller
           controller.abort('self');
           return never();
@@ -247,7 +247,7 @@ describe('timeout (aggressive)', () => {
 
   it('gives each execute (each attempt of an outer loop) a fresh signal', async () => {
     const rt = virtualRuntime(1);
-    const policy = timeout(50, { runtime: rt });
+    const policy = timeout(50, { runtime: rt, strategy: 'aggressive' });
     const signals: AbortSignal[] = [];
     const first = failure(
       await settle(rt, () =>
@@ -276,7 +276,7 @@ describe('timeout (aggressive)', () => {
     const rt = virtualRuntime(1);
     const p = pipeline(
       retry({ maxAttempts: 3, backoff: backoff.constant(10), runtime: rt }),
-      timeout(100, { runtime: rt }),
+      timeout(100, { runtime: rt, strategy: 'aggressive' }),
     );
     const seen: { attempt: number; at: number; signal: AbortSignal }[] = [];
     const result = await settle(rt, () =>
@@ -299,13 +299,15 @@ describe('timeout (aggressive)', () => {
 
   it('passes the attempt number through', async () => {
     const rt = virtualRuntime(1);
-    expect(await timeout(10, { runtime: rt }).execute((ctx: PolicyContext) => ctx.attempt)).toBe(1);
+    expect(
+      await timeout(10, { runtime: rt, strategy: 'aggressive' }).execute((ctx: PolicyContext) => ctx.attempt),
+    ).toBe(1);
   });
 
   it('releases the caller at the deadline while inner layers exit when the function really settles', async () => {
     const rt = virtualRuntime(1);
     const log: string[] = [];
-    const p = pipeline(timeout(100, { runtime: rt }), new ExitProbe(rt, log));
+    const p = pipeline(timeout(100, { runtime: rt, strategy: 'aggressive' }), new ExitProbe(rt, log));
     const result = failure(
       await settle(rt, () =>
         p.execute(async () => {
@@ -323,8 +325,8 @@ describe('timeout (aggressive)', () => {
 
   it('an outer timeout aborts an inner one with its own TimeoutError', async () => {
     const rt = virtualRuntime(1);
-    const outer = timeout({ after: 50, name: 'outer', runtime: rt });
-    const inner = timeout({ after: 80, name: 'inner', runtime: rt });
+    const outer = timeout({ after: 50, name: 'outer', runtime: rt, strategy: 'aggressive' });
+    const inner = timeout({ after: 80, name: 'inner', runtime: rt, strategy: 'aggressive' });
     const events = record(rt);
     let signal: AbortSignal | undefined;
     const result = failure(
@@ -483,12 +485,12 @@ describe('timeout options', () => {
     expect(timeout(250, { runtime: rt }).timeoutMs).toBe(250);
     expect(timeout('1.5s', { runtime: rt }).timeoutMs).toBe(1500);
     expect(timeout({ after: '2m', runtime: rt }).timeoutMs).toBe(120_000);
-    expect(timeout('1s', { runtime: rt }).strategy).toBe('aggressive');
+    expect(timeout('1s', { runtime: rt }).strategy).toBe('cooperative');
     expect(new TimeoutPolicy({ after: 5, runtime: rt }).stage.kind).toBe('intercept');
   });
 
   it('requires `after`', () => {
-    expect(() => timeout({ runtime: rt } as unknown as TimeoutOptions)).toThrow(
+    expect(() => timeout({ runtime: rt, strategy: 'aggressive' } as unknown as TimeoutOptions)).toThrow(
       /timeout: option "after" must be a duration > 0ms .*got undefined/,
     );
     expect(() => timeout(undefined as unknown as number)).toThrow(/option "after" .*got undefined/);
@@ -503,9 +505,9 @@ describe('timeout options', () => {
     ['soon', /timeout: option "after": invalid duration "soon"/],
     [true, /timeout: option "after" must be a number of milliseconds/],
   ])('rejects after = %s', (after, message) => {
-    expect(() => timeout(after as number, { runtime: rt })).toThrow(TypeError);
-    expect(() => timeout(after as number, { runtime: rt })).toThrow(message);
-    expect(() => timeout({ after: after as number, runtime: rt })).toThrow(message);
+    expect(() => timeout(after as number, { runtime: rt, strategy: 'aggressive' })).toThrow(TypeError);
+    expect(() => timeout(after as number, { runtime: rt, strategy: 'aggressive' })).toThrow(message);
+    expect(() => timeout({ after: after as number, runtime: rt, strategy: 'aggressive' })).toThrow(message);
   });
 
   it('rejects a bad strategy', () => {

@@ -21,11 +21,13 @@ export interface TimeoutOptions extends PolicyOptions {
   /** How long a call may run: milliseconds, or a string such as `'250ms'` or `'2s'`. Must be > 0. */
   after: Duration;
   /**
-   * `'aggressive'`: the call rejects with a `TimeoutError` at the deadline even if the function ignores
-   * `ctx.signal` (which is aborted too). `'cooperative'`: the deadline aborts `ctx.signal` and the call
-   * waits for the function; if it then rejects, the call rejects with the `TimeoutError` (the function's
-   * error as `cause`), and if it resolves anyway its value is returned.
-   * @defaultValue 'aggressive'
+   * `'cooperative'`: the deadline aborts `ctx.signal` and the call waits for the function; if it then
+   * rejects, the call rejects with the `TimeoutError` (the function's error as `cause`), and if it
+   * resolves anyway its value is returned. Pass `ctx.signal` to your I/O (`fetch`, `pg`, `undici`, timers
+   * all take one). `'aggressive'`: the call rejects with a `TimeoutError` at the deadline even if the
+   * function ignores `ctx.signal` (which is aborted too); the work itself may go on in the background.
+   * @defaultValue 'cooperative' (as in Polly v8: the work stops when the caller stops waiting, so bulkheads
+   * and connection pools never count abandoned work as free)
    */
   strategy?: TimeoutStrategy;
 }
@@ -182,7 +184,7 @@ export class TimeoutPolicy extends BasePolicy {
     }
     this.name = name;
     this.timeoutMs = durationOption(WHERE, 'after', after, 0, 0, true);
-    this.strategy = oneOf(WHERE, 'strategy', options?.strategy, STRATEGIES, 'aggressive');
+    this.strategy = oneOf(WHERE, 'strategy', options?.strategy, STRATEGIES, 'cooperative');
     const Kind = this.strategy === 'aggressive' ? AggressiveTimeoutInterceptor : TimeoutInterceptor;
     this.stage = {
       kind: 'intercept',
