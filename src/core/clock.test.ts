@@ -185,6 +185,6 @@ describe('SystemClock', () => {
     for (let i = 0; i < 10_000; i++) queue.setTimer(() => {}, undefined).cancel();
     // The queue's Node timer lets go at its next tick (resolution: 1% of the duration, here 10 ms).
     await clock.sleep(40);
-    expect(count()).toBe(before);
+    expect(count()).toBeLessThanOrEqual(before);
   });
 });
