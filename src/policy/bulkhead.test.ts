@@ -1,21 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { deferred } from '../../test/support.js';
 import { BulkheadRejectedError, CancelledError, isBulwarkError } from '../core/errors.js';
 import type { BulwarkEvent } from '../core/events.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { type Bulkhead, bulkhead } from './bulkhead.js';
 import { Call, Scope } from './context.js';
 import type { Interceptor } from './policy.js';
-
-function deferred<T = void>() {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
 
 /** Starts a call that runs until `finish` is called, and records when it starts. */
 function hold(bh: { execute: Bulkhead['execute'] }, started: string[], label: string, signal?: AbortSignal) {

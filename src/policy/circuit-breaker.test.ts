@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { type Deferred, deferred } from '../../test/support.js';
 import type { Clock } from '../core/clock.js';
 import {
   BrokenCircuitError,
@@ -80,22 +81,6 @@ function transitions(events: BulwarkEvent[]): string[] {
   return events.flatMap((e) =>
     e.type === 'circuit.transition' ? [`${e.at}:${e.from}->${e.to}:${e.reason}`] : [],
   );
-}
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }
 
 /** A runtime whose clock counts `now()` reads. */

@@ -1,5 +1,6 @@
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import { failure, record, settle } from '../../test/support.js';
 import { CancelledError, HedgeError, isBulwarkError, TimeoutError } from '../core/errors.js';
 import type { BulwarkEvent } from '../core/events.js';
 import { type VirtualRuntime, virtualRuntime } from '../core/runtime.js';
@@ -7,32 +8,6 @@ import type { PolicyContext } from './context.js';
 import { type HedgeOptions, HedgePolicy, hedge } from './hedge.js';
 import { pipeline } from './pipeline.js';
 import { timeout } from './timeout.js';
-
-type Settled<T> = { ok: true; value: T; at: number } | { ok: false; error: unknown; at: number };
-
-function settle<T>(rt: VirtualRuntime, program: () => Promise<T>): Promise<Settled<T>> {
-  return rt.clock.run(async (): Promise<Settled<T>> => {
-    try {
-      const value = await program();
-      return { ok: true, value, at: rt.clock.now() };
-    } catch (error) {
-      return { ok: false, error, at: rt.clock.now() };
-    }
-  });
-}
-
-function failure<T>(result: Settled<T>): { error: unknown; at: number } {
-  if (result.ok) throw new Error(`expected a failure, got ${String(result.value)}`);
-  return result;
-}
-
-function record(rt: VirtualRuntime): BulwarkEvent[] {
-  const events: BulwarkEvent[] = [];
-  rt.events.subscribe((e) => {
-    if (e.type !== 'policy.created') events.push(e);
-  });
-  return events;
-}
 
 interface Attempt {
   attempt: number;

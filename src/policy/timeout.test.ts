@@ -1,8 +1,8 @@
 import { getEventListeners } from 'node:events';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { failure, record, settle } from '../../test/support.js';
 import { CancelledError, isBulwarkError, TimeoutError } from '../core/errors.js';
-import type { BulwarkEvent } from '../core/events.js';
 import { type VirtualRuntime, virtualRuntime } from '../core/runtime.js';
 import { backoff } from './backoff.js';
 import type { PolicyContext } from './context.js';
@@ -12,35 +12,7 @@ import { retry } from './retry.js';
 import { BasePolicy } from './runner.js';
 import { type TimeoutOptions, TimeoutPolicy, timeout } from './timeout.js';
 
-type Settled<T> = { ok: true; value: T; at: number } | { ok: false; error: unknown; at: number };
-
-/** Runs `program` on the virtual clock and records how and when it settled. */
-function settle<T>(rt: VirtualRuntime, program: () => Promise<T>): Promise<Settled<T>> {
-  return rt.clock.run(async (): Promise<Settled<T>> => {
-    try {
-      const value = await program();
-      return { ok: true, value, at: rt.clock.now() };
-    } catch (error) {
-      return { ok: false, error, at: rt.clock.now() };
-    }
-  });
-}
-
-function failure<T>(result: Settled<T>): { error: unknown; at: number } {
-  if (result.ok) throw new Error(`expected a failure, got ${String(result.value)}`);
-  return result;
-}
-
 const never = () => new Promise<never>(() => {});
-
-/** Records the events of `rt` (without `policy.created`, unless `all`). */
-function record(rt: VirtualRuntime, all = false): BulwarkEvent[] {
-  const events: BulwarkEvent[] = [];
-  rt.events.subscribe((e) => {
-    if (all || e.type !== 'policy.created') events.push(e);
-  });
-  return events;
-}
 
 /** An interceptor that records when the runner exits it. */
 class ExitProbe extends BasePolicy {

@@ -1,0 +1,49 @@
+/** Helpers shared by the test files (not part of the package). */
+import type { BulwarkEvent } from '../src/core/events.js';
+import type { VirtualRuntime } from '../src/core/runtime.js';
+
+export interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+/** A promise settled by hand. */
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+export type Settled<T> = { ok: true; value: T; at: number } | { ok: false; error: unknown; at: number };
+
+/** Runs `program` on the virtual clock and records how and when (virtual time) it settled. */
+export function settle<T>(rt: VirtualRuntime, program: () => Promise<T>): Promise<Settled<T>> {
+  return rt.clock.run(async (): Promise<Settled<T>> => {
+    try {
+      const value = await program();
+      return { ok: true, value, at: rt.clock.now() };
+    } catch (error) {
+      return { ok: false, error, at: rt.clock.now() };
+    }
+  });
+}
+
+/** The failure of a settled call; throws when it succeeded. */
+export function failure<T>(result: Settled<T>): { error: unknown; at: number } {
+  if (result.ok) throw new Error(`expected a failure, got ${String(result.value)}`);
+  return result;
+}
+
+/** Records the runtime's events from now on (without `policy.created` unless `all`). */
+export function record(rt: VirtualRuntime, all = false): BulwarkEvent[] {
+  const events: BulwarkEvent[] = [];
+  rt.events.subscribe((e) => {
+    if (all || e.type !== 'policy.created') events.push(e);
+  });
+  return events;
+}
