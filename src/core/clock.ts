@@ -77,8 +77,30 @@ function nonNegative(ms: number): number {
   return Number.isNaN(ms) ? 0 : Math.max(ms, 0);
 }
 
-class OneShot implements Timer {
-  constructor(private readonly handle: ReturnType<typeof setTimeout>) {}
+/** A Node timer; delays beyond Node's limit (~24.8 days) are waited in legs, never fired early. */
+class OneShot<A> implements Timer {
+  private handle: ReturnType<typeof setTimeout>;
+  private remaining: number;
+
+  constructor(
+    delay: number,
+    private readonly callback: (arg: A) => void,
+    private readonly arg: A,
+  ) {
+    this.remaining = delay;
+    this.handle = this.leg();
+  }
+
+  private leg(): ReturnType<typeof setTimeout> {
+    const wait = Math.min(this.remaining, MAX_NODE_DELAY);
+    this.remaining -= wait;
+    return this.remaining > 0
+      ? setTimeout(() => {
+          this.handle = this.leg();
+        }, wait)
+      : setTimeout(this.callback, wait, this.arg);
+  }
+
   cancel(): void {
     clearTimeout(this.handle);
   }
@@ -93,7 +115,8 @@ class QueuedTimer implements Timer {
   callback: ((arg: never) => void) | undefined;
   constructor(
     callback: (arg: never) => void,
-    readonly arg: unknown,
+    // Cleared when the timer fires or is cancelled: a dead entry waiting to be pruned holds nothing.
+    public arg: unknown,
     readonly epoch: Epoch,
     readonly queue: SystemTimerQueue,
   ) {
@@ -102,6 +125,7 @@ class QueuedTimer implements Timer {
   cancel(): void {
     if (this.callback === undefined) return;
     this.callback = undefined;
+    this.arg = undefined;
     this.queue.release();
   }
 }
@@ -179,14 +203,22 @@ class SystemTimerQueue implements TimerQueue {
       }
       this.head++;
       if (callback === undefined) continue;
+      const arg = timer.arg;
+      timer.arg = undefined;
       try {
-        (callback as (arg: unknown) => void)(timer.arg);
+        (callback as (arg: unknown) => void)(arg);
       } catch (error) {
         reportCallbackError(error);
       }
     }
     this.prune();
-    if (this.head < queue.length) this.arm();
+    if (this.head === queue.length) {
+      // Drained: start the array afresh (once per tick, not per timer).
+      queue.length = 0;
+      this.head = 0;
+    }
+    // A callback above may have set a timer of this queue, which armed the next tick already.
+    if (this.head < queue.length && this.node === undefined) this.arm();
   }
 }
 
@@ -200,8 +232,7 @@ export class SystemClock implements Clock {
   }
 
   setTimer<A>(ms: number, callback: (arg: A) => void, arg: A): Timer {
-    const delay = Math.min(MAX_NODE_DELAY, nonNegative(ms));
-    return new OneShot(setTimeout(callback, delay, arg));
+    return new OneShot(nonNegative(ms), callback, arg);
   }
 
   timerQueue(ms: number): TimerQueue {
@@ -267,7 +298,8 @@ export class VirtualClock implements Clock {
   private seq = 0;
   private live = 0;
   private readonly heap: VirtualTimer[] = [];
-  private wake: (() => void) | undefined;
+  /** Runs parked because their program was idle with no timer pending; a new timer wakes them all. */
+  private readonly parked = new Set<() => void>();
 
   constructor(options: VirtualClockOptions = {}) {
     this.time = options.start ?? 0;
@@ -293,10 +325,10 @@ export class VirtualClock implements Clock {
     );
     this.push(timer);
     this.live++;
-    const wake = this.wake;
-    if (wake !== undefined) {
-      this.wake = undefined;
-      wake();
+    if (this.parked.size > 0) {
+      const parked = [...this.parked];
+      this.parked.clear();
+      for (const wake of parked) wake();
     }
     return timer;
   }
@@ -335,7 +367,8 @@ export class VirtualClock implements Clock {
       this.fireNext();
       await drainMicrotasks();
     }
-    this.time = target;
+    // Another driver (a concurrent run) may already have gone past the target; time never goes back.
+    if (target > this.time) this.time = target;
   }
 
   /** Fires timers until none is pending. Throws after `limit` timers (a program that never goes idle). */
@@ -356,7 +389,9 @@ export class VirtualClock implements Clock {
 
   /**
    * Runs `program` to completion on this clock: whenever it is idle, time jumps to the next timer.
-   * If it waits on something other than this clock (real I/O), `run` waits for that too.
+   * "Idle" means no microtask or immediate is pending; real I/O in flight does not count, so a program
+   * that mixes real I/O with virtual timers sees time jump while the I/O runs. With no timer pending,
+   * `run` waits for the program (or a new timer) however long it takes.
    */
   async run<T>(program: () => Promise<T>): Promise<T> {
     let settled = false;
@@ -381,8 +416,9 @@ export class VirtualClock implements Clock {
       }
       await new Promise<void>((resolve) => {
         notify = resolve;
-        this.wake = resolve;
+        this.parked.add(resolve);
       });
+      if (notify !== undefined) this.parked.delete(notify);
       notify = undefined;
     }
     return promise;

@@ -17,6 +17,8 @@ export class Scope {
   private controller: AbortController | undefined;
   private callbacks: AbortCallback[] | undefined;
   private unlink: (() => void) | undefined;
+  /** Set once the call ended: a signal read later must not link to the (long-lived) parent again. */
+  private disposed = false;
 
   constructor(
     readonly parent: Scope | undefined,
@@ -86,6 +88,7 @@ export class Scope {
 
   /** Detaches from the parent and the caller's signal. Call when the call this scope belongs to ends. */
   dispose(): void {
+    this.disposed = true;
     const unlink = this.unlink;
     if (unlink !== undefined) {
       this.unlink = undefined;
@@ -94,7 +97,7 @@ export class Scope {
   }
 
   private link(): void {
-    if (this.unlink !== undefined) return;
+    if (this.unlink !== undefined || this.disposed) return;
     const parent = this.parent;
     if (parent !== undefined) {
       this.unlink = parent.onAbort((reason) => this.abort(reason));
@@ -143,11 +146,26 @@ export class Call implements PolicyContext {
 
   /** The root call of an `execute(fn, signal)`. */
   static root(signal: AbortSignal | undefined): Call {
-    return signal === undefined ? UNCANCELLABLE : new Call(new Scope(undefined, signal), 1);
+    return signal === undefined
+      ? new UncancellableCall(UNCANCELLABLE, 1)
+      : new Call(new Scope(undefined, signal), 1);
   }
 }
 
-const UNCANCELLABLE = new Call(new UncancellableScope(undefined, undefined), 1);
+/**
+ * The root call of an `execute` without a signal. The scope is shared (nothing can cancel such calls), but
+ * each call gets its own signal if it reads one, so listeners a library leaves on it die with the call.
+ */
+class UncancellableCall extends Call {
+  private controller: AbortController | undefined;
+
+  override get signal(): AbortSignal {
+    if (this.controller === undefined) this.controller = new AbortController();
+    return this.controller.signal;
+  }
+}
+
+const UNCANCELLABLE = new UncancellableScope(undefined, undefined);
 
 /**
  * Waits `ms` on the clock, or rejects with the scope's reason when it aborts first. Subscribes to the

@@ -44,7 +44,14 @@ export interface AbandonTarget {
 }
 
 /** A retry loop, driven by the pipeline runner. */
-export interface RetryLoop<State = unknown> {
+export interface RetryLoop<State = unknown, Watch = unknown> {
+  /** Called once per call, before its first attempt; what it returns is handed to `afterFailure` and `end`. */
+  begin?(call: Call): Watch;
+  /**
+   * Called once per call when it ends for the caller: `ok` with the value returned (possibly a result the
+   * loop gave up retrying), or the error it rejects with (including a wait cancelled by the caller).
+   */
+  end?(watch: Watch, ok: boolean, outcome: unknown, scope: Scope): void;
   /**
    * Called after attempt `attempt` failed (`isResult` false: `outcome` is the error) or returned a result
    * that should be retried (`isResult` true). Returns the state for the next attempt, whose `delay` is the
@@ -56,6 +63,7 @@ export interface RetryLoop<State = unknown> {
     attempt: number,
     state: State | undefined,
     scope: Scope,
+    watch: Watch,
   ): (State & { readonly delay: number }) | undefined;
   /** Whether a successful result must be retried; `undefined` when no result predicate is set. */
   readonly retryResult: ((result: unknown) => boolean) | undefined;

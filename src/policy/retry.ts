@@ -9,9 +9,9 @@ import type { CallOutcome, EventSink } from '../core/events.js';
 import type { Random } from '../core/random.js';
 import type { Runtime } from '../core/runtime.js';
 import { type Backoff, backoff as backoffs, isBackoff } from './backoff.js';
-import { type Call, type Scope, waitInScope } from './context.js';
+import { type Scope, waitInScope } from './context.js';
 import { commonOptions, durationOption, functionOption, intOption, invalid, knownKeys } from './options.js';
-import type { Interceptor, PolicyOptions, RetryLoop, Stage } from './policy.js';
+import type { PolicyOptions, RetryLoop, Stage } from './policy.js';
 import { BasePolicy } from './runner.js';
 
 /** What `onRetry` is told before each wait. */
@@ -69,12 +69,9 @@ class RetryState {
 
 /** A call that started while someone listened for `call` events. */
 class Watched {
-  /** True once the call failed and was put where later attempts find it. */
-  remembered = false;
-  constructor(
-    readonly scope: Scope,
-    readonly startedAt: number,
-  ) {}
+  /** True when attempts ran out on a result `retryOnResult` wanted retried: reported as a failure. */
+  gaveUpOnResult = false;
+  constructor(readonly startedAt: number) {}
 }
 
 interface ResponseLike {
@@ -144,11 +141,7 @@ export class RetryPolicy extends BasePolicy {
   private readonly retryOn: ((error: unknown) => boolean) | undefined;
   private readonly retryNonRetryable: boolean;
   private readonly onRetry: ((info: RetryInfo) => void) | undefined;
-  private readonly loop: RetryLoop<RetryState>;
-  /** Calls being watched for their `call` event that have failed at least once, by call scope. */
-  private retrying: WeakMap<Scope, Watched> | undefined;
-  /** Set by the observer's `exit` on success and read by `retryResult`, which the runner calls right after. */
-  private succeeded: Watched | undefined;
+  private readonly loop: RetryLoop<RetryState, Watched | undefined>;
 
   constructor(options: RetryOptions = {}) {
     super();
@@ -184,90 +177,27 @@ export class RetryPolicy extends BasePolicy {
     this.onRetry = functionOption(where, 'onRetry', options.onRetry);
 
     this.loop = {
-      afterFailure: (outcome, isResult, attempt, state, scope) => {
-        try {
-          return this.afterFailure(outcome, isResult, attempt, state, scope);
-        } catch (error) {
-          this.finish(scope, 'failure', error);
-          throw error;
-        }
+      begin: () => (this.events.wants('call') ? new Watched(this.clock.now()) : undefined),
+      afterFailure: (outcome, isResult, attempt, state, scope, watched) => {
+        const step = this.afterFailure(outcome, isResult, attempt, state, scope);
+        if (step === undefined && isResult && watched !== undefined) watched.gaveUpOnResult = true;
+        return step;
       },
-      retryResult:
-        retryOnResult === undefined ? undefined : (result) => this.retryResult(retryOnResult, result),
+      retryResult: retryOnResult,
       wait: (delay, scope) => this.wait(delay, scope),
-    };
-    // The runner tells a retry loop about failures only. An interceptor just inside the loop sees each call
-    // start and succeed, which the `call` event needs; it is fused into the loop's frame, so it costs two
-    // function calls per attempt and allocates nothing unless someone listens for `call`.
-    const observer: Interceptor<Watched | undefined> = {
-      enter: (call) => this.enter(call),
-      exit: (watched, ok, error) => {
-        if (watched === undefined) {
-          this.succeeded = undefined;
-        } else if (!ok) {
-          this.succeeded = undefined;
-          this.remember(watched);
-        } else if (retryOnResult === undefined) {
-          this.report(watched, 'success', undefined);
-        } else {
-          this.succeeded = watched;
-        }
-        return error;
+      end: (watched, ok, outcome, scope) => {
+        if (watched === undefined) return;
+        if (ok) this.report(watched, watched.gaveUpOnResult ? 'failure' : 'success', outcome);
+        else this.report(watched, outcomeOf(outcome, scope), outcome);
       },
     };
-    this.stage = {
-      kind: 'pipeline',
-      stages: [
-        { kind: 'loop', loop: this.loop },
-        { kind: 'intercept', interceptor: observer as Interceptor },
-      ],
-    };
+    this.stage = { kind: 'loop', loop: this.loop as RetryLoop };
     if (this.events.wants('policy.created')) {
       this.events.emit({ type: 'policy.created', source: name, at: this.clock.now(), kind: 'retry' });
     }
   }
 
-  private enter(call: Call): Watched | undefined {
-    const events = this.events;
-    if (!events.listening) return undefined;
-    if (call.attempt === 1)
-      return events.wants('call') ? new Watched(call.scope, this.clock.now()) : undefined;
-    return this.retrying?.get(call.scope);
-  }
-
-  private retryResult(retryOnResult: (result: unknown) => boolean, result: unknown): boolean {
-    const watched = this.succeeded;
-    this.succeeded = undefined;
-    let retried: boolean;
-    try {
-      retried = retryOnResult(result);
-    } catch (error) {
-      if (watched !== undefined) this.report(watched, 'failure', error);
-      throw error;
-    }
-    if (watched !== undefined) {
-      if (retried) this.remember(watched);
-      else this.report(watched, 'success', undefined);
-    }
-    return retried;
-  }
-
-  /** Keeps a watched call findable by its scope while it retries. */
-  private remember(watched: Watched): void {
-    if (watched.remembered) return;
-    watched.remembered = true;
-    if (this.retrying === undefined) this.retrying = new WeakMap();
-    this.retrying.set(watched.scope, watched);
-  }
-
-  /** Ends a retrying call: emits its `call` event if it is watched. */
-  private finish(scope: Scope, outcome: CallOutcome, error: unknown): void {
-    const watched = this.retrying?.get(scope);
-    if (watched !== undefined) this.report(watched, outcome, error);
-  }
-
   private report(watched: Watched, outcome: CallOutcome, error: unknown): void {
-    if (watched.remembered) this.retrying?.delete(watched.scope);
     const events = this.events;
     if (!events.wants('call')) return;
     const at = this.clock.now();
@@ -286,17 +216,13 @@ export class RetryPolicy extends BasePolicy {
     state: RetryState | undefined,
     scope: Scope,
   ): RetryState | undefined {
-    if (scope.isAborted()) {
-      this.finish(scope, 'cancelled', outcome);
-      return undefined;
-    }
+    if (scope.isAborted()) return undefined;
     if (!isResult) {
       const retryOn = this.retryOn;
       if (
         (!this.retryNonRetryable && isNonRetryable(outcome)) ||
         (retryOn !== undefined && !retryOn(outcome))
       ) {
-        this.finish(scope, outcomeOf(outcome, scope), outcome);
         return undefined;
       }
     }
@@ -311,7 +237,6 @@ export class RetryPolicy extends BasePolicy {
           error: outcome,
         });
       }
-      this.finish(scope, isResult ? 'failure' : outcomeOf(outcome, scope), outcome);
       return undefined;
     }
     const step = (state === undefined ? this.backoff : state.backoff).next(this.random);
@@ -334,17 +259,8 @@ export class RetryPolicy extends BasePolicy {
   }
 
   private wait(delay: number, scope: Scope): Promise<void> {
-    const waited =
-      delay > 0
-        ? waitInScope(this.clock, delay, scope)
-        : scope.isAborted()
-          ? Promise.reject(scope.reason)
-          : RESOLVED;
-    if (this.retrying === undefined) return waited;
-    return waited.then(undefined, (reason: unknown) => {
-      this.finish(scope, 'cancelled', reason);
-      throw reason;
-    });
+    if (delay > 0) return waitInScope(this.clock, delay, scope);
+    return scope.isAborted() ? Promise.reject(scope.reason) : RESOLVED;
   }
 }
 

@@ -20,10 +20,72 @@ function invoke<T>(fn: Task<T>, call: Call): Promise<T> {
   }
 }
 
+/** What every attempt of one call shares: the segment, the function, the caller's call and the loop's watch. */
+class CallRun<T> {
+  constructor(
+    readonly segment: Segment,
+    readonly fn: Task<T>,
+    /** The call the segment was given (its scope is the caller's). */
+    readonly call: Call,
+    readonly watch: unknown,
+  ) {}
+
+  /** Tells the loop the call ended (once), then returns. */
+  end(ok: boolean, outcome: unknown): void {
+    const loop = this.segment.loop;
+    if (loop?.end === undefined) return;
+    try {
+      loop.end(this.watch, ok, outcome, this.call.scope);
+    } catch (error) {
+      reportAsync(error);
+    }
+  }
+
+  /**
+   * Asks the loop what follows a failed attempt (or a result it may retry): the next step, or undefined to
+   * give up. A throwing decision gives up with its error.
+   */
+  decide(outcome: unknown, isResult: boolean, attempt: number, state: unknown): Decision {
+    const loop = this.segment.loop;
+    if (loop === undefined) return GIVE_UP;
+    try {
+      const step = loop.afterFailure(outcome, isResult, attempt, state, this.call.scope, this.watch);
+      return step === undefined ? GIVE_UP : step;
+    } catch (error) {
+      return { error };
+    }
+  }
+}
+
+type Decision = { readonly delay: number } | typeof GIVE_UP | { readonly error: unknown };
+const GIVE_UP: unique symbol = Symbol('give up');
+
+function reportAsync(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
+}
+
+/** Calls `onValue` / `onError` when `pending` settles; a plain value settles synchronously. */
+function observe<T>(
+  pending: T | PromiseLike<T>,
+  onValue: (value: T) => void,
+  onError: (error: unknown) => void,
+): void {
+  if (pending instanceof Promise) {
+    pending.then(onValue, onError);
+  } else if ((typeof pending === 'object' && pending !== null) || typeof pending === 'function') {
+    // Any other object may be a thenable (even one whose `then` getter throws): let Promise.resolve judge.
+    Promise.resolve(pending).then(onValue, onError);
+  } else {
+    onValue(pending as T);
+  }
+}
+
 /**
- * One attempt of one call through a segment: the caller's promise, the retry loop, and the layers the
- * attempt entered. A segment costs the caller one promise whatever it holds; an aggressive timeout
- * settles that same promise early instead of racing a second one.
+ * One attempt of one call through a segment that holds an aggressive layer, or of a call that retries: it
+ * settles the caller's promise itself, so an aggressive timeout can release the caller before the inner
+ * call settles, and a long retry loop holds one promise however many attempts it makes.
  *
  * Layers `[low, entered)` are waiting for the inner call to settle; layers below `low` have exited
  * already because an aggressive layer abandoned the attempt.
@@ -36,23 +98,20 @@ class Attempt<T> implements AbandonTarget {
   inner: Call;
 
   constructor(
-    readonly segment: Segment,
-    readonly fn: Task<T>,
-    /** The call the segment was given (its scope is the caller's). */
-    readonly call: Call,
+    readonly run: CallRun<T>,
     readonly resolve: (value: T) => void,
     readonly reject: (error: unknown) => void,
     readonly attempt: number,
     readonly state: unknown,
     current: Call,
   ) {
-    const count = segment.count;
+    const count = run.segment.count;
     this.tokens = count === 0 ? NO_TOKENS : new Array<unknown>(count);
     this.inner = current;
   }
 
   enterFrom(first: number): void {
-    const interceptors = this.segment.interceptors;
+    const interceptors = this.run.segment.interceptors;
     const count = interceptors.length;
     for (let i = first; i < count; i++) {
       if (this.low > 0) {
@@ -70,37 +129,19 @@ class Attempt<T> implements AbandonTarget {
       if (token instanceof Promise) {
         token.then(
           (admitted: unknown) => {
-            this.admit(i, admitted);
-            this.enterFrom(i + 1);
+            if (this.admit(i, admitted)) this.enterFrom(i + 1);
           },
           (error: unknown) => this.settle(false, error),
         );
         return;
       }
-      this.admit(i, token);
+      if (!this.admit(i, token)) return;
     }
     if (this.low > 0) {
       this.settle(false, this.abandonReason());
       return;
     }
-    this.invoke();
-  }
-
-  private abandonReason(): unknown {
-    const scope = this.inner.scope;
-    return scope.isAborted() ? scope.reason : new CancelledError();
-  }
-
-  private admit(layer: number, token: unknown): void {
-    const interceptor = this.segment.interceptors[layer] as Interceptor;
-    this.tokens[layer] = token;
-    this.entered = layer + 1;
-    if (interceptor.inner !== undefined) this.inner = interceptor.inner(token, this.inner);
-    if (interceptor.arm !== undefined) interceptor.arm(token, this, layer);
-  }
-
-  private invoke(): void {
-    const { fn, segment } = this;
+    const { fn, segment } = this.run;
     let pending: T | PromiseLike<T>;
     try {
       pending = segment.next === undefined ? fn(this.inner) : segment.next(fn, this.inner);
@@ -108,23 +149,31 @@ class Attempt<T> implements AbandonTarget {
       this.settle(false, error);
       return;
     }
-    if (pending instanceof Promise) {
-      pending.then(
-        (value: T) => this.settle(true, value),
-        (error: unknown) => this.settle(false, error),
-      );
-    } else if (
-      pending !== null &&
-      typeof pending === 'object' &&
-      typeof (pending as PromiseLike<T>).then === 'function'
-    ) {
-      Promise.resolve(pending).then(
-        (value: T) => this.settle(true, value),
-        (error: unknown) => this.settle(false, error),
-      );
-    } else {
-      this.settle(true, pending);
+    observe(
+      pending,
+      (value: T) => this.settle(true, value),
+      (error: unknown) => this.settle(false, error),
+    );
+  }
+
+  private abandonReason(): unknown {
+    const scope = this.inner.scope;
+    return scope.isAborted() ? scope.reason : new CancelledError();
+  }
+
+  /** Records an admitted layer; false (and the attempt settled) when one of its hooks threw. */
+  private admit(layer: number, token: unknown): boolean {
+    const interceptor = this.run.segment.interceptors[layer] as Interceptor;
+    this.tokens[layer] = token;
+    this.entered = layer + 1;
+    try {
+      if (interceptor.inner !== undefined) this.inner = interceptor.inner(token, this.inner);
+      if (interceptor.arm !== undefined) interceptor.arm(token, this, layer);
+    } catch (error) {
+      this.settle(false, error);
+      return false;
     }
+    return true;
   }
 
   /** The inner call really settled (or an inner layer refused it): exit the layers still waiting. */
@@ -132,7 +181,14 @@ class Attempt<T> implements AbandonTarget {
     if (this.settled) return;
     this.settled = true;
     const attached = this.low === 0;
-    const error = this.exitLayers(this.entered - 1, this.low, ok, outcome);
+    const error = exitLayers(
+      this.run.segment.interceptors,
+      this.tokens,
+      this.entered - 1,
+      this.low,
+      ok,
+      outcome,
+    );
     this.low = this.entered;
     if (!attached) return;
     if (error === OK) this.finish(true, outcome);
@@ -142,56 +198,62 @@ class Attempt<T> implements AbandonTarget {
   abandon(layer: number, error: unknown): void {
     if (this.settled || layer < this.low || layer >= this.entered) return;
     const attached = this.low === 0;
-    const propagated = this.exitLayers(layer, this.low, false, error);
+    const propagated = exitLayers(this.run.segment.interceptors, this.tokens, layer, this.low, false, error);
     this.low = layer + 1;
     if (attached) this.finish(false, propagated);
   }
 
-  private exitLayers(from: number, to: number, ok: boolean, outcome: unknown): unknown {
-    return exitLayers(this.segment.interceptors, this.tokens, from, to, ok, outcome);
-  }
-
   /** The attempt ended for the caller: return, reject, or start the next attempt. */
   private finish(ok: boolean, outcome: unknown): void {
-    const loop = this.segment.loop;
-    if (loop === undefined) {
-      if (ok) this.resolve(outcome as T);
-      else this.reject(outcome);
-      return;
-    }
-    let step: { readonly delay: number } | undefined;
-    try {
-      if (ok && (loop.retryResult === undefined || !loop.retryResult(outcome))) {
+    const run = this.run;
+    const loop = run.segment.loop;
+    if (ok) {
+      let again: boolean;
+      try {
+        again = loop?.retryResult?.(outcome) === true;
+      } catch (error) {
+        run.end(false, error);
+        this.reject(error);
+        return;
+      }
+      if (!again) {
+        run.end(true, outcome);
         this.resolve(outcome as T);
         return;
       }
-      step = loop.afterFailure(outcome, ok, this.attempt, this.state, this.call.scope);
-    } catch (error) {
-      this.reject(error);
-      return;
     }
-    if (step === undefined) {
+    const decision = run.decide(outcome, ok, this.attempt, this.state);
+    if (decision === GIVE_UP) {
+      run.end(ok, outcome);
       if (ok) this.resolve(outcome as T);
       else this.reject(outcome);
       return;
     }
-    const scope = this.call.scope;
-    const attempt = this.attempt + 1;
-    loop.wait(step.delay, scope).then(
-      () =>
-        new Attempt(
-          this.segment,
-          this.fn,
-          this.call,
-          this.resolve,
-          this.reject,
-          attempt,
-          step,
-          new Call(scope, attempt),
-        ).enterFrom(0),
-      (error: unknown) => this.reject(error),
-    );
+    if ('error' in decision) {
+      run.end(false, decision.error);
+      this.reject(decision.error);
+      return;
+    }
+    nextAttempt(run, decision, this.attempt + 1, this.resolve, this.reject);
   }
+}
+
+/** Waits the loop's delay, then starts attempt `attempt` settling the same caller promise. */
+function nextAttempt<T>(
+  run: CallRun<T>,
+  step: { readonly delay: number },
+  attempt: number,
+  resolve: (value: T) => void,
+  reject: (error: unknown) => void,
+): void {
+  const scope = run.call.scope;
+  (run.segment.loop as RetryLoop).wait(step.delay, scope).then(
+    () => new Attempt<T>(run, resolve, reject, attempt, step, new Call(scope, attempt)).enterFrom(0),
+    (reason: unknown) => {
+      run.end(false, reason);
+      reject(reason);
+    },
+  );
 }
 
 /** Exits layers `from` down to `to` (inclusive); returns OK or the error to propagate. */
@@ -218,29 +280,30 @@ function exitLayers(
 }
 
 /**
- * The attempt of a segment with no aggressive layer: nothing can settle the caller before the inner call
- * does, so the caller's promise is the inner promise's `then` — two promises per call instead of three.
+ * The first attempt of a call through a segment with no aggressive layer: nothing can settle the caller
+ * before the inner call does, so the caller's promise is the inner promise's `then` — two promises per
+ * call instead of three. A call that must retry switches to {@link Attempt}, which settles one promise
+ * however many attempts follow.
  */
-class DirectAttempt<T> {
+class DirectAttempt<T> extends CallRun<T> {
   readonly tokens: unknown[];
   entered = 0;
   inner: Call;
 
-  constructor(
-    readonly segment: Segment,
-    readonly fn: Task<T>,
-    readonly call: Call,
-    readonly attempt: number,
-    readonly state: unknown,
-    current: Call,
-  ) {
+  constructor(segment: Segment, fn: Task<T>, call: Call, watch: unknown, current: Call) {
+    super(segment, fn, call, watch);
     const count = segment.count;
     this.tokens = count === 0 ? NO_TOKENS : new Array<unknown>(count);
     this.inner = current;
   }
 
+  /** The first attempt is also the call's shared state, which saves an object on the fast path. */
+  private get run(): CallRun<T> {
+    return this;
+  }
+
   enterFrom(first: number): Promise<T> {
-    const interceptors = this.segment.interceptors;
+    const interceptors = this.run.segment.interceptors;
     const count = interceptors.length;
     for (let i = first; i < count; i++) {
       const interceptor = interceptors[i] as Interceptor;
@@ -252,19 +315,17 @@ class DirectAttempt<T> {
       }
       if (token instanceof Promise) {
         return token.then(
-          (admitted: unknown) => {
-            this.admit(interceptor, i, admitted);
-            return this.enterFrom(i + 1);
-          },
+          (admitted: unknown) => this.admit(interceptor, i, admitted) ?? this.enterFrom(i + 1),
           (error: unknown) => this.failed(error),
         );
       }
-      this.admit(interceptor, i, token);
+      const refused = this.admit(interceptor, i, token);
+      if (refused !== undefined) return refused;
     }
+    const { fn, segment } = this.run;
     let pending: T | PromiseLike<T>;
     try {
-      pending =
-        this.segment.next === undefined ? this.fn(this.inner) : this.segment.next(this.fn, this.inner);
+      pending = segment.next === undefined ? fn(this.inner) : segment.next(fn, this.inner);
     } catch (error) {
       return this.failed(error);
     }
@@ -274,66 +335,67 @@ class DirectAttempt<T> {
         (error: unknown) => this.failed(error),
       );
     }
-    if (
-      pending !== null &&
-      typeof pending === 'object' &&
-      typeof (pending as PromiseLike<T>).then === 'function'
-    ) {
+    if ((typeof pending === 'object' && pending !== null) || typeof pending === 'function') {
       return Promise.resolve(pending).then(
         (value: T) => this.succeeded(value),
         (error: unknown) => this.failed(error),
       );
     }
-    try {
-      return Promise.resolve(this.succeeded(pending as T));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    const result = this.succeeded(pending as T);
+    return result instanceof Promise ? result : Promise.resolve(result);
   }
 
-  private admit(interceptor: Interceptor, layer: number, token: unknown): void {
+  /** Records an admitted layer; a rejected promise when its `inner` hook threw. */
+  private admit(interceptor: Interceptor, layer: number, token: unknown): Promise<T> | undefined {
     this.tokens[layer] = token;
     this.entered = layer + 1;
-    if (interceptor.inner !== undefined) this.inner = interceptor.inner(token, this.inner);
+    if (interceptor.inner === undefined) return undefined;
+    try {
+      this.inner = interceptor.inner(token, this.inner);
+    } catch (error) {
+      return this.failed(error);
+    }
+    return undefined;
   }
 
   private succeeded(value: T): T | Promise<T> {
-    const error = exitLayers(this.segment.interceptors, this.tokens, this.entered - 1, 0, true, value);
-    if (error !== OK) throw error;
-    const loop = this.segment.loop;
-    if (loop === undefined || loop.retryResult === undefined || !loop.retryResult(value)) return value;
-    const step = loop.afterFailure(value, true, this.attempt, this.state, this.call.scope);
-    return step === undefined ? value : this.retry(step);
+    const error = exitLayers(this.run.segment.interceptors, this.tokens, this.entered - 1, 0, true, value);
+    if (error !== OK) return this.afterExit(false, error);
+    const loop = this.run.segment.loop;
+    if (loop === undefined) return value;
+    let again: boolean;
+    try {
+      again = loop.retryResult?.(value) === true;
+    } catch (decisionError) {
+      this.run.end(false, decisionError);
+      return Promise.reject(decisionError);
+    }
+    if (!again) {
+      this.run.end(true, value);
+      return value;
+    }
+    return this.afterExit(true, value);
   }
 
   private failed(thrown: unknown): Promise<T> {
-    const error = exitLayers(this.segment.interceptors, this.tokens, this.entered - 1, 0, false, thrown);
-    const loop = this.segment.loop;
-    if (loop === undefined) return Promise.reject(error);
-    let step: { readonly delay: number } | undefined;
-    try {
-      step = loop.afterFailure(error, false, this.attempt, this.state, this.call.scope);
-    } catch (decisionError) {
-      return Promise.reject(decisionError);
-    }
-    return step === undefined ? Promise.reject(error) : this.retry(step);
+    const error = exitLayers(this.run.segment.interceptors, this.tokens, this.entered - 1, 0, false, thrown);
+    return this.afterExit(false, error);
   }
 
-  private retry(step: { readonly delay: number }): Promise<T> {
-    const scope = this.call.scope;
-    const attempt = this.attempt + 1;
-    return this.segment
-      .loop!.wait(step.delay, scope)
-      .then(() =>
-        new DirectAttempt<T>(
-          this.segment,
-          this.fn,
-          this.call,
-          attempt,
-          step,
-          new Call(scope, attempt),
-        ).enterFrom(0),
-      );
+  /** After a failed attempt (or a result to retry): give up, or retry through {@link Attempt}. */
+  private afterExit(ok: boolean, outcome: unknown): Promise<T> {
+    const run = this.run;
+    if (run.segment.loop === undefined) return Promise.reject(outcome);
+    const decision = run.decide(outcome, ok, 1, undefined);
+    if (decision === GIVE_UP) {
+      run.end(ok, outcome);
+      return ok ? Promise.resolve(outcome as T) : Promise.reject(outcome);
+    }
+    if ('error' in decision) {
+      run.end(false, decision.error);
+      return Promise.reject(decision.error);
+    }
+    return new Promise<T>((resolve, reject) => nextAttempt(run, decision, 2, resolve, reject));
   }
 }
 
@@ -353,25 +415,30 @@ class Segment {
     this.run = interceptors.some((i) => i.arm !== undefined) ? this.runAbandonable : this.runDirect;
   }
 
+  private start<T>(fn: Task<T>, call: Call): { run: CallRun<T>; current: Call } {
+    const loop = this.loop;
+    if (loop === undefined) return { run: new CallRun(this, fn, call, undefined), current: call };
+    // A retry loop numbers its own attempts from 1.
+    const current = call.attempt === 1 ? call : new Call(call.scope, 1);
+    return { run: new CallRun(this, fn, call, loop.begin?.(current)), current };
+  }
+
   private readonly runDirect = <T>(fn: Task<T>, call: Call): Promise<T> => {
-    // A retry loop numbers its own attempts from 1; without one, the caller's numbering passes through.
-    const looped = this.loop !== undefined;
-    const current = !looped || call.attempt === 1 ? call : new Call(call.scope, 1);
-    return new DirectAttempt<T>(this, fn, call, looped ? 1 : call.attempt, undefined, current).enterFrom(0);
+    const loop = this.loop;
+    if (loop === undefined) return new DirectAttempt<T>(this, fn, call, undefined, call).enterFrom(0);
+    // A retry loop numbers its own attempts from 1.
+    const current = call.attempt === 1 ? call : new Call(call.scope, 1);
+    return new DirectAttempt<T>(this, fn, call, loop.begin?.(current), current).enterFrom(0);
   };
 
   private readonly runAbandonable = <T>(fn: Task<T>, call: Call): Promise<T> =>
     new Promise<T>((resolve, reject) => {
-      // A retry loop numbers its own attempts from 1; without one, the caller's numbering passes through.
-      const looped = this.loop !== undefined;
-      const current = !looped || call.attempt === 1 ? call : new Call(call.scope, 1);
+      const { run, current } = this.start(fn, call);
       new Attempt<T>(
-        this,
-        fn,
-        call,
+        run,
         resolve,
         reject,
-        looped ? 1 : call.attempt,
+        this.loop === undefined ? call.attempt : 1,
         undefined,
         current,
       ).enterFrom(0);

@@ -1,0 +1,32 @@
+/**
+ * `bulwark/chaos`: fault injection. Faults are policies: they go in any pipeline, decide when to fire
+ * from a schedule and the runtime's seeded random stream, and report every decision as an event.
+ * Nothing here runs unless you build it, and `BULWARK_CHAOS=off` disables every fault at once.
+ */
+export {
+  chaosEnabled,
+  ErrorFault,
+  type ErrorFaultOptions,
+  Fault,
+  type FaultKind,
+  type FaultOptions,
+  faults,
+  inject,
+  isFault,
+  type LatencyDistribution,
+  LatencyFault,
+  type LatencyFaultOptions,
+  type NetworkErrorCode,
+  OutcomeFault,
+  type OutcomeFaultOptions,
+  TimeoutFault,
+} from './faults.js';
+export * from './resources.js';
+export {
+  isSchedule,
+  type Schedule,
+  type ScheduleState,
+  type SequenceOptions,
+  type SequenceStep,
+  schedule,
+} from './schedule.js';
