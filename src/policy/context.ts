@@ -140,32 +140,33 @@ export class Call implements PolicyContext {
     readonly attempt: number,
   ) {}
 
+  private controller: AbortController | undefined;
+
   get signal(): AbortSignal {
-    return this.scope.signal;
+    const scope = this.scope;
+    if (scope !== UNCANCELLABLE) return scope.signal;
+    // Never aborted, but each call (attempt) its own: see `forFunction`.
+    if (this.controller === undefined) this.controller = new AbortController();
+    return this.controller.signal;
   }
 
   /** The root call of an `execute(fn, signal)`. */
   static root(signal: AbortSignal | undefined): Call {
-    return signal === undefined
-      ? new UncancellableCall(UNCANCELLABLE, 1)
-      : new Call(new Scope(undefined, signal), 1);
+    return signal === undefined ? ROOT : new Call(new Scope(undefined, signal), 1);
+  }
+
+  /**
+   * The context to hand to the protected function. Calls without a signal share one root (nothing can
+   * cancel them, and most pipelines give the function a context of their own anyway); the function gets
+   * a fresh one, so that a signal it reads is its own and listeners left on it die with the call.
+   */
+  static forFunction(call: Call): Call {
+    return call === ROOT ? new Call(UNCANCELLABLE, 1) : call;
   }
 }
 
-/**
- * The root call of an `execute` without a signal. The scope is shared (nothing can cancel such calls), but
- * each call gets its own signal if it reads one, so listeners a library leaves on it die with the call.
- */
-class UncancellableCall extends Call {
-  private controller: AbortController | undefined;
-
-  override get signal(): AbortSignal {
-    if (this.controller === undefined) this.controller = new AbortController();
-    return this.controller.signal;
-  }
-}
-
-const UNCANCELLABLE = new UncancellableScope(undefined, undefined);
+const UNCANCELLABLE: Scope = new UncancellableScope(undefined, undefined);
+const ROOT = new Call(UNCANCELLABLE, 1);
 
 /**
  * Waits `ms` on the clock, or rejects with the scope's reason when it aborts first. Subscribes to the

@@ -13,7 +13,7 @@ type Wrap = Extract<Stage, { kind: 'wrap' }>;
 
 function invoke<T>(fn: Task<T>, call: Call): Promise<T> {
   try {
-    const result = fn(call);
+    const result = fn(Call.forFunction(call));
     return result instanceof Promise ? result : Promise.resolve(result);
   } catch (error) {
     return Promise.reject(error);
@@ -144,7 +144,7 @@ class Attempt<T> implements AbandonTarget {
     const { fn, segment } = this.run;
     let pending: T | PromiseLike<T>;
     try {
-      pending = segment.next === undefined ? fn(this.inner) : segment.next(fn, this.inner);
+      pending = segment.next === undefined ? fn(Call.forFunction(this.inner)) : segment.next(fn, this.inner);
     } catch (error) {
       this.settle(false, error);
       return;
@@ -325,7 +325,7 @@ class DirectAttempt<T> extends CallRun<T> {
     const { fn, segment } = this.run;
     let pending: T | PromiseLike<T>;
     try {
-      pending = segment.next === undefined ? fn(this.inner) : segment.next(fn, this.inner);
+      pending = segment.next === undefined ? fn(Call.forFunction(this.inner)) : segment.next(fn, this.inner);
     } catch (error) {
       return this.failed(error);
     }
