@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { demoCommand } from './demo.js';
 import { type CommandIO, UsageError } from './io.js';
+import { defaultLabDependencies, labCommand } from './lab.js';
 
 export { type CommandIO, UsageError } from './io.js';
 
@@ -28,6 +29,8 @@ Usage: bulwark <command> [options]
 Commands:
   demo               Run a flaky dependency with and without resilience policies
                      (reproducible from --seed; see bulwark demo --help)
+  lab [scenario…]    Run the chaos lab's failure scenarios and report success before and after
+                     resilience, with 95% intervals (see bulwark lab --help)
   help               Show this help
   version            Print the version
 
@@ -36,7 +39,7 @@ Options:
   -v, --version      Print the version
 
 The library is documented in the README: https://www.npmjs.com/package/bulwark
-More commands (lab, proxy, run, dashboard, analyze) arrive with their modules.
+More commands (proxy, run, dashboard, analyze) arrive with their modules.
 `;
 
 /** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
@@ -52,6 +55,7 @@ export async function main(argv: readonly string[], io: CommandIO = defaultIO): 
       return 0;
     }
     if (first === 'demo') return await demoCommand(rest, io);
+    if (first === 'lab') return await labCommand(rest, io, { ...defaultLabDependencies, version: version() });
     if (first.startsWith('-')) throw new UsageError(`unknown option ${first}`);
     throw new UsageError(`unknown command "${first}"`);
   } catch (error) {

@@ -1,7 +1,22 @@
 /**
- * `bulwark/lab`: the chaos lab. So far its statistics (rates with Wilson intervals, before/after tests,
- * consistency with an analytic prediction, power warnings) and the bounded latency histogram; the
- * scenario runner, reports and `bulwark lab` build on them.
+ * `bulwark/lab`: the chaos lab. Its statistics (rates with Wilson intervals, before/after tests,
+ * consistency with an analytic prediction, power warnings), the bounded latency histogram, scenarios
+ * and their runner, the built-in scenarios, and the JSON report document every report renders from.
  */
+
+export * from './document.js';
 export * from './histogram.js';
+export { evaluate, type RunScenarioOptions, runScenario, runSeed, runTasks } from './runner.js';
+export {
+  type Check,
+  type ComparisonSpec,
+  defineScenario,
+  type ParamValue,
+  type Recorder,
+  type Scenario,
+  type ScenarioContext,
+  type ScenarioDefinition,
+  type ScenarioSetup,
+} from './scenario.js';
+export { builtinScenarios, network, resource } from './scenarios/index.js';
 export * from './stats.js';

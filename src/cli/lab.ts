@@ -1,0 +1,269 @@
+/**
+ * `bulwark lab`: runs the lab's scenarios on a virtual clock from a seed and prints the summary table,
+ * or the report document as JSON; `--out DIR` writes `report.json`, `report.md` and `report.html`.
+ * Exit code 0 when every scenario passes its checks, 1 when one does not, 2 on bad input.
+ */
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SystemClock } from '../core/clock.js';
+import type { Seed } from '../core/random.js';
+import type { LabReport, ScenarioReport } from '../lab/document.js';
+import { renderHtml, renderMarkdown, renderTerminal } from '../lab/report/index.js';
+import { type RunScenarioOptions, runScenario } from '../lab/runner.js';
+import type { Scenario } from '../lab/scenario.js';
+import { builtinScenarios } from '../lab/scenarios/index.js';
+import { type CommandIO, UsageError } from './io.js';
+
+/** What the command runs on; tests replace parts of it. */
+export interface LabDependencies {
+  /** The scenarios by name, in listing order. */
+  scenarios: () => ReadonlyMap<string, Scenario>;
+  run: (scenario: Scenario, options: RunScenarioOptions) => Promise<ScenarioReport>;
+  /** Wall-clock milliseconds, for `meta` and the progress line only. */
+  now: () => number;
+  /** Whether stderr is a terminal: the progress line is drawn only then. */
+  stderrIsTTY: boolean;
+  /** Bulwark's version, recorded in `meta`. */
+  version?: string;
+}
+
+const systemClock = new SystemClock();
+
+export const defaultLabDependencies: LabDependencies = {
+  scenarios: builtinScenarios,
+  run: runScenario,
+  now: () => systemClock.now(),
+  stderrIsTTY: process.stderr.isTTY === true,
+};
+
+const HELP = `Usage: bulwark lab [scenario…] [--seed S] [--tasks N] [--runs K] [--out DIR] [--json] [--list]
+
+Runs the chaos lab's scenarios (all of them when none is named) on a virtual clock and prints, for each,
+the success rate before and after its resilience mechanism with 95% intervals, the improvement, its
+p-value and a verdict. The same seed gives the same numbers.
+
+Options:
+  --seed S       Base seed, a number or a string (default 1)
+  --tasks N      Tasks per run, overriding each scenario's default (e.g. --tasks 10 for the original scale)
+  --runs K       Runs on K seeds derived from the base seed; counts are pooled, the spread reported (default 1)
+  --out DIR      Write report.json, report.md and report.html to DIR (created if missing)
+  --json         Print the report document as JSON instead of the table
+  --list         List the scenarios, one line each
+  -h, --help     Show this help
+
+Exit code: 0 when every scenario passes its checks, 1 when one does not, 2 on bad input.
+`;
+
+/** Work (tasks × runs over the selected scenarios) from which a progress line is worth drawing. */
+const LONG_RUN = 200_000;
+const PROGRESS_EVERY_MS = 100;
+
+function integer(flag: string, text: string | undefined, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw new UsageError(`lab: --${flag} must be an integer from 1 to ${max}, got ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+function parseSeed(text: string): Seed {
+  if (text === '') throw new UsageError('lab: --seed must not be empty');
+  const n = Number(text);
+  return /^-?\d+$/.test(text) && Number.isSafeInteger(n) ? n : text;
+}
+
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** The known name closest to `name`, when it is close enough to be a typo. */
+export function didYouMean(name: string, known: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const candidate of known) {
+    const d = candidate.startsWith(name) || name.startsWith(candidate) ? 1 : distance(name, candidate);
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+/** Writes `text` to `dir/name` atomically: a temporary file in `dir`, then a rename over the target. */
+async function writeAtomic(dir: string, name: string, text: string): Promise<void> {
+  const temporary = join(dir, `.${name}.${process.pid}.tmp`);
+  try {
+    await writeFile(temporary, text, 'utf8');
+    await rename(temporary, join(dir, name));
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}
+
+function shellWord(text: string): string {
+  return /^[\w.,:/@%+=-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The files `--out` writes, by name. */
+export function reportFiles(report: LabReport): [string, string][] {
+  return [
+    ['report.json', `${JSON.stringify(report, null, 2)}\n`],
+    ['report.md', renderMarkdown(report)],
+    ['report.html', renderHtml(report)],
+  ];
+}
+
+function progressLine(io: CommandIO, deps: LabDependencies, work: number) {
+  if (!deps.stderrIsTTY || work < LONG_RUN) return undefined;
+  let last = Number.NEGATIVE_INFINITY;
+  let drawn = false;
+  return {
+    update(name: string, done: number, total: number) {
+      if (done % 1024 !== 0 && done !== total) return;
+      const now = deps.now();
+      if (now - last < PROGRESS_EVERY_MS && done !== total) return;
+      last = now;
+      drawn = true;
+      const pct = total === 0 ? 100 : Math.floor((done / total) * 100);
+      io.err(`\r\x1b[K${name}: ${pct}% (${done}/${total} tasks)`);
+    },
+    clear() {
+      if (drawn) io.err('\r\x1b[K');
+    },
+  };
+}
+
+/** `bulwark lab …`; returns the exit code. Throws {@link UsageError} on bad input. */
+export async function labCommand(
+  argv: readonly string[],
+  io: CommandIO,
+  deps: LabDependencies = defaultLabDependencies,
+): Promise<number> {
+  let values: { [key: string]: string | boolean | undefined };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: [...argv],
+      options: {
+        seed: { type: 'string', default: '1' },
+        tasks: { type: 'string' },
+        runs: { type: 'string' },
+        out: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        list: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      allowPositionals: true,
+      strict: true,
+    }));
+  } catch (error) {
+    // Node's message goes on to explain `--`; the first sentence is the mistake.
+    const message = (error instanceof Error ? error.message : String(error)).replace(/\. To specify.*$/s, '');
+    throw new UsageError(`lab: ${message}`);
+  }
+  if (values.help) {
+    io.out(HELP);
+    return 0;
+  }
+  const known = deps.scenarios();
+  if (values.list) {
+    const width = Math.max(0, ...[...known.keys()].map((name) => name.length));
+    for (const scenario of known.values()) {
+      io.out(
+        `${scenario.name.padEnd(width)}  ${scenario.description} (${scenario.defaults.tasks} tasks by default)\n`,
+      );
+    }
+    return 0;
+  }
+  const seed = parseSeed(String(values.seed));
+  const tasks = integer('tasks', values.tasks as string | undefined, 100_000_000);
+  const runs = integer('runs', values.runs as string | undefined, 100_000);
+  const out = values.out as string | undefined;
+  if (out === '') throw new UsageError('lab: --out must name a directory');
+
+  const selected: Scenario[] = [];
+  for (const name of positionals.length === 0 ? known.keys() : positionals) {
+    const scenario = known.get(name);
+    if (scenario === undefined) {
+      const guess = didYouMean(name, known.keys());
+      throw new UsageError(
+        `lab: unknown scenario "${name}"` +
+          (guess === undefined ? '' : ` (did you mean "${guess}"?)`) +
+          `; known: ${[...known.keys()].join(', ')}`,
+      );
+    }
+    if (!selected.includes(scenario)) selected.push(scenario);
+  }
+
+  const work = selected.reduce((sum, s) => sum + (tasks ?? s.defaults.tasks) * (runs ?? 1), 0);
+  const progress = progressLine(io, deps, work);
+  const started = deps.now();
+  const scenarios: ScenarioReport[] = [];
+  const scenarioWallMs: Record<string, number> = {};
+  try {
+    for (const scenario of selected) {
+      const t0 = deps.now();
+      const options: RunScenarioOptions = { seed };
+      if (tasks !== undefined) options.tasks = tasks;
+      if (runs !== undefined) options.runs = runs;
+      if (progress !== undefined) {
+        options.onProgress = (done, total) => progress.update(scenario.name, done, total);
+      }
+      scenarios.push(await deps.run(scenario, options));
+      scenarioWallMs[scenario.name] = deps.now() - t0;
+    }
+  } finally {
+    progress?.clear();
+  }
+  const report: LabReport = {
+    seed,
+    scenarios,
+    meta: {
+      wallMs: deps.now() - started,
+      scenarioWallMs,
+      node: process.version,
+      platform: process.platform,
+      arch: process.arch,
+      ...(deps.version === undefined ? {} : { version: deps.version }),
+    },
+  };
+
+  if (values.json) io.out(`${JSON.stringify(report, null, 2)}\n`);
+  else io.out(renderTerminal(report));
+  if (out !== undefined) {
+    const files = reportFiles(report);
+    try {
+      await mkdir(out, { recursive: true });
+      for (const [name, text] of files) await writeAtomic(out, name, text);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new UsageError(`lab: cannot write the reports to ${out}: ${reason}`);
+    }
+    const say = values.json ? io.err : io.out;
+    say(`Wrote ${files.map(([name]) => name).join(', ')} to ${out}\n`);
+  }
+  if (!values.json) {
+    const flags = [
+      `--seed ${shellWord(String(seed))}`,
+      ...(tasks === undefined ? [] : [`--tasks ${tasks}`]),
+      ...(runs === undefined ? [] : [`--runs ${runs}`]),
+    ];
+    io.out(
+      `Reproduce: bulwark lab ${[...(positionals.length > 0 ? selected.map((s) => s.name) : []), ...flags].join(' ')}\n`,
+    );
+  }
+  return scenarios.every((s) => s.passed) ? 0 : 1;
+}

@@ -1,0 +1,19 @@
+/** The built-in scenarios of `bulwark lab`, in the order they run and are listed. */
+import type { Scenario } from '../scenario.js';
+import { network } from './network.js';
+import { resource } from './resource.js';
+
+export { network } from './network.js';
+export { resource } from './resource.js';
+
+/**
+ * The built-in scenarios, by name, in listing order (a fresh map: callers may add their own).
+ * @example
+ * const network = builtinScenarios().get('network');
+ */
+export function builtinScenarios(): Map<string, Scenario> {
+  return new Map<string, Scenario>([
+    [network.name, network as unknown as Scenario],
+    [resource.name, resource as unknown as Scenario],
+  ]);
+}
