@@ -26,6 +26,28 @@ describe('VirtualClock', () => {
     expect(clock.now()).toBe(20);
   });
 
+  it('simultaneous timers fire together, then the program reacts; a 0 ms timer set meanwhile comes after', async () => {
+    const clock = new VirtualClock();
+    const log: string[] = [];
+    clock.setTimer(
+      10,
+      () => {
+        log.push('a');
+        Promise.resolve().then(() => log.push('a reacts'));
+        clock.setTimer(0, () => log.push('a+0'), undefined);
+      },
+      undefined,
+    );
+    clock.setTimer(10, () => log.push('b'), undefined);
+    await clock.runUntilIdle();
+    expect(log).toEqual(['a', 'b', 'a reacts', 'a+0']);
+    const spin = () => {
+      clock.setTimer(0, spin, undefined);
+    };
+    spin();
+    await expect(clock.runUntilIdle({ limit: 50 })).rejects.toThrow(/never goes idle/);
+  });
+
   it('advance fires only what is due and lands exactly on the target', async () => {
     const clock = new VirtualClock({ start: 1000 });
     const fired: number[] = [];
