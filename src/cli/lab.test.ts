@@ -244,3 +244,60 @@ describe('bulwark lab: the real scenarios', () => {
     expect(c.out()).toContain('network (success): warning: 10 tasks per arm');
   });
 });
+
+describe('bulwark lab --file', () => {
+  const valid = 'test/fixtures/flaky-api.yaml';
+
+  it('runs only the file scenario when no names are given, and exits 0 when its checks pass', async () => {
+    const c = capture();
+    expect(await main(['lab', '--file', valid, '--json'], c.io)).toBe(0);
+    const report = JSON.parse(c.out()) as LabReport;
+    expect(report.scenarios.map((s) => [s.name, s.tasks, s.passed])).toEqual([['flaky-api', 10_000, true]]);
+    expect(report.scenarios[0]?.metrics.after).toMatchObject({ count: 9169, total: 10_000 });
+    expect(c.err()).toBe('');
+  });
+
+  it('runs named built-ins, then the files; --list and the Reproduce line include them', async () => {
+    const { deps, calls } = stubs();
+    const c = capture();
+    expect(await labCommand(['alpha', '--file', valid, '--tasks', '5'], c.io, deps)).toBe(0);
+    expect(calls.map(([name]) => name)).toEqual(['alpha', 'flaky-api']);
+    expect(c.out()).toContain(`Reproduce: bulwark lab alpha --seed 1 --tasks 5 --file ${valid}\n`);
+    const l = capture();
+    expect(await labCommand(['--list', '--file', valid], l.io, deps)).toBe(0);
+    expect(
+      l
+        .out()
+        .trimEnd()
+        .split('\n')
+        .map((line) => line.split(/\s+/)[0]),
+    ).toEqual(['alpha', 'beta', 'flaky-api']);
+  });
+
+  it('a bad file exits 2 with one message per problem on stderr, and nothing runs', async () => {
+    const { deps, calls } = stubs();
+    const c = capture();
+    const code = await labCommand(
+      ['--file', 'test/fixtures/bad-keys.yaml', '--file', 'test/fixtures/bad-semantics.yaml'],
+      c.io,
+      deps,
+    );
+    expect(code).toBe(2);
+    expect(calls).toEqual([]);
+    expect(c.out()).toBe('');
+    const lines = c.err().trimEnd().split('\n');
+    expect(lines).toHaveLength(6);
+    expect(lines[0]).toBe(
+      'test/fixtures/bad-keys.yaml:7:14: after[0].retry.maxAtempts: unknown key (did you mean "maxAttempts"?)',
+    );
+    expect(lines[5]).toMatch(/^test\/fixtures\/bad-semantics\.yaml:8:12: after\[1\]\.retry: /);
+    expect(c.err()).not.toMatch(/\n\s+at /);
+  });
+
+  it('a missing file exits 2 with one line', async () => {
+    const c = capture();
+    expect(await main(['lab', '--file', 'my.yaml'], c.io)).toBe(2);
+    expect(c.err().split('\n')[0]).toBe('bulwark: lab: cannot read my.yaml: no such file');
+    expect(c.out()).toBe('');
+  });
+});

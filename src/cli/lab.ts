@@ -13,6 +13,7 @@ import { renderHtml, renderMarkdown, renderTerminal } from '../lab/report/index.
 import { type RunScenarioOptions, runScenario } from '../lab/runner.js';
 import type { Scenario } from '../lab/scenario.js';
 import { builtinScenarios } from '../lab/scenarios/index.js';
+import { loadScenarioFile, ScenarioFileError } from '../lab/yaml.js';
 import { type CommandIO, UsageError } from './io.js';
 
 /** What the command runs on; tests replace parts of it. */
@@ -26,6 +27,8 @@ export interface LabDependencies {
   stderrIsTTY: boolean;
   /** Bulwark's version, recorded in `meta`. */
   version?: string;
+  /** Loads a scenario file (`--file`). @defaultValue `loadScenarioFile` */
+  loadFile?: (path: string) => Promise<Scenario>;
 }
 
 const systemClock = new SystemClock();
@@ -37,7 +40,7 @@ export const defaultLabDependencies: LabDependencies = {
   stderrIsTTY: process.stderr.isTTY === true,
 };
 
-const HELP = `Usage: bulwark lab [scenario…] [--seed S] [--tasks N] [--runs K] [--out DIR] [--json] [--list]
+const HELP = `Usage: bulwark lab [scenario…] [--seed S] [--tasks N] [--runs K] [--file F]… [--out DIR] [--json] [--list]
 
 Runs the chaos lab's scenarios (all of them when none is named) on a virtual clock and prints, for each,
 the success rate before and after its resilience mechanism with 95% intervals, the improvement, its
@@ -47,6 +50,9 @@ Options:
   --seed S       Base seed, a number or a string (default 1)
   --tasks N      Tasks per run, overriding each scenario's default (e.g. --tasks 10 for the original scale)
   --runs K       Runs on K seeds derived from the base seed; counts are pooled, the spread reported (default 1)
+  --file F       Also run the scenario in the YAML/JSON file F (repeatable); with --file and no
+                 scenario names, only the files' scenarios run. A bad file exits 2, listing each
+                 problem as file:line:column: field: message
   --out DIR      Write report.json, report.md and report.html to DIR (created if missing)
   --json         Print the report document as JSON instead of the table
   --list         List the scenarios, one line each
@@ -152,7 +158,7 @@ export async function labCommand(
   io: CommandIO,
   deps: LabDependencies = defaultLabDependencies,
 ): Promise<number> {
-  let values: { [key: string]: string | boolean | undefined };
+  let values: { [key: string]: string | boolean | string[] | undefined };
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
@@ -162,6 +168,7 @@ export async function labCommand(
         tasks: { type: 'string' },
         runs: { type: 'string' },
         out: { type: 'string' },
+        file: { type: 'string', multiple: true },
         json: { type: 'boolean', default: false },
         list: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -179,9 +186,28 @@ export async function labCommand(
     return 0;
   }
   const known = deps.scenarios();
+  const files = (values.file as string[] | undefined) ?? [];
+  const fromFiles: Scenario[] = [];
+  const problems: string[] = [];
+  for (const file of files) {
+    try {
+      fromFiles.push(await (deps.loadFile ?? loadScenarioFile)(file));
+    } catch (error) {
+      if (!(error instanceof ScenarioFileError)) throw error;
+      if (error.unreadable) throw new UsageError(`lab: ${error.problems.join('; ')}`);
+      problems.push(...error.problems);
+    }
+  }
+  if (problems.length > 0) {
+    io.err(`${problems.join('\n')}\n`);
+    return 2;
+  }
   if (values.list) {
-    const width = Math.max(0, ...[...known.keys()].map((name) => name.length));
-    for (const scenario of known.values()) {
+    const width = Math.max(
+      0,
+      ...[...known.keys(), ...fromFiles.map((s) => s.name)].map((name) => name.length),
+    );
+    for (const scenario of [...known.values(), ...fromFiles]) {
       io.out(
         `${scenario.name.padEnd(width)}  ${scenario.description} (${scenario.defaults.tasks} tasks by default)\n`,
       );
@@ -195,7 +221,7 @@ export async function labCommand(
   if (out === '') throw new UsageError('lab: --out must name a directory');
 
   const selected: Scenario[] = [];
-  for (const name of positionals.length === 0 ? known.keys() : positionals) {
+  for (const name of positionals.length === 0 && files.length === 0 ? known.keys() : positionals) {
     const scenario = known.get(name);
     if (scenario === undefined) {
       const guess = didYouMean(name, known.keys());
@@ -207,6 +233,7 @@ export async function labCommand(
     }
     if (!selected.includes(scenario)) selected.push(scenario);
   }
+  selected.push(...fromFiles);
 
   const work = selected.reduce((sum, s) => sum + (tasks ?? s.defaults.tasks) * (runs ?? 1), 0);
   const progress = progressLine(io, deps, work);
@@ -260,9 +287,10 @@ export async function labCommand(
       `--seed ${shellWord(String(seed))}`,
       ...(tasks === undefined ? [] : [`--tasks ${tasks}`]),
       ...(runs === undefined ? [] : [`--runs ${runs}`]),
+      ...files.map((file) => `--file ${shellWord(file)}`),
     ];
     io.out(
-      `Reproduce: bulwark lab ${[...(positionals.length > 0 ? selected.map((s) => s.name) : []), ...flags].join(' ')}\n`,
+      `Reproduce: bulwark lab ${[...(positionals.length > 0 ? selected.filter((s) => !fromFiles.includes(s)).map((s) => s.name) : []), ...flags].join(' ')}\n`,
     );
   }
   return scenarios.every((s) => s.passed) ? 0 : 1;

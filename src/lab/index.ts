@@ -20,3 +20,4 @@ export {
 } from './scenario.js';
 export { builtinScenarios, network, resource } from './scenarios/index.js';
 export * from './stats.js';
+export { loadScenarioFile, parseScenarioFile, ScenarioFileError } from './yaml.js';

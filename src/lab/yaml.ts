@@ -1,0 +1,692 @@
+/**
+ * Scenarios from declarative YAML (or JSON) files: a simulated dependency (faults applied in order, then
+ * success after an optional latency), a `before` and an `after` pipeline of policies around it, and
+ * checks on the two success rates. Validated with zod (strict everywhere) before anything runs; every
+ * problem is reported once, as `file:line:column: path.to.field: message`.
+ */
+import { readFile } from 'node:fs/promises';
+import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { z } from 'zod';
+import { faults, inject } from '../chaos/faults.js';
+import { type Schedule, schedule } from '../chaos/schedule.js';
+import { type Duration, toMs } from '../core/duration.js';
+import { BulwarkError } from '../core/errors.js';
+import type { Runtime } from '../core/runtime.js';
+import { virtualRuntime } from '../core/runtime.js';
+import { type Backoff, backoff as backoffs } from '../policy/backoff.js';
+import { bulkhead } from '../policy/bulkhead.js';
+import { circuitBreaker } from '../policy/circuit-breaker.js';
+import { fallback } from '../policy/fallback.js';
+import { pipeline } from '../policy/pipeline.js';
+import type { Policy } from '../policy/policy.js';
+import { retry } from '../policy/retry.js';
+import { timeout } from '../policy/timeout.js';
+import { runTasks } from './runner.js';
+import { type Check, defineScenario, type Scenario } from './scenario.js';
+
+/** A scenario file that cannot be read, parsed or validated; `problems` holds one message per problem. */
+export class ScenarioFileError extends BulwarkError {
+  override readonly name = 'ScenarioFileError';
+  /** One line per problem: `file:line:column: path: message` (or `cannot read FILE: reason`). */
+  readonly problems: readonly string[];
+  /** True when the file could not be read at all (missing, a directory, no permission). */
+  readonly unreadable: boolean;
+  constructor(problems: readonly string[], unreadable = false) {
+    super('SCENARIO_FILE', problems.join('\n'), { retryable: false });
+    this.problems = problems;
+    this.unreadable = unreadable;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// schema
+
+const KNOWN = 'known keys: ';
+
+/** A strict object whose unknown-key issue carries its known keys (for the did-you-mean). */
+function strict<S extends z.ZodRawShape>(shape: S) {
+  const known = Object.keys(shape);
+  return z
+    .object(shape, {
+      errorMap: (issue, ctx) =>
+        issue.code === 'unrecognized_keys'
+          ? { message: KNOWN + known.join(',') }
+          : { message: ctx.defaultError },
+    })
+    .strict();
+}
+
+/** A strict object of which exactly one of `keys` (or at most one, when `optional`) must be present. */
+function oneKey<T extends Record<string, unknown>>(keys: readonly string[], optional = false) {
+  return (value: T, ctx: z.RefinementCtx): void => {
+    const present = keys.filter((k) => value[k] !== undefined);
+    if (present.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [present[1] as string],
+        message: `only one of ${keys.join(', ')} may be given (also got ${present[0]})`,
+      });
+    } else if (present.length === 0 && !optional) {
+      ctx.addIssue({ code: 'custom', message: `expected one of ${keys.join(', ')}` });
+    }
+  };
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a map';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  return `${typeof value} ${String(value)}`;
+}
+
+/** A duration (ms or `'250ms'`), converted to ms; `positive` rejects 0. */
+function duration(positive = false) {
+  return z.unknown().transform((value, ctx): number => {
+    const expected = `a duration such as 250ms, 5s or a number of ms${positive ? ' (> 0)' : ''}`;
+    if (value === undefined) {
+      ctx.addIssue({ code: 'custom', message: `required: ${expected}` });
+      return z.NEVER;
+    }
+    let ms: number | undefined;
+    if (typeof value === 'number' || typeof value === 'string') {
+      try {
+        ms = toMs(value as Duration);
+      } catch {
+        ms = undefined;
+      }
+    }
+    if (ms === undefined || (positive && ms <= 0)) {
+      ctx.addIssue({ code: 'custom', message: `expected ${expected}, got ${describe(value)}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+const int = (min: number) =>
+  z.number().int(`must be an integer >= ${min}`).min(min, `must be an integer >= ${min}`);
+const probability = z
+  .number()
+  .min(0, 'must be a probability in [0, 1]')
+  .max(1, 'must be a probability in [0, 1]');
+
+const NETWORK_CODES = ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE'] as const;
+const SCHEDULE_KEYS = ['rate', 'firstN', 'everyNth', 'sequence'] as const;
+const scheduleShape = {
+  rate: probability.optional(),
+  firstN: int(0).optional(),
+  everyNth: int(1).optional(),
+  sequence: z
+    .array(z.enum(['fail', 'ok']))
+    .min(1, 'must list at least one step')
+    .optional(),
+  repeat: z.boolean().optional(),
+};
+
+const errorFault = strict({ code: z.enum(NETWORK_CODES).optional(), ...scheduleShape }).superRefine(
+  oneKey(SCHEDULE_KEYS, true),
+);
+const timeoutFault = strict(scheduleShape).superRefine(oneKey(SCHEDULE_KEYS, true));
+const latencyFault = strict({
+  delay: duration().optional(),
+  median: duration(true).optional(),
+  p99: duration(true).optional(),
+  ...scheduleShape,
+}).superRefine((value, ctx) => {
+  oneKey(SCHEDULE_KEYS, true)(value, ctx);
+  if (value.delay === undefined && (value.median === undefined || value.p99 === undefined)) {
+    ctx.addIssue({ code: 'custom', message: 'expected delay, or median and p99' });
+  } else if (value.delay !== undefined && (value.median !== undefined || value.p99 !== undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['delay'], message: 'give delay, or median and p99, not both' });
+  } else if (value.median !== undefined && value.p99 !== undefined && value.p99 <= value.median) {
+    ctx.addIssue({ code: 'custom', path: ['p99'], message: 'must be greater than median' });
+  }
+});
+
+const FAULT_KINDS = ['error', 'timeout', 'latency'] as const;
+const faultEntry = strict({
+  error: errorFault.optional(),
+  timeout: timeoutFault.optional(),
+  latency: latencyFault.optional(),
+}).superRefine(oneKey(FAULT_KINDS));
+
+const latencySpec = strict({
+  fixed: duration().optional(),
+  median: duration(true).optional(),
+  p99: duration(true).optional(),
+}).superRefine((value, ctx) => {
+  if (value.fixed === undefined && (value.median === undefined || value.p99 === undefined)) {
+    ctx.addIssue({ code: 'custom', message: 'expected fixed, or median and p99' });
+  } else if (value.fixed !== undefined && (value.median !== undefined || value.p99 !== undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['fixed'], message: 'give fixed, or median and p99, not both' });
+  } else if (value.median !== undefined && value.p99 !== undefined && value.p99 <= value.median) {
+    ctx.addIssue({ code: 'custom', path: ['p99'], message: 'must be greater than median' });
+  }
+});
+
+const factor = z.number().min(1, 'must be a number >= 1').finite('must be a finite number >= 1');
+const BACKOFF_KINDS = ['constant', 'linear', 'exponential'] as const;
+const backoffSpec = strict({
+  constant: duration().optional(),
+  linear: strict({
+    initial: duration().optional(),
+    step: duration().optional(),
+    max: duration().optional(),
+  }).optional(),
+  exponential: strict({
+    initial: duration().optional(),
+    factor: factor.optional(),
+    max: duration().optional(),
+  })
+    .superRefine((value, ctx) => {
+      if (value.max !== undefined && value.max < (value.initial ?? 100)) {
+        ctx.addIssue({ code: 'custom', path: ['max'], message: 'must be >= initial' });
+      }
+    })
+    .optional(),
+  jitter: z.enum(['none', 'full', 'equal', 'decorrelated']).optional(),
+}).superRefine(oneKey(BACKOFF_KINDS));
+
+const POLICY_KINDS = ['retry', 'timeout', 'circuitBreaker', 'bulkhead', 'fallback'] as const;
+const policyEntry = strict({
+  retry: strict({
+    maxAttempts: int(1).optional(),
+    backoff: backoffSpec.optional(),
+    maxDelay: duration().optional(),
+  }).optional(),
+  timeout: strict({
+    after: duration(true),
+    strategy: z.enum(['cooperative', 'aggressive']).optional(),
+  }).optional(),
+  circuitBreaker: strict({
+    consecutiveFailures: int(1).optional(),
+    failureRatio: z
+      .number()
+      .gt(0, 'must be a ratio in (0, 1]')
+      .max(1, 'must be a ratio in (0, 1]')
+      .optional(),
+    window: duration(true).optional(),
+    buckets: int(1).optional(),
+    minimumThroughput: int(1).optional(),
+    halfOpenAfter: duration(true).optional(),
+  })
+    .superRefine((value, ctx) => {
+      if (value.consecutiveFailures !== undefined && value.failureRatio !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['failureRatio'],
+          message: 'give consecutiveFailures, or failureRatio (with window), not both',
+        });
+      }
+    })
+    .optional(),
+  bulkhead: strict({ limit: int(1).optional(), queue: int(0).optional() }).optional(),
+  fallback: strict({ value: z.unknown() })
+    .superRefine((value, ctx) => {
+      if (!('value' in value)) ctx.addIssue({ code: 'custom', message: 'required: value' });
+    })
+    .optional(),
+}).superRefine(oneKey(POLICY_KINDS));
+
+const checkSpec = z.union([
+  strict({
+    metric: z.enum(['before', 'after']),
+    atLeast: probability.optional(),
+    atMost: probability.optional(),
+    consistentWith: probability.optional(),
+    description: z.string().optional(),
+  }).superRefine((value, ctx) => {
+    if (value.atLeast === undefined && value.atMost === undefined && value.consistentWith === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'expected atLeast, atMost or consistentWith' });
+    }
+  }),
+  strict({
+    value: z.string(),
+    equals: z.number().optional(),
+    atLeast: z.number().optional(),
+    atMost: z.number().optional(),
+    description: z.string().optional(),
+  }).superRefine((value, ctx) => {
+    if (value.equals === undefined && value.atLeast === undefined && value.atMost === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'expected equals, atLeast or atMost' });
+    }
+  }),
+]);
+
+const fileSchema = strict({
+  name: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'must be lowercase letters, digits, "-" and "_"'),
+  description: z.string().optional(),
+  tasks: int(1).max(100_000_000, 'must be an integer from 1 to 100000000').optional(),
+  concurrency: int(1).optional(),
+  dependency: strict({
+    faults: z.array(faultEntry).optional(),
+    latency: latencySpec.optional(),
+  }),
+  before: z.array(policyEntry),
+  after: z.array(policyEntry),
+  expect: z.array(checkSpec).optional(),
+});
+
+/** A scenario file as written (after validation; durations in ms). */
+export type ScenarioFile = z.infer<typeof fileSchema>;
+type FaultEntry = z.infer<typeof faultEntry>;
+type PolicyEntry = z.infer<typeof policyEntry>;
+type BackoffSpec = z.infer<typeof backoffSpec>;
+type ScheduleSpec = z.infer<typeof timeoutFault>;
+
+// ---------------------------------------------------------------------------------------------
+// building
+
+function scheduleOf(spec: ScheduleSpec): Schedule | undefined {
+  if (spec.rate !== undefined) return schedule.rate(spec.rate);
+  if (spec.firstN !== undefined) return schedule.firstN(spec.firstN);
+  if (spec.everyNth !== undefined) return schedule.everyNth(spec.everyNth);
+  if (spec.sequence !== undefined) {
+    return schedule.sequence(spec.sequence, spec.repeat === undefined ? {} : { repeat: spec.repeat });
+  }
+  return undefined;
+}
+
+function withSchedule<O extends object>(options: O, spec: ScheduleSpec): O & { schedule?: Schedule } {
+  const chosen = scheduleOf(spec);
+  return chosen === undefined ? options : { ...options, schedule: chosen };
+}
+
+function buildFault(entry: FaultEntry, name: string, runtime: Runtime): Policy {
+  if (entry.error !== undefined) {
+    const { code } = entry.error;
+    return faults.error(withSchedule({ name, runtime, kind: code ?? 'ECONNREFUSED' }, entry.error));
+  }
+  if (entry.timeout !== undefined) return faults.timeout(withSchedule({ name, runtime }, entry.timeout));
+  const spec = entry.latency as NonNullable<FaultEntry['latency']>;
+  return spec.delay !== undefined
+    ? faults.latency(withSchedule({ name, runtime, delay: spec.delay }, spec))
+    : faults.latency(
+        withSchedule(
+          {
+            name,
+            runtime,
+            distribution: { kind: 'lognormal', median: spec.median as number, p99: spec.p99 as number },
+          },
+          spec,
+        ),
+      );
+}
+
+function buildBackoff(spec: BackoffSpec): Backoff {
+  let result: Backoff;
+  if (spec.constant !== undefined) result = backoffs.constant(spec.constant);
+  else if (spec.linear !== undefined) result = backoffs.linear(defined(spec.linear));
+  else result = backoffs.exponential(defined(spec.exponential ?? {}));
+  return spec.jitter === undefined ? result : result.withJitter(spec.jitter);
+}
+
+/** `value` without its undefined properties (for `exactOptionalPropertyTypes`). */
+function defined<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as never;
+}
+
+function buildPolicy(entry: PolicyEntry, name: string, runtime: Runtime): Policy {
+  if (entry.retry !== undefined) {
+    const { backoff, ...rest } = entry.retry;
+    return retry({
+      ...defined(rest),
+      ...(backoff === undefined ? {} : { backoff: buildBackoff(backoff) }),
+      name,
+      runtime,
+    });
+  }
+  if (entry.timeout !== undefined) return timeout({ ...defined(entry.timeout), name, runtime });
+  if (entry.circuitBreaker !== undefined) {
+    return circuitBreaker({ ...defined(entry.circuitBreaker), name, runtime });
+  }
+  if (entry.bulkhead !== undefined) return bulkhead({ ...defined(entry.bulkhead), name, runtime });
+  const value = (entry.fallback as { value: unknown }).value;
+  return fallback(() => value, { name, runtime });
+}
+
+function policyKind(entry: object): string {
+  return Object.keys(entry).find((k) => (entry as Record<string, unknown>)[k] !== undefined) ?? '?';
+}
+
+/** The dependency's faults (then its latency), named `<side>.<kind>.<i>` so each has its own stream. */
+function buildDependency(file: ScenarioFile, side: string, runtime: Runtime): Policy[] {
+  const list = (file.dependency.faults ?? []).map((entry, i) =>
+    buildFault(entry, `${side}.fault.${policyKind(entry)}.${i}`, runtime),
+  );
+  const latency = file.dependency.latency;
+  if (latency !== undefined) {
+    const name = `${side}.latency`;
+    list.push(
+      latency.fixed !== undefined
+        ? faults.latency({ name, runtime, delay: latency.fixed })
+        : faults.latency({
+            name,
+            runtime,
+            distribution: { kind: 'lognormal', median: latency.median as number, p99: latency.p99 as number },
+          }),
+    );
+  }
+  return list;
+}
+
+function buildPipeline(file: ScenarioFile, side: 'before' | 'after', runtime: Runtime) {
+  const policies = file[side].map((entry, i) =>
+    buildPolicy(entry, `${side}.${policyKind(entry)}.${i}`, runtime),
+  );
+  const dependency = inject(() => true, buildDependency(file, side, runtime));
+  return { policy: pipeline(...policies), dependency };
+}
+
+/** What kind of failure `error` is: its `code` (`ECONNREFUSED`, `TIMEOUT`, `CIRCUIT_OPEN`, …) or `OTHER`. */
+function failureKind(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.length > 0 ? code : 'OTHER';
+}
+
+function toScenario(file: ScenarioFile): Scenario {
+  const concurrency = file.concurrency ?? 100;
+  const expect: Check[] = (file.expect ?? []).map((check) => defined(check) as Check);
+  return defineScenario({
+    name: file.name,
+    description: file.description ?? `${file.name} (from a scenario file)`,
+    params: {},
+    defaults: { tasks: file.tasks ?? 10_000 },
+    async run({ runtime, tasks, record, progress }) {
+      const sides = (['before', 'after'] as const).map((side) => ({
+        side,
+        ...buildPipeline(file, side, runtime),
+        ok: 0,
+        failures: new Map<string, number>(),
+      }));
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 0;
+      try {
+        await runTasks(
+          tasks,
+          concurrency,
+          async () => {
+            for (const side of sides) {
+              try {
+                await side.policy.execute(side.dependency);
+                side.ok++;
+              } catch (error) {
+                const kind = failureKind(error);
+                side.failures.set(kind, (side.failures.get(kind) ?? 0) + 1);
+              }
+            }
+          },
+          (done) => {
+            if (done % 1000 === 0 || done === tasks) progress(done);
+          },
+        );
+      } finally {
+        Error.stackTraceLimit = limit;
+      }
+      for (const side of sides) {
+        record.countMany(side.side, side.ok, tasks);
+        for (const [kind, n] of [...side.failures].sort(([a], [b]) => (a < b ? -1 : 1))) {
+          record.add(`failures.${side.side}.${kind}`, n);
+        }
+      }
+    },
+    comparisons: [{ metric: 'success', before: 'before', after: 'after' }],
+    expect,
+  }) as unknown as Scenario;
+}
+
+// ---------------------------------------------------------------------------------------------
+// positions and messages
+
+type PathPart = string | number;
+
+function formatPath(path: readonly PathPart[]): string {
+  let text = '';
+  for (const part of path) {
+    if (typeof part === 'number') text += `[${part}]`;
+    else text += text === '' ? part : `.${part}`;
+  }
+  return text === '' ? '(file)' : text;
+}
+
+function levenshtein(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1]?.toLowerCase() === b[j - 1]?.toLowerCase() ? 0 : 1;
+      current[j] = Math.min(
+        (previous[j] as number) + 1,
+        (current[j - 1] as number) + 1,
+        (previous[j - 1] as number) + cost,
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}
+
+function closest(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const candidate of known) {
+    const d = levenshtein(name, candidate);
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+class Locator {
+  constructor(
+    private readonly contents: Node | null,
+    private readonly lines: LineCounter,
+  ) {}
+
+  /** The deepest node on `path` (its key node when `key` is set and the last part names a map key). */
+  position(path: readonly PathPart[], key = false): string {
+    let node: unknown = this.contents;
+    let at: readonly [number, number, number] | undefined = (node as Node | null)?.range ?? undefined;
+    for (let i = 0; i < path.length; i++) {
+      const part = path[i] as PathPart;
+      let next: unknown;
+      if (isMap(node)) {
+        const pair = node.items.find(
+          (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(part),
+        );
+        if (pair === undefined) break;
+        if (key && i === path.length - 1 && isScalar(pair.key) && pair.key.range) {
+          at = pair.key.range;
+          break;
+        }
+        next = pair.value;
+        if (next === null && isScalar(pair.key) && pair.key.range) at = pair.key.range;
+      } else if (isSeq(node) && typeof part === 'number') {
+        next = node.items[part];
+      } else break;
+      if (next === undefined || next === null) break;
+      node = next;
+      const range = (next as Node).range;
+      if (range) at = range;
+    }
+    const { line, col } = this.lines.linePos(at?.[0] ?? 0);
+    return `${line}:${col}`;
+  }
+}
+
+function issueMessages(issue: z.ZodIssue, file: string, locate: Locator): string[] {
+  const path = issue.path;
+  if (issue.code === 'unrecognized_keys') {
+    const known = issue.message.startsWith(KNOWN) ? issue.message.slice(KNOWN.length).split(',') : [];
+    return issue.keys.map((key) => {
+      const guess = closest(key, known);
+      const hint = guess === undefined ? `; known keys: ${known.join(', ')}` : ` (did you mean "${guess}"?)`;
+      return `${file}:${locate.position([...path, key], true)}: ${formatPath([...path, key])}: unknown key${hint}`;
+    });
+  }
+  let message: string;
+  if (issue.code === 'invalid_type') {
+    message =
+      issue.received === 'undefined'
+        ? `required: expected ${article(issue.expected)}`
+        : `expected ${article(issue.expected)}, got ${issue.received === 'array' ? 'a list' : issue.received === 'object' ? 'a map' : issue.received}`;
+  } else if (issue.code === 'invalid_enum_value') {
+    message = `expected one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')}, got ${JSON.stringify(issue.received)}`;
+  } else if (issue.code === 'invalid_union') {
+    // Checks: report against the variant the entry is closest to (metric or value).
+    return [];
+  } else {
+    message = issue.message;
+  }
+  return [`${file}:${locate.position(path)}: ${formatPath(path)}: ${message}`];
+}
+
+function article(type: string): string {
+  if (type === 'array') return 'a list';
+  if (type === 'object') return 'a map';
+  if (type === 'integer' || type === 'undefined') return `an ${type}`;
+  return `a ${type}`;
+}
+
+/** Reports a failed union (the checks): each entry against the variant its keys point to. */
+function unionMessages(issue: z.ZodIssue, file: string, locate: Locator, data: unknown): string[] {
+  if (issue.code !== 'invalid_union') return [];
+  let entry: unknown = data;
+  for (const part of issue.path) entry = (entry as Record<PathPart, unknown> | undefined)?.[part];
+  const variant = typeof entry === 'object' && entry !== null && 'value' in entry ? 1 : 0;
+  const errors = issue.unionErrors[variant]?.issues ?? [];
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+    return [
+      `${file}:${locate.position(issue.path)}: ${formatPath(issue.path)}: expected a map { metric, atLeast | atMost | consistentWith } or { value, equals | atLeast | atMost }`,
+    ];
+  }
+  return errors.flatMap((inner) => issueMessages(inner, file, locate));
+}
+
+/** Semantic checks the schema cannot express: the constructors' own validation, and calls that never end. */
+function semanticProblems(parsed: ScenarioFile, file: string, locate: Locator): string[] {
+  const problems: string[] = [];
+  const runtime = virtualRuntime(0);
+  const at = (path: PathPart[], message: string) =>
+    problems.push(`${file}:${locate.position(path)}: ${formatPath(path)}: ${message}`);
+  (parsed.dependency.faults ?? []).forEach((entry, i) => {
+    try {
+      buildFault(entry, `check.${i}`, runtime);
+    } catch (error) {
+      at(['dependency', 'faults', i, policyKind(entry)], (error as Error).message);
+    }
+  });
+  const hangs = (parsed.dependency.faults ?? []).some((entry) => entry.timeout !== undefined);
+  for (const side of ['before', 'after'] as const) {
+    parsed[side].forEach((entry, i) => {
+      try {
+        buildPolicy(entry, `check.${i}`, runtime);
+      } catch (error) {
+        at([side, i, policyKind(entry)], (error as Error).message);
+      }
+    });
+    if (hangs && !parsed[side].some((entry) => entry.timeout !== undefined)) {
+      at(
+        [side],
+        'the dependency has a timeout fault (a call that hangs until cancelled) but this pipeline has no timeout policy to end it',
+      );
+    }
+  }
+  return problems;
+}
+
+/** Sorts `file:line:column: …` messages by line, then column (stable otherwise). */
+function byPosition(problems: string[]): string[] {
+  const key = (text: string): [number, number] => {
+    const match = /:(\d+):(\d+): /.exec(text);
+    return match === null ? [0, 0] : [Number(match[1]), Number(match[2])];
+  };
+  return problems
+    .map((text, i) => ({ text, i, at: key(text) }))
+    .sort((a, b) => a.at[0] - b.at[0] || a.at[1] - b.at[1] || a.i - b.i)
+    .map(({ text }) => text);
+}
+
+/**
+ * Parses and validates the text of a scenario file. Returns the scenario, or throws a
+ * {@link ScenarioFileError} listing every problem as `file:line:column: path: message`.
+ * @example
+ * const scenario = parseScenarioFile(text, 'flaky.yaml');
+ */
+export function parseScenarioFile(text: string, file: string): Scenario {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ScenarioFileError(
+      doc.errors.map((error) => {
+        const { line, col } = lines.linePos(error.pos[0]);
+        const message =
+          error.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? 'syntax error';
+        return `${file}:${line}:${col}: ${message}`;
+      }),
+    );
+  }
+  const data: unknown = doc.toJS();
+  const locate = new Locator(doc.contents as Node | null, lines);
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new ScenarioFileError([
+      `${file}:${locate.position([])}: expected a map with name, dependency, before and after; got ${describe(data)}`,
+    ]);
+  }
+  const result = fileSchema.safeParse(data);
+  if (!result.success) {
+    // An entry with an unknown key (a misspelt kind) is not also reported as having no known one.
+    const unknownAt = new Set(
+      result.error.issues.filter((i) => i.code === 'unrecognized_keys').map((i) => formatPath(i.path)),
+    );
+    const issues = result.error.issues.filter(
+      (i) =>
+        !(
+          i.code === 'custom' &&
+          i.message.startsWith('expected one of') &&
+          unknownAt.has(formatPath(i.path))
+        ),
+    );
+    const problems = issues.flatMap((issue) =>
+      issue.code === 'invalid_union'
+        ? unionMessages(issue, file, locate, data)
+        : issueMessages(issue, file, locate),
+    );
+    throw new ScenarioFileError(byPosition([...new Set(problems)]));
+  }
+  const problems = semanticProblems(result.data, file, locate);
+  if (problems.length > 0) throw new ScenarioFileError(byPosition(problems));
+  return toScenario(result.data);
+}
+
+/**
+ * Loads a scenario from a YAML (or JSON) file: reads, parses and validates it, and returns a
+ * {@link Scenario} that runs the file's `before` and `after` pipelines around its simulated dependency.
+ * @throws {@link ScenarioFileError} with one message per problem (`cannot read FILE: no such file` when missing).
+ * @example
+ * const scenario = await loadScenarioFile('flaky.yaml');
+ * const report = await runScenario(scenario, { seed: 1 });
+ */
+export async function loadScenarioFile(path: string): Promise<Scenario> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as { code?: unknown } | null)?.code;
+    const reason =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : error instanceof Error
+              ? error.message
+              : String(error);
+    throw new ScenarioFileError([`cannot read ${path}: ${reason}`], true);
+  }
+  return parseScenarioFile(text, path);
+}
