@@ -16,6 +16,7 @@ import type { PolicyContext } from '../policy/context.js';
 import { functionOption, intOption, invalid, knownKeys, numberOption } from '../policy/options.js';
 import type { Policy, PolicyOptions } from '../policy/policy.js';
 import { isPolicy } from '../policy/runner.js';
+import { WaitQueue } from '../policy/wait-queue.js';
 
 /** How a task ran: whole, split into chunks run one after another, or once at a reduced size. */
 export type DegradeMode = 'normal' | 'chunked' | 'reduced';
@@ -242,9 +243,16 @@ class Ledger {
   used = 0;
   peak = 0;
   leases = 0;
-  waiting = 0;
-  head: Waiter | undefined = undefined;
-  tail: Waiter | undefined = undefined;
+  private readonly waiters = new WaitQueue<Waiter>();
+
+  get waiting(): number {
+    return this.waiters.size;
+  }
+
+  /** The first waiter, if any (a request must not overtake it). */
+  get head(): Waiter | undefined {
+    return this.waiters.head;
+  }
   /** Start of the statistics window, time of the last change, and the integral of `used` dt up to it. */
   since: number;
   changedAt: number;
@@ -274,7 +282,7 @@ class Ledger {
 
   /** Units a new request could take now: none while someone is waiting (admission is FIFO). */
   available(): number {
-    return this.head === undefined ? Math.max(0, this.capacity - this.used) : 0;
+    return this.waiters.head === undefined ? Math.max(0, this.capacity - this.used) : 0;
   }
 
   take(units: number): Lease {
@@ -304,14 +312,7 @@ class Ledger {
     const promise = new Promise<Lease>((resolve, reject) => {
       waiter = new Waiter(units, resolve, reject);
     });
-    const tail = this.tail;
-    if (tail === undefined) this.head = waiter;
-    else {
-      tail.next = waiter;
-      waiter.prev = tail;
-    }
-    this.tail = waiter;
-    this.waiting++;
+    this.waiters.push(waiter);
     if (signal !== undefined) {
       const onAbort = () => this.cancel(waiter, new CancelledError(signal.reason));
       waiter.signal = signal;
@@ -323,17 +324,17 @@ class Ledger {
 
   /** Admits waiters from the head while they fit. */
   drain(): void {
-    let waiter = this.head;
+    let waiter = this.waiters.head;
     while (waiter !== undefined && this.fits(waiter.units)) {
       this.unlink(waiter);
       waiter.resolve(this.take(waiter.units));
-      waiter = this.head;
+      waiter = this.waiters.head;
     }
   }
 
   private cancel(waiter: Waiter, reason: unknown): void {
     if (!waiter.queued) return;
-    const wasHead = waiter === this.head;
+    const wasHead = waiter === this.waiters.head;
     this.unlink(waiter);
     waiter.reject(reason);
     // The waiter at the head may have been holding back smaller ones behind it.
@@ -341,15 +342,7 @@ class Ledger {
   }
 
   private unlink(waiter: Waiter): void {
-    const { prev, next } = waiter;
-    if (prev === undefined) this.head = next;
-    else prev.next = next;
-    if (next === undefined) this.tail = prev;
-    else next.prev = prev;
-    waiter.prev = undefined;
-    waiter.next = undefined;
-    waiter.queued = false;
-    this.waiting--;
+    this.waiters.remove(waiter);
     if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort);
   }
 }

@@ -15,6 +15,7 @@ import { type Call, Scope } from './context.js';
 import { commonOptions, intOption, knownKeys } from './options.js';
 import type { Interceptor, Policy, PolicyOptions, Stage } from './policy.js';
 import { BasePolicy } from './runner.js';
+import { WaitQueue } from './wait-queue.js';
 
 /** Options of {@link bulkhead}. */
 export interface BulkheadOptions extends PolicyOptions {
@@ -54,9 +55,11 @@ const KEYS = ['limit', 'queue'] as const;
 /** The state shared by a bulkhead and its weighted views. */
 class Permits {
   active = 0;
-  queued = 0;
-  private head: Waiter | undefined = undefined;
-  private tail: Waiter | undefined = undefined;
+  private readonly waiters = new WaitQueue<Waiter>();
+
+  get queued(): number {
+    return this.waiters.size;
+  }
   private readonly clock: Clock;
   private readonly events: EventSink;
 
@@ -72,7 +75,7 @@ class Permits {
 
   /** Takes `weight` permits: synchronously when free, else a promise of its turn. Throws to reject. */
   admit(weight: number, scope: Scope): Token | Promise<Token> {
-    if (this.head === undefined && this.active + weight <= this.limit) {
+    if (this.waiters.head === undefined && this.active + weight <= this.limit) {
       this.active += weight;
       const events = this.events;
       if (!events.listening) return undefined;
@@ -111,14 +114,7 @@ class Permits {
     const promise = new Promise<Token>((resolve, reject) => {
       waiter = new Waiter(weight, now, resolve, reject);
     });
-    const tail = this.tail;
-    if (tail === undefined) this.head = waiter;
-    else {
-      tail.next = waiter;
-      waiter.prev = tail;
-    }
-    this.tail = waiter;
-    this.queued++;
+    this.waiters.push(waiter);
     waiter.unsubscribe = scope.onAbort((reason) => this.cancel(waiter, reason));
     if (this.events.wants('bulkhead.changed')) this.emitChanged(now);
     return promise;
@@ -127,7 +123,7 @@ class Permits {
   /** Gives back `weight` permits and admits the waiters that now fit, in order. */
   release(weight: number, token: Token, ok: boolean, error: unknown): void {
     this.active -= weight;
-    if (this.head !== undefined) this.drain();
+    if (this.waiters.head !== undefined) this.drain();
     const events = this.events;
     if (!events.listening) return;
     const now = this.clock.now();
@@ -136,19 +132,19 @@ class Permits {
   }
 
   private drain(): void {
-    let waiter = this.head;
+    let waiter = this.waiters.head;
     while (waiter !== undefined && this.active + waiter.weight <= this.limit) {
       this.active += waiter.weight;
       this.unlink(waiter);
       waiter.unsubscribe?.();
       waiter.resolve(this.events.listening ? waiter.enqueuedAt : undefined);
-      waiter = this.head;
+      waiter = this.waiters.head;
     }
   }
 
   private cancel(waiter: Waiter, reason: unknown): void {
     if (!waiter.queued) return;
-    const wasHead = waiter === this.head;
+    const wasHead = waiter === this.waiters.head;
     this.unlink(waiter);
     waiter.reject(reason);
     // The waiter at the head may have been holding back lighter ones behind it.
@@ -161,15 +157,7 @@ class Permits {
   }
 
   private unlink(waiter: Waiter): void {
-    const { prev, next } = waiter;
-    if (prev === undefined) this.head = next;
-    else prev.next = next;
-    if (next === undefined) this.tail = prev;
-    else next.prev = prev;
-    waiter.prev = undefined;
-    waiter.next = undefined;
-    waiter.queued = false;
-    this.queued--;
+    this.waiters.remove(waiter);
   }
 
   private emitChanged(at: number): void {

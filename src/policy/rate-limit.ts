@@ -18,6 +18,7 @@ import type { Call, Scope } from './context.js';
 import { commonOptions, durationOption, intOption, invalid, knownKeys, oneOf } from './options.js';
 import type { Interceptor, PolicyOptions, Stage } from './policy.js';
 import { BasePolicy } from './runner.js';
+import { WaitQueue } from './wait-queue.js';
 
 /** What a rate limiter does with a call that finds no token: reject it at once, or queue it. */
 export type RateLimitMode = 'reject' | 'wait';
@@ -85,9 +86,11 @@ class Bucket implements Interceptor<Token> {
   private readonly slack: number;
   /** Float rounding headroom: a billionth of a token. */
   private readonly tolerance: number;
-  queued = 0;
-  private head: Waiter | undefined = undefined;
-  private tail: Waiter | undefined = undefined;
+  private readonly waiters = new WaitQueue<Waiter>();
+
+  get queued(): number {
+    return this.waiters.size;
+  }
   private timer: Timer | undefined = undefined;
   private timerAt = 0;
   private readonly clock: Clock;
@@ -118,7 +121,7 @@ class Bucket implements Interceptor<Token> {
   enter(call: Call): Token | Promise<Token> {
     const now = this.clock.now();
     const full = Math.max(this.fullAt, now);
-    if (this.head === undefined && full - now <= this.slack + this.tolerance) {
+    if (this.waiters.head === undefined && full - now <= this.slack + this.tolerance) {
       this.fullAt = full + this.period;
       return this.events.listening ? now : undefined;
     }
@@ -147,17 +150,11 @@ class Bucket implements Interceptor<Token> {
     const promise = new Promise<Token>((resolve, reject) => {
       waiter = new Waiter(now, resolve, reject);
     });
-    const tail = this.tail;
-    if (tail === undefined) {
-      this.head = waiter;
+    if (this.waiters.head === undefined) {
       this.timerAt = now + wait;
       this.timer = this.clock.setTimer(wait, onTimer, this);
-    } else {
-      tail.next = waiter;
-      waiter.prev = tail;
     }
-    this.tail = waiter;
-    this.queued++;
+    this.waiters.push(waiter);
     waiter.unsubscribe = scope.onAbort((reason) => this.cancel(waiter, reason));
     return promise;
   }
@@ -181,7 +178,7 @@ class Bucket implements Interceptor<Token> {
     const clockNow = this.clock.now();
     const now = Math.max(clockNow, this.timerAt);
     const limit = this.slack + this.tolerance;
-    let waiter = this.head;
+    let waiter = this.waiters.head;
     while (waiter !== undefined) {
       const full = Math.max(this.fullAt, now);
       if (full - now > limit) break;
@@ -202,7 +199,7 @@ class Bucket implements Interceptor<Token> {
       } else {
         waiter.resolve(undefined);
       }
-      waiter = this.head;
+      waiter = this.waiters.head;
     }
     if (waiter !== undefined) {
       this.timerAt = this.fullAt - this.slack;
@@ -215,7 +212,7 @@ class Bucket implements Interceptor<Token> {
     this.unlink(waiter);
     waiter.reject(reason);
     // The head's token comes at the same time whoever the head is; only an empty queue stops the timer.
-    if (this.head === undefined && this.timer !== undefined) {
+    if (this.waiters.head === undefined && this.timer !== undefined) {
       this.timer.cancel();
       this.timer = undefined;
     }
@@ -226,15 +223,7 @@ class Bucket implements Interceptor<Token> {
   }
 
   private unlink(waiter: Waiter): void {
-    const { prev, next } = waiter;
-    if (prev === undefined) this.head = next;
-    else prev.next = next;
-    if (next === undefined) this.tail = prev;
-    else next.prev = prev;
-    waiter.prev = undefined;
-    waiter.next = undefined;
-    waiter.queued = false;
-    this.queued--;
+    this.waiters.remove(waiter);
   }
 
   private emitCall(at: number, outcome: CallOutcome, durationMs: number, error: unknown): void {
