@@ -34,6 +34,19 @@ export interface Clock {
 export interface TimerQueue {
   readonly ms: number;
   setTimer<A>(callback: (arg: A) => void, arg: A): Timer;
+  /**
+   * Hot-path form: `entry` is its own timer (no handle allocated). Add an entry once; `remove` cancels it
+   * (a no-op once it fired). `entry.onTimer()` is called when its time comes.
+   */
+  add(entry: QueueEntry): void;
+  remove(entry: QueueEntry): void;
+}
+
+/** An object that serves as its own timer in a {@link TimerQueue}. */
+export interface QueueEntry {
+  /** Owned by the queue: `undefined` when the entry is not pending. */
+  timerSlot: unknown;
+  onTimer(): void;
 }
 
 function sleepOn(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -111,22 +124,26 @@ class Epoch {
   end = -1;
 }
 
-class QueuedTimer implements Timer {
-  callback: ((arg: never) => void) | undefined;
+/** A `setTimer` timer of a queue: an entry holding a callback and its argument. */
+class QueuedTimer implements Timer, QueueEntry {
+  timerSlot: unknown = undefined;
   constructor(
-    callback: (arg: never) => void,
-    // Cleared when the timer fires or is cancelled: a dead entry waiting to be pruned holds nothing.
+    // Both cleared when the timer fires or is cancelled: a dead entry waiting to be pruned holds nothing.
+    public callback: ((arg: never) => void) | undefined,
     public arg: unknown,
-    readonly epoch: Epoch,
     readonly queue: SystemTimerQueue,
-  ) {
-    this.callback = callback;
-  }
-  cancel(): void {
-    if (this.callback === undefined) return;
+  ) {}
+  onTimer(): void {
+    const callback = this.callback as (arg: unknown) => void;
+    const arg = this.arg;
     this.callback = undefined;
     this.arg = undefined;
-    this.queue.release();
+    callback(arg);
+  }
+  cancel(): void {
+    this.queue.remove(this);
+    this.callback = undefined;
+    this.arg = undefined;
   }
 }
 
@@ -138,7 +155,7 @@ class QueuedTimer implements Timer {
  * first tick at least `ms` after that end: never early, at most two resolutions late.
  */
 class SystemTimerQueue implements TimerQueue {
-  private readonly queue: QueuedTimer[] = [];
+  private readonly queue: QueueEntry[] = [];
   private head = 0;
   private live = 0;
   private epoch = new Epoch();
@@ -154,15 +171,22 @@ class SystemTimerQueue implements TimerQueue {
   }
 
   setTimer<A>(callback: (arg: A) => void, arg: A): Timer {
-    this.prune();
-    const timer = new QueuedTimer(callback as (arg: never) => void, arg, this.epoch, this);
-    this.queue.push(timer);
-    if (++this.live === 1 && this.node !== undefined) this.node.ref();
-    if (this.node === undefined) this.arm();
+    const timer = new QueuedTimer(callback as (arg: never) => void, arg, this);
+    this.add(timer);
     return timer;
   }
 
-  release(): void {
+  add(entry: QueueEntry): void {
+    this.prune();
+    entry.timerSlot = this.epoch;
+    this.queue.push(entry);
+    if (++this.live === 1 && this.node !== undefined) this.node.ref();
+    if (this.node === undefined) this.arm();
+  }
+
+  remove(entry: QueueEntry): void {
+    if (entry.timerSlot === undefined) return;
+    entry.timerSlot = undefined;
     // Unref lazily, at the next tick (at most `resolution` ms away): toggling the Node timer's ref on every
     // cancel costs more than the rest of a set + cancel.
     this.live--;
@@ -172,7 +196,7 @@ class SystemTimerQueue implements TimerQueue {
   private prune(): void {
     const queue = this.queue;
     let head = this.head;
-    while (head < queue.length && (queue[head] as QueuedTimer).callback === undefined) head++;
+    while (head < queue.length && (queue[head] as QueueEntry).timerSlot === undefined) head++;
     if (head >= 1024 && head * 2 >= queue.length) {
       queue.splice(0, head);
       head = 0;
@@ -193,20 +217,17 @@ class SystemTimerQueue implements TimerQueue {
     const queue = this.queue;
     const ms = this.ms;
     while (this.head < queue.length) {
-      const timer = queue[this.head] as QueuedTimer;
-      const callback = timer.callback;
-      if (callback !== undefined) {
-        const end = timer.epoch.end;
-        if (end < 0 || end + ms > now) break;
-        timer.callback = undefined;
+      const entry = queue[this.head] as QueueEntry;
+      const epoch = entry.timerSlot as Epoch | undefined;
+      if (epoch !== undefined) {
+        if (epoch.end < 0 || epoch.end + ms > now) break;
+        entry.timerSlot = undefined;
         this.live--;
       }
       this.head++;
-      if (callback === undefined) continue;
-      const arg = timer.arg;
-      timer.arg = undefined;
+      if (epoch === undefined) continue;
       try {
-        (callback as (arg: unknown) => void)(arg);
+        entry.onTimer();
       } catch (error) {
         reportCallbackError(error);
       }
@@ -269,6 +290,11 @@ class VirtualTimer implements Timer {
     this.callback = undefined;
     this.clock.timerCancelled();
   }
+}
+
+function fireEntry(entry: QueueEntry): void {
+  entry.timerSlot = undefined;
+  entry.onTimer();
 }
 
 function before(a: VirtualTimer, b: VirtualTimer): boolean {
@@ -341,7 +367,19 @@ export class VirtualClock implements Clock {
   /** On virtual time every timer is exact; a queue just fixes the duration. */
   timerQueue(ms: number): TimerQueue {
     const delay = nonNegative(ms);
-    return { ms: delay, setTimer: (callback, arg) => this.setTimer(delay, callback, arg) };
+    return {
+      ms: delay,
+      setTimer: (callback, arg) => this.setTimer(delay, callback, arg),
+      add: (entry) => {
+        entry.timerSlot = this.setTimer(delay, fireEntry, entry);
+      },
+      remove: (entry) => {
+        const timer = entry.timerSlot as Timer | undefined;
+        if (timer === undefined) return;
+        entry.timerSlot = undefined;
+        timer.cancel();
+      },
+    };
   }
 
   /** @internal */

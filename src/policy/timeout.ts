@@ -5,7 +5,7 @@
  * `TimeoutError`; an aggressive timeout also settles its race with it, so the caller is released
  * even when the function ignores its signal.
  */
-import type { Clock, Timer, TimerQueue } from '../core/clock.js';
+import type { Clock, QueueEntry, TimerQueue } from '../core/clock.js';
 import type { Duration } from '../core/duration.js';
 import { isBulwarkError, TimeoutError } from '../core/errors.js';
 import type { CallOutcome, EventSink } from '../core/events.js';
@@ -39,8 +39,9 @@ const WHERE = 'timeout';
  * One call through the timeout. It is both the interceptor's token and the context the inner layers
  * see (its scope is the child scope), which saves an allocation per call.
  */
-class TimedCall extends Call {
-  timer: Timer | undefined = undefined;
+class TimedCall extends Call implements QueueEntry {
+  /** This call is its own deadline timer in the policy's queue. */
+  timerSlot: unknown = undefined;
   /** The error the deadline aborted the scope with; set only when the deadline fired first. */
   timedOut: TimeoutError | undefined = undefined;
   /** Where an aggressive timeout releases the caller, and its layer there. */
@@ -55,6 +56,9 @@ class TimedCall extends Call {
     readonly startedAt: number,
   ) {
     super(scope, attempt);
+  }
+  onTimer(): void {
+    onDeadline(this);
   }
 }
 
@@ -99,7 +103,7 @@ class TimeoutInterceptor implements Interceptor<TimedCall> {
       this,
       this.events.wants('call') ? this.clock.now() : -1,
     );
-    timed.timer = this.deadlines.setTimer(onDeadline, timed);
+    this.deadlines.add(timed);
     return timed;
   }
 
@@ -108,7 +112,7 @@ class TimeoutInterceptor implements Interceptor<TimedCall> {
   }
 
   exit(timed: TimedCall, ok: boolean, error: unknown): unknown {
-    timed.timer?.cancel();
+    this.deadlines.remove(timed);
     const scope = timed.scope;
     scope.dispose();
     const timedOut = timed.timedOut;
