@@ -12,6 +12,7 @@ import type { Clock } from '../core/clock.js';
 import { BulwarkError, CancelledError, isBulwarkError } from '../core/errors.js';
 import type { CallOutcome, EventSink } from '../core/events.js';
 import { type Runtime, systemRuntime } from '../core/runtime.js';
+import { emitCall } from '../policy/call-event.js';
 import type { PolicyContext } from '../policy/context.js';
 import { functionOption, intOption, invalid, knownKeys, numberOption } from '../policy/options.js';
 import type { Policy, PolicyOptions } from '../policy/policy.js';
@@ -960,15 +961,9 @@ export class Degrader<I> {
   }
 
   private report(startedAt: number, outcome: CallOutcome, error: unknown): void {
-    const events = this.events;
-    if (!events.wants('call')) return;
+    if (!this.events.wants('call')) return;
     const at = this.clock.now();
-    const durationMs = at - startedAt;
-    events.emit(
-      outcome === 'success'
-        ? { type: 'call', source: this.name, at, kind: this.kind, outcome, durationMs }
-        : { type: 'call', source: this.name, at, kind: this.kind, outcome, durationMs, error },
-    );
+    emitCall(this.events, this.name, this.kind, at, outcome, at - startedAt, error);
   }
 }
 

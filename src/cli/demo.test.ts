@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { runDemo, wilson } from './demo.js';
+import { wilson } from '../lab/stats.js';
+import { runDemo } from './demo.js';
 import { main } from './main.js';
 
 function capture() {
@@ -41,7 +42,7 @@ describe('bulwark demo', () => {
     for (const row of rows) expect(row.succeeded).toBe(200);
   });
 
-  it('wilson interval matches known values', () => {
+  it('its intervals are the lab Wilson intervals, which match known values', () => {
     const [lo, hi] = wilson(50, 100);
     expect(lo).toBeCloseTo(0.4038, 3);
     expect(hi).toBeCloseTo(0.5962, 3);

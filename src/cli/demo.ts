@@ -8,6 +8,7 @@
 import { parseArgs } from 'node:util';
 import { toMs } from '../core/duration.js';
 import { type Runtime, virtualRuntime } from '../core/runtime.js';
+import { wilson } from '../lab/stats.js';
 import type { Policy, PolicyContext } from '../policy/index.js';
 import { backoff, circuitBreaker, pipeline, retry, timeout } from '../policy/index.js';
 import { type CommandIO, UsageError } from './io.js';
@@ -26,16 +27,6 @@ export interface DemoRow {
   rate: number;
   ci95: [number, number];
   virtualSeconds: number;
-}
-
-/** Wilson score interval for a binomial proportion (95% by default). */
-export function wilson(successes: number, n: number, z = 1.959963984540054): [number, number] {
-  if (n === 0) return [0, 1];
-  const p = successes / n;
-  const denom = 1 + (z * z) / n;
-  const centre = (p + (z * z) / (2 * n)) / denom;
-  const half = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / denom;
-  return [Math.max(0, centre - half), Math.min(1, centre + half)];
 }
 
 function connectionRefused(): Error {

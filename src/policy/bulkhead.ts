@@ -11,6 +11,7 @@
 import type { Clock } from '../core/clock.js';
 import { BulkheadRejectedError, CancelledError } from '../core/errors.js';
 import type { CallOutcome, EventSink } from '../core/events.js';
+import { emitCall } from './call-event.js';
 import { type Call, Scope } from './context.js';
 import { commonOptions, intOption, knownKeys } from './options.js';
 import type { Interceptor, Policy, PolicyOptions, Stage } from './policy.js';
@@ -172,13 +173,7 @@ class Permits {
   }
 
   private emitCall(at: number, outcome: CallOutcome, durationMs: number, error: unknown): void {
-    const events = this.events;
-    if (!events.wants('call')) return;
-    if (outcome === 'success') {
-      events.emit({ type: 'call', source: this.name, at, kind: 'bulkhead', outcome, durationMs });
-    } else {
-      events.emit({ type: 'call', source: this.name, at, kind: 'bulkhead', outcome, durationMs, error });
-    }
+    emitCall(this.events, this.name, 'bulkhead', at, outcome, durationMs, error);
   }
 }
 

@@ -14,6 +14,7 @@ import { BrokenCircuitError, IsolatedCircuitError, isBulwarkError } from '../cor
 import type { CircuitStateName, EventSink } from '../core/events.js';
 import type { Random } from '../core/random.js';
 import { type Backoff, isBackoff } from './backoff.js';
+import { emitCall } from './call-event.js';
 import {
   commonOptions,
   durationOption,
@@ -598,17 +599,7 @@ export class CircuitBreaker extends BasePolicy {
         at: now,
         state: NAMES[state] as CircuitStateName,
       });
-      if (events.wants('call')) {
-        events.emit({
-          type: 'call',
-          source: this.name,
-          at: now,
-          kind: WHERE,
-          outcome: 'rejected',
-          durationMs: 0,
-          error,
-        });
-      }
+      emitCall(events, this.name, WHERE, now, 'rejected', 0, error);
     }
     throw error;
   }
@@ -635,22 +626,8 @@ export class CircuitBreaker extends BasePolicy {
     if (!Number.isNaN(start)) {
       now = this.clock.now();
       const events = this.events;
-      if (events.listening && events.wants('call')) {
-        const durationMs = now - start;
-        events.emit(
-          ok
-            ? { type: 'call', source: this.name, at: now, kind: WHERE, outcome: 'success', durationMs }
-            : {
-                type: 'call',
-                source: this.name,
-                at: now,
-                kind: WHERE,
-                outcome: isBulwarkError(error, 'CANCELLED') ? 'cancelled' : 'failure',
-                durationMs,
-                error,
-              },
-        );
-      }
+      const outcome = ok ? 'success' : isBulwarkError(error, 'CANCELLED') ? 'cancelled' : 'failure';
+      emitCall(events, this.name, WHERE, now, outcome, now - start, error);
     }
     // Ignored errors, and calls admitted before the last transition, leave the counters alone.
     if (epoch !== this.epoch || (!ok && !failed)) return error;

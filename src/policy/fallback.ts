@@ -4,6 +4,7 @@
 import type { Clock } from '../core/clock.js';
 import { isBulwarkError } from '../core/errors.js';
 import type { CallOutcome, EventSink } from '../core/events.js';
+import { emitCall } from './call-event.js';
 import type { Call, PolicyContext } from './context.js';
 import { commonOptions, functionOption, knownKeys } from './options.js';
 import type { Next, PolicyOptions, Stage } from './policy.js';
@@ -104,15 +105,9 @@ export class FallbackPolicy<F = unknown> extends BasePolicy {
   }
 
   private report(startedAt: number, outcome: CallOutcome, error: unknown): void {
-    const events = this.events;
-    if (!events.wants('call')) return;
+    if (!this.events.wants('call')) return;
     const at = this.clock.now();
-    const durationMs = at - startedAt;
-    events.emit(
-      outcome === 'success'
-        ? { type: 'call', source: this.name, at, kind: this.kind, outcome, durationMs }
-        : { type: 'call', source: this.name, at, kind: this.kind, outcome, durationMs, error },
-    );
+    emitCall(this.events, this.name, this.kind, at, outcome, at - startedAt, error);
   }
 }
 

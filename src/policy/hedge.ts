@@ -5,6 +5,7 @@ import type { Clock, Timer, TimerQueue } from '../core/clock.js';
 import type { Duration } from '../core/duration.js';
 import { CancelledError, HedgeError, isBulwarkError } from '../core/errors.js';
 import type { CallOutcome, EventSink } from '../core/events.js';
+import { emitCall } from './call-event.js';
 import { Call, type Scope } from './context.js';
 import { commonOptions, durationOption, functionOption, intOption, invalid, knownKeys } from './options.js';
 import type { Next, PolicyOptions, Stage } from './policy.js';
@@ -182,12 +183,7 @@ class HedgeRace<T> {
     const { events, clock, name } = this.hedge;
     if (this.startedAt < 0 || !events.wants('call')) return;
     const at = clock.now();
-    const durationMs = at - this.startedAt;
-    events.emit(
-      outcome === 'success'
-        ? { type: 'call', source: name, at, kind: 'hedge', outcome, durationMs }
-        : { type: 'call', source: name, at, kind: 'hedge', outcome, durationMs, error },
-    );
+    emitCall(events, name, 'hedge', at, outcome, at - this.startedAt, error);
   }
 }
 

@@ -14,6 +14,7 @@ import type { Clock, Timer } from '../core/clock.js';
 import type { Duration } from '../core/duration.js';
 import { RateLimitedError } from '../core/errors.js';
 import type { CallOutcome, EventSink } from '../core/events.js';
+import { emitCall } from './call-event.js';
 import type { Call, Scope } from './context.js';
 import { commonOptions, durationOption, intOption, invalid, knownKeys, oneOf } from './options.js';
 import type { Interceptor, PolicyOptions, Stage } from './policy.js';
@@ -227,13 +228,7 @@ class Bucket implements Interceptor<Token> {
   }
 
   private emitCall(at: number, outcome: CallOutcome, durationMs: number, error: unknown): void {
-    const events = this.events;
-    if (!events.wants('call')) return;
-    if (outcome === 'success') {
-      events.emit({ type: 'call', source: this.name, at, kind: 'rateLimit', outcome, durationMs });
-    } else {
-      events.emit({ type: 'call', source: this.name, at, kind: 'rateLimit', outcome, durationMs, error });
-    }
+    emitCall(this.events, this.name, 'rateLimit', at, outcome, durationMs, error);
   }
 }
 

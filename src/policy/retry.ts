@@ -9,6 +9,7 @@ import type { CallOutcome, EventSink } from '../core/events.js';
 import type { Random } from '../core/random.js';
 import type { Runtime } from '../core/runtime.js';
 import { type Backoff, backoff as backoffs, isBackoff } from './backoff.js';
+import { emitCall } from './call-event.js';
 import { type Scope, waitInScope } from './context.js';
 import { commonOptions, durationOption, functionOption, intOption, invalid, knownKeys } from './options.js';
 import type { PolicyOptions, RetryLoop, Stage } from './policy.js';
@@ -198,15 +199,9 @@ export class RetryPolicy extends BasePolicy {
   }
 
   private report(watched: Watched, outcome: CallOutcome, error: unknown): void {
-    const events = this.events;
-    if (!events.wants('call')) return;
+    if (!this.events.wants('call')) return;
     const at = this.clock.now();
-    const durationMs = at - watched.startedAt;
-    events.emit(
-      outcome === 'success'
-        ? { type: 'call', source: this.name, at, kind: 'retry', outcome, durationMs }
-        : { type: 'call', source: this.name, at, kind: 'retry', outcome, durationMs, error },
-    );
+    emitCall(this.events, this.name, 'retry', at, outcome, at - watched.startedAt, error);
   }
 
   private afterFailure(

@@ -415,33 +415,22 @@ class Segment {
     this.run = interceptors.some((i) => i.arm !== undefined) ? this.runAbandonable : this.runDirect;
   }
 
-  private start<T>(fn: Task<T>, call: Call): { run: CallRun<T>; current: Call } {
-    const loop = this.loop;
-    if (loop === undefined) return { run: new CallRun(this, fn, call, undefined), current: call };
-    // A retry loop numbers its own attempts from 1.
-    const current = call.attempt === 1 ? call : new Call(call.scope, 1);
-    return { run: new CallRun(this, fn, call, loop.begin?.(current)), current };
+  /** The call of the first attempt: a retry loop numbers its own attempts from 1. */
+  private firstCall(call: Call): Call {
+    return this.loop === undefined || call.attempt === 1 ? call : new Call(call.scope, 1);
   }
 
   private readonly runDirect = <T>(fn: Task<T>, call: Call): Promise<T> => {
-    const loop = this.loop;
-    if (loop === undefined) return new DirectAttempt<T>(this, fn, call, undefined, call).enterFrom(0);
-    // A retry loop numbers its own attempts from 1.
-    const current = call.attempt === 1 ? call : new Call(call.scope, 1);
-    return new DirectAttempt<T>(this, fn, call, loop.begin?.(current), current).enterFrom(0);
+    const current = this.firstCall(call);
+    return new DirectAttempt<T>(this, fn, call, this.loop?.begin?.(current), current).enterFrom(0);
   };
 
   private readonly runAbandonable = <T>(fn: Task<T>, call: Call): Promise<T> =>
     new Promise<T>((resolve, reject) => {
-      const { run, current } = this.start(fn, call);
-      new Attempt<T>(
-        run,
-        resolve,
-        reject,
-        this.loop === undefined ? call.attempt : 1,
-        undefined,
-        current,
-      ).enterFrom(0);
+      const current = this.firstCall(call);
+      const run = new CallRun(this, fn, call, this.loop?.begin?.(current));
+      const attempt = this.loop === undefined ? call.attempt : 1;
+      new Attempt<T>(run, resolve, reject, attempt, undefined, current).enterFrom(0);
     });
 }
 

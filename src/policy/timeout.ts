@@ -9,6 +9,7 @@ import type { Clock, QueueEntry, TimerQueue } from '../core/clock.js';
 import type { Duration } from '../core/duration.js';
 import { isBulwarkError, TimeoutError } from '../core/errors.js';
 import type { CallOutcome, EventSink } from '../core/events.js';
+import { emitCall } from './call-event.js';
 import { Call, type Scope } from './context.js';
 import { commonOptions, durationOption, invalid, knownKeys, oneOf } from './options.js';
 import type { AbandonTarget, Interceptor, PolicyOptions, Stage } from './policy.js';
@@ -129,26 +130,7 @@ class TimeoutInterceptor implements Interceptor<TimedCall> {
             ? 'cancelled'
             : 'failure';
       const at = this.clock.now();
-      this.events.emit(
-        ok
-          ? {
-              type: 'call',
-              source: this.name,
-              at,
-              kind: 'timeout',
-              outcome,
-              durationMs: at - timed.startedAt,
-            }
-          : {
-              type: 'call',
-              source: this.name,
-              at,
-              kind: 'timeout',
-              outcome,
-              durationMs: at - timed.startedAt,
-              error,
-            },
-      );
+      emitCall(this.events, this.name, 'timeout', at, outcome, at - timed.startedAt, error);
     }
     return error;
   }

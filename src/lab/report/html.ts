@@ -5,7 +5,15 @@
  */
 import type { LabReport, MetricReport, ScenarioReport } from '../document.js';
 import type { LogHistogramJSON } from '../histogram.js';
-import { pValueCell, rateCell, SUMMARY_COLUMNS, summaryNotes, summaryRows, thousands } from './terminal.js';
+import {
+  ANALYTIC_COLUMNS,
+  analyticRows,
+  rateCell,
+  SUMMARY_COLUMNS,
+  summaryNotes,
+  summaryRows,
+  thousands,
+} from './terminal.js';
 
 function escapeHtml(text: string): string {
   return text
@@ -109,21 +117,9 @@ function scenarioSection(scenario: ScenarioReport): string {
   for (const c of scenario.comparisons) {
     if (c.warning !== undefined) out.push(`<p class="note">${escapeHtml(c.warning)}</p>`);
   }
-  const analytic = Object.entries(scenario.analytic);
+  const analytic = analyticRows(scenario);
   if (analytic.length > 0) {
-    out.push(
-      '<h3>Against the analytic prediction</h3>',
-      table(
-        ['metric', 'expected', 'observed', 'p', 'verdict'],
-        analytic.map(([name, a]) => [
-          name,
-          String(a.expected),
-          String(Number(a.observed.toPrecision(6))),
-          pValueCell(a.pValue),
-          a.consistent ? 'consistent' : 'INCONSISTENT',
-        ]),
-      ),
-    );
+    out.push('<h3>Against the analytic prediction</h3>', table(ANALYTIC_COLUMNS, analytic));
   }
   const utilisation = Object.entries(scenario.values).filter(([k]) => /utili[sz]ation/.test(k));
   if (utilisation.length > 0) {

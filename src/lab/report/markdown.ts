@@ -6,6 +6,8 @@
 import type { LabReport, ScenarioReport } from '../document.js';
 import type { LogHistogramJSON } from '../histogram.js';
 import {
+  ANALYTIC_COLUMNS,
+  analyticRows,
   improvementCell,
   pValueCell,
   rateCell,
@@ -94,23 +96,9 @@ function scenarioSection(scenario: ScenarioReport): string[] {
       if (c.warning !== undefined) out.push(`> **Warning (${c.metric}):** ${c.warning}`, '');
     }
   }
-  const analytic = Object.entries(scenario.analytic);
+  const analytic = analyticRows(scenario);
   if (analytic.length > 0) {
-    out.push(
-      '### Against the analytic prediction',
-      '',
-      ...table(
-        ['metric', 'expected', 'observed', 'p', 'verdict'],
-        analytic.map(([name, a]) => [
-          name,
-          String(a.expected),
-          String(Number(a.observed.toPrecision(6))),
-          pValueCell(a.pValue),
-          a.consistent ? 'consistent' : 'INCONSISTENT',
-        ]),
-      ),
-      '',
-    );
+    out.push('### Against the analytic prediction', '', ...table(ANALYTIC_COLUMNS, analytic), '');
   }
   if (scenario.checks.length > 0) {
     out.push(

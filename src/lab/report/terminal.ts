@@ -58,6 +58,19 @@ export function pValueCell(p: number): string {
   return p < 0.001 ? '< 0.001' : p.toPrecision(2);
 }
 
+/** The "against the analytic prediction" table, for the Markdown and HTML reports. */
+export const ANALYTIC_COLUMNS = ['metric', 'expected', 'observed', 'p', 'verdict'];
+
+export function analyticRows(scenario: ScenarioReport): string[][] {
+  return Object.entries(scenario.analytic).map(([name, a]) => [
+    name,
+    String(a.expected),
+    String(Number(a.observed.toPrecision(6))),
+    pValueCell(a.pValue),
+    a.consistent ? 'consistent' : 'INCONSISTENT',
+  ]);
+}
+
 /** `PASS`/`FAIL` from the checks, with the analytic predictions the observed rates matched. */
 export function verdictCell(scenario: ScenarioReport): string {
   const failed = scenario.checks.filter((c) => !c.passed).length;
