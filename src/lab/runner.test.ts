@@ -224,3 +224,46 @@ describe('runTasks', () => {
     ).rejects.toThrow('boom');
   });
 });
+
+describe('runScenario on the system clock', () => {
+  it('runs in real time with the seeded random stream of each run', async () => {
+    const seen: number[] = [];
+    const realtime = defineScenario({
+      name: 'realtime',
+      description: 'real I/O, seeded decisions',
+      params: {},
+      defaults: { tasks: 3 },
+      clock: 'system',
+      async run({ runtime, tasks, record }) {
+        const random = runtime.random.fork('draws');
+        for (let i = 0; i < tasks; i++) {
+          // Real I/O: a loopback-free stand-in that still leaves the event loop.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          const draw = random.next();
+          seen.push(draw);
+          record.count('low', draw < 0.5);
+        }
+        record.add('elapsed_nonnegative', runtime.clock.now() >= 0 ? 1 : 0);
+      },
+    });
+    const first = await runScenario(realtime, { seed: 7, runs: 2 });
+    const again = await runScenario(realtime, { seed: 7, runs: 2 });
+    expect(first.virtualMs).toBe(0);
+    expect(first.metrics.low?.total).toBe(6);
+    expect(again.metrics).toEqual(first.metrics);
+    expect(seen.slice(0, 6)).toEqual(seen.slice(6));
+  });
+
+  it('rejects an unknown clock', () => {
+    expect(() =>
+      defineScenario({
+        name: 'x',
+        description: '',
+        params: {},
+        defaults: { tasks: 1 },
+        clock: 'wall' as 'system',
+        run() {},
+      }),
+    ).toThrow(/clock.*"virtual" or "system"/);
+  });
+});

@@ -2,8 +2,10 @@
  * Runs a scenario on virtual runtimes: once per derived seed, then pools the counts, merges the
  * histograms, and evaluates predictions, comparisons and checks into a {@link ScenarioReport}.
  */
+
+import { SystemClock } from '../core/clock.js';
 import type { Seed } from '../core/random.js';
-import { virtualRuntime } from '../core/runtime.js';
+import { createRuntime, virtualRuntime } from '../core/runtime.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
 import type {
   AnalyticReport,
@@ -112,15 +114,21 @@ export async function runScenario<P extends Record<string, ParamValue>>(
   const perRun: Measurements[] = [];
   let virtualMs = 0;
   for (let i = 0; i < runs; i++) {
-    const runtime = virtualRuntime(runSeed(seed, i));
     const record = new Measurements();
     const before = i * tasks;
     const progress =
       onProgress === undefined ? () => {} : (done: number) => onProgress(before + done, runs * tasks);
-    await runtime.clock.run(async () => {
+    if (scenario.clock === 'system') {
+      // Real time: seeded decisions, real I/O; elapsed time is wall time and belongs in `meta`.
+      const runtime = createRuntime({ seed: runSeed(seed, i), clock: new SystemClock() });
       await scenario.run({ runtime, tasks, params, record, progress });
-    });
-    virtualMs += runtime.clock.now();
+    } else {
+      const runtime = virtualRuntime(runSeed(seed, i));
+      await runtime.clock.run(async () => {
+        await scenario.run({ runtime, tasks, params, record, progress });
+      });
+      virtualMs += runtime.clock.now();
+    }
     perRun.push(record);
   }
   return summarise(scenario, setup, perRun, virtualMs);

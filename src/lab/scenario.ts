@@ -3,7 +3,7 @@
  * bounded recorder (counters, maxima and log histograms; nothing per task), plus the analytic predictions,
  * before/after comparisons and checks its report carries.
  */
-import type { VirtualRuntime } from '../core/runtime.js';
+import type { Runtime } from '../core/runtime.js';
 import { invalid } from '../policy/options.js';
 import { LogHistogram } from './histogram.js';
 
@@ -28,8 +28,11 @@ export interface Recorder {
 
 /** What a scenario's `run` receives. */
 export interface ScenarioContext<P extends Record<string, ParamValue>> {
-  /** A virtual runtime seeded from the run's seed; `run` executes inside `runtime.clock.run`. */
-  readonly runtime: VirtualRuntime;
+  /**
+   * A runtime seeded from the run's seed. On the default virtual clock it is a `VirtualRuntime` and `run`
+   * executes inside `runtime.clock.run`; with `clock: 'system'` its clock is real time.
+   */
+  readonly runtime: Runtime;
   /** Tasks to run. */
   readonly tasks: number;
   /** The parameters: the scenario's defaults with the run's overrides. */
@@ -71,6 +74,13 @@ export interface ScenarioDefinition<P extends Record<string, ParamValue>> {
   /** Parameters with their default values. */
   params: P;
   defaults: { tasks: number };
+  /**
+   * `'virtual'` (default): runs on a {@link VirtualClock}, and the report is identical for the same seed.
+   * `'system'`: runs in real time (real I/O: a SQLite file, a loopback server); its random decisions are
+   * still seeded, but timings — and so outcomes that depend on them — may differ from run to run.
+   * @defaultValue 'virtual'
+   */
+  clock?: 'virtual' | 'system';
   /** Runs `ctx.tasks` tasks on `ctx.runtime`, recording outcomes with `ctx.record`. */
   run(ctx: ScenarioContext<P>): Promise<void> | void;
   /** Closed-form predictions of rate metrics, by metric. */
@@ -95,6 +105,7 @@ const DEFINITION_KEYS: readonly string[] = [
   'description',
   'params',
   'defaults',
+  'clock',
   'run',
   'analytic',
   'comparisons',
@@ -133,7 +144,7 @@ export function defineScenario<P extends Record<string, ParamValue>>(
       );
     }
   }
-  const { name, description, params, defaults, run, analytic, comparisons, expect } = definition;
+  const { name, description, params, defaults, clock, run, analytic, comparisons, expect } = definition;
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw invalid(WHERE, 'name', name, 'a name of lowercase letters, digits, "-" and "_"');
   }
@@ -152,6 +163,9 @@ export function defineScenario<P extends Record<string, ParamValue>>(
       throw new TypeError(`${WHERE}: unknown option "defaults.${key}"; known options are tasks`);
   }
   checkTasks(WHERE, 'defaults.tasks', defaults.tasks);
+  if (clock !== undefined && clock !== 'virtual' && clock !== 'system') {
+    throw invalid(WHERE, 'clock', clock, '"virtual" or "system"');
+  }
   if (typeof run !== 'function') throw invalid(WHERE, 'run', run, 'a function');
   if (analytic !== undefined && typeof analytic !== 'function') {
     throw invalid(WHERE, 'analytic', analytic, 'a function of the setup');
