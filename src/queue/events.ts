@@ -1,0 +1,43 @@
+/**
+ * The queue's events: the contract between `src/queue` (which emits them through `runtime.events`) and
+ * `src/monitor` (metrics `bulwark_queue_depth{queue,state}`, `bulwark_queue_jobs_total{queue,outcome}`,
+ * `bulwark_queue_failover_total{from,to,reason}`, the dashboard's queue panel). `source` is the queue's name.
+ * Add fields freely; renaming or removing one breaks monitoring.
+ */
+
+/** Where a job is. `dead` is the dead-letter set. */
+export type JobState = 'waiting' | 'delayed' | 'active' | 'completed' | 'dead';
+
+/** What happened to a job, as counted by `bulwark_queue_jobs_total{outcome}`. */
+export type JobOutcome =
+  | 'added'
+  | 'completed'
+  | 'failed' // an attempt failed and the job will be retried
+  | 'dead' // attempts exhausted or too many stalls: moved to the dead-letter set
+  | 'stalled' // its lease expired (worker crashed or hung) and it was put back
+  | 'redriven'; // moved from the dead-letter set back to waiting
+
+declare module '../core/events.js' {
+  interface BulwarkEventMap {
+    /** A job changed state. `durationMs` is set on `completed`/`failed`, `error` on `failed`/`dead`. */
+    'queue.job': {
+      outcome: JobOutcome;
+      jobId: string;
+      attempt: number;
+      durationMs?: number;
+      error?: unknown;
+    };
+    /** The queue's counts by state after a change (emitted at most once per change batch). */
+    'queue.depth': { depth: Readonly<Record<JobState, number>> };
+    /** `add` was refused: `reason` is the error code (`QUEUE_FULL`, `NO_LIVE_WORKERS`, `QUEUE_UNAVAILABLE`…). */
+    'queue.rejected': { reason: string };
+    /** A backend's health changed (e.g. Redis unreachable). */
+    'queue.health': { healthy: boolean; reason: string };
+    /** A failover queue sent work to `to` instead of `from`; `reason` is the error code or `unhealthy`. */
+    'queue.failover': { from: string; to: string; reason: string };
+    /** A failover queue went back to its primary `to` after it recovered. */
+    'queue.failback': { from: string; to: string };
+    /** A worker registered, heartbeated for the last time, or was found dead. */
+    'queue.worker': { workerId: string; state: 'started' | 'stopped' | 'lost' };
+  }
+}
