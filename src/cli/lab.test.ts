@@ -188,6 +188,25 @@ describe('bulwark lab: runs', () => {
     expect(c.err()).toBe(`Wrote report.json, report.md, report.html to ${dir}\n`);
   });
 
+  it('writes the reports to the default directory unless --no-out, or --json without --out', async () => {
+    const { deps } = stubs();
+    const dir = join(await tempDir(), 'lab-report');
+    const withDefault = { ...deps, defaultOut: dir };
+    const quiet = capture();
+    expect(await labCommand(['--no-out'], quiet.io, withDefault)).toBe(0);
+    expect(quiet.out()).not.toMatch(/Wrote/);
+    const json = capture();
+    expect(await labCommand(['--json'], json.io, withDefault)).toBe(0);
+    await expect(readdir(dir)).rejects.toThrow(/ENOENT/);
+    const plain = capture();
+    expect(await labCommand([], plain.io, withDefault)).toBe(0);
+    expect((await readdir(dir)).sort()).toEqual(['report.html', 'report.json', 'report.md']);
+    expect(plain.out()).toContain(`Wrote report.json, report.md, report.html to ${dir}\n`);
+    await expect(labCommand(['--out', dir, '--no-out'], capture().io, withDefault)).rejects.toThrow(
+      /--out and --no-out contradict/,
+    );
+  });
+
   it('--out over an existing file exits 2 with one line', async () => {
     const file = join(await tempDir(), 'taken');
     await writeFile(file, 'x');
@@ -237,7 +256,7 @@ describe('bulwark lab: the real scenarios', () => {
 
   it('prints the summary table for the network scenario at the original scale', async () => {
     const c = capture();
-    const code = await main(['lab', 'network', '--tasks', '10'], c.io);
+    const code = await main(['lab', 'network', '--tasks', '10', '--no-out'], c.io);
     expect([0, 1]).toContain(code);
     expect(c.out()).toMatch(/^scenario\s+setup\s+before\s+after\s+improvement\s+p\s+verdict$/m);
     expect(c.out()).toMatch(/^network\s+10 tasks\s+\d+\.\d% \[/m);

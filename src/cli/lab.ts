@@ -1,6 +1,7 @@
 /**
  * `bulwark lab`: runs the lab's scenarios on a virtual clock from a seed and prints the summary table,
- * or the report document as JSON; `--out DIR` writes `report.json`, `report.md` and `report.html`.
+ * or the report document as JSON, and writes `report.json`, `report.md` and `report.html` (to `--out DIR`,
+ * `./lab-report` by default).
  * Exit code 0 when every scenario passes its checks, 1 when one does not, 2 on bad input.
  */
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -27,6 +28,11 @@ export interface LabDependencies {
   stderrIsTTY: boolean;
   /** Bulwark's version, recorded in `meta`. */
   version?: string;
+  /**
+   * Where the reports go when neither `--out` nor `--no-out` is given (and `--json` is not); none: not written.
+   * @defaultValue `'lab-report'` for the CLI
+   */
+  defaultOut?: string;
   /** Loads a scenario file (`--file`). @defaultValue `loadScenarioFile` */
   loadFile?: (path: string) => Promise<Scenario>;
 }
@@ -38,9 +44,10 @@ export const defaultLabDependencies: LabDependencies = {
   run: runScenario,
   now: () => systemClock.now(),
   stderrIsTTY: process.stderr.isTTY === true,
+  defaultOut: 'lab-report',
 };
 
-const HELP = `Usage: bulwark lab [scenario…] [--seed S] [--tasks N] [--runs K] [--file F]… [--out DIR] [--json] [--list]
+const HELP = `Usage: bulwark lab [scenario…] [--seed S] [--tasks N] [--runs K] [--file F]… [--out DIR | --no-out] [--json] [--list]
 
 Runs the chaos lab's scenarios (all of them when none is named) on a virtual clock and prints, for each,
 the success rate before and after its resilience mechanism with 95% intervals, the improvement, its
@@ -53,8 +60,11 @@ Options:
   --file F       Also run the scenario in the YAML/JSON file F (repeatable); with --file and no
                  scenario names, only the files' scenarios run. A bad file exits 2, listing each
                  problem as file:line:column: field: message
-  --out DIR      Write report.json, report.md and report.html to DIR (created if missing)
-  --json         Print the report document as JSON instead of the table
+  --out DIR      Write report.json, report.md and report.html to DIR (created if missing;
+                 default ./lab-report)
+  --no-out       Do not write the report files
+  --json         Print the report document as JSON instead of the table (then the files are
+                 written only with an explicit --out)
   --list         List the scenarios, one line each
   -h, --help     Show this help
 
@@ -168,6 +178,7 @@ export async function labCommand(
         tasks: { type: 'string' },
         runs: { type: 'string' },
         out: { type: 'string' },
+        'no-out': { type: 'boolean', default: false },
         file: { type: 'string', multiple: true },
         json: { type: 'boolean', default: false },
         list: { type: 'boolean', default: false },
@@ -217,7 +228,9 @@ export async function labCommand(
   const seed = parseSeed(String(values.seed));
   const tasks = integer('tasks', values.tasks as string | undefined, 100_000_000);
   const runs = integer('runs', values.runs as string | undefined, 100_000);
-  const out = values.out as string | undefined;
+  if (values.out !== undefined && values['no-out']) throw new UsageError('lab: --out and --no-out contradict');
+  const out =
+    (values.out as string | undefined) ?? (values['no-out'] || values.json ? undefined : deps.defaultOut);
   if (out === '') throw new UsageError('lab: --out must name a directory');
 
   const selected: Scenario[] = [];
