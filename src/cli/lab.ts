@@ -228,7 +228,8 @@ export async function labCommand(
   const seed = parseSeed(String(values.seed));
   const tasks = integer('tasks', values.tasks as string | undefined, 100_000_000);
   const runs = integer('runs', values.runs as string | undefined, 100_000);
-  if (values.out !== undefined && values['no-out']) throw new UsageError('lab: --out and --no-out contradict');
+  if (values.out !== undefined && values['no-out'])
+    throw new UsageError('lab: --out and --no-out contradict');
   const out =
     (values.out as string | undefined) ?? (values['no-out'] || values.json ? undefined : deps.defaultOut);
   if (out === '') throw new UsageError('lab: --out must name a directory');
