@@ -1,7 +1,8 @@
 /**
  * `report.html`: one self-contained page (inline CSS, inline SVG, no script, no network) with the summary
  * table and, per scenario, its rates as bars with their 95% intervals (success by attempt), its latency
- * distributions drawn from the histogram buckets, and its utilisation gauges when it has any.
+ * distributions on a proportional (log when wide) axis with p50/p90/p99 marked, its utilisation gauges
+ * and its time series (e.g. utilisation over virtual time) when it has any.
  */
 import type { LabReport, MetricReport, ScenarioReport } from '../document.js';
 import type { LogHistogramJSON } from '../histogram.js';
@@ -66,35 +67,126 @@ function rateChart(metrics: [string, MetricReport][]): string {
   );
 }
 
-/** Columns: the histogram's buckets, grouped into at most 60 equal-width ranges of the value axis. */
+/** About `count` round tick values (1, 2 or 5 × 10^k apart) covering [lo, hi]. */
+export function linearTicks(lo: number, hi: number, count = 5): number[] {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / count;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
+  const ticks: number[] = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step)
+    ticks.push(Number(t.toPrecision(12)));
+  return ticks;
+}
+
+/** Tick values 1, 2 and 5 × 10^k inside [lo, hi] (lo > 0), for a log axis. */
+export function logTicks(lo: number, hi: number): number[] {
+  const ticks: number[] = [];
+  for (let k = Math.floor(Math.log10(lo)); 10 ** k <= hi; k++) {
+    for (const m of [1, 2, 5]) {
+      const t = m * 10 ** k;
+      if (t >= lo && t <= hi) ticks.push(Number(t.toPrecision(12)));
+    }
+  }
+  return ticks;
+}
+
+const msLabel = (v: number) =>
+  v >= 10_000 ? `${thousands(Math.round(v / 1000))} s` : `${thousands(Number(v.toPrecision(3)))} ms`;
+
+/**
+ * A histogram on a proportional value axis (logarithmic when the values span more than a factor of 20),
+ * from the buckets: at most 60 columns of equal width on that axis, with the p50/p90/p99 marked.
+ */
 function latencyChart(name: string, h: LogHistogramJSON): string {
   if (h.count === 0 || h.max === null || h.min === null) return `<p>${escapeHtml(name)}: no samples.</p>`;
-  const lo = h.min;
   const hi = h.max;
-  const bins = hi === lo ? 1 : Math.min(60, h.buckets.length);
+  const positiveMin = h.buckets.find(([bound]) => bound > 0)?.[0] ?? hi;
+  const lo = Math.min(h.min > 0 ? h.min : positiveMin, hi);
+  const log = lo > 0 && hi / lo > 20;
+  const [from, to] = log ? [Math.log10(lo), Math.log10(hi)] : [Math.min(0, lo), hi];
+  const span = to - from || 1;
+  const at = (v: number) => ((log ? Math.log10(Math.max(v, lo)) : v) - from) / span;
+  const bins = hi === lo ? 1 : 60;
   const counts = new Array<number>(bins).fill(0);
   for (const [bound, n] of h.buckets) {
-    const value = Math.min(hi, Math.max(lo, bound));
-    const i = hi === lo ? 0 : Math.min(bins - 1, Math.floor(((value - lo) / (hi - lo)) * bins));
+    const i = Math.min(bins - 1, Math.max(0, Math.floor(at(Math.min(hi, Math.max(lo, bound))) * bins)));
     counts[i] = (counts[i] ?? 0) + n;
   }
-  const width = 600;
-  const height = 140;
+  const left = 50;
+  const plot = 560;
+  const top = 30;
+  const plotHeight = 130;
+  const height = top + plotHeight + 24;
+  const x = (v: number) => fixed(left + at(v) * plot);
   const peak = Math.max(...counts);
-  const w = width / bins;
+  const w = plot / bins;
   const bars = counts
     .map((n, i) => {
-      const bh = peak === 0 ? 0 : (n / peak) * (height - 30);
-      return `<rect x="${fixed(i * w)}" y="${fixed(height - 20 - bh)}" width="${fixed(Math.max(1, w - 1))}" height="${fixed(bh)}" fill="#8250df"/>`;
+      const bh = peak === 0 ? 0 : (n / peak) * plotHeight;
+      return n === 0
+        ? ''
+        : `<rect x="${fixed(left + i * w)}" y="${fixed(top + plotHeight - bh)}" width="${fixed(Math.max(1, w - 1))}" height="${fixed(Math.max(bh, 1))}" fill="#8250df"><title>${thousands(n)}</title></rect>`;
     })
     .join('');
-  const label = (v: number) => `${thousands(Math.round(v))} ms`;
+  const ticks = (log ? logTicks(lo, hi) : linearTicks(from, to)).map(
+    (t) =>
+      `<line x1="${x(t)}" x2="${x(t)}" y1="${top + plotHeight}" y2="${top + plotHeight + 4}" stroke="#57606a"/>` +
+      `<text x="${x(t)}" y="${height - 4}" text-anchor="middle">${msLabel(t)}</text>`,
+  );
+  const percentiles: [string, number | null][] = [
+    ['p50', h.p50],
+    ['p90', h.p90],
+    ['p99', h.p99],
+  ];
+  const markers = percentiles.flatMap(([label, v], i) =>
+    v === null
+      ? []
+      : [
+          `<line x1="${x(v)}" x2="${x(v)}" y1="${top}" y2="${top + plotHeight}" stroke="#cf222e" stroke-dasharray="3 3"/>` +
+            `<text x="${x(v)}" y="${i === 1 ? 24 : 12}" text-anchor="${at(v) > 0.85 ? 'end' : 'start'}" fill="#cf222e">${label}</text>`,
+        ],
+  );
   return (
-    `<svg width="${width}" height="${height}" role="img" aria-label="${escapeHtml(name)} distribution">${bars}` +
-    `<text x="0" y="${height - 4}">${label(lo)}</text>` +
-    `<text x="${width}" y="${height - 4}" text-anchor="end">${label(hi)}</text></svg>` +
-    `<p>${escapeHtml(name)}: ${thousands(h.count)} samples, p50 ${label(h.p50 ?? 0)}, p90 ${label(h.p90 ?? 0)}, ` +
-    `p99 ${label(h.p99 ?? 0)}, max ${label(hi)}.</p>`
+    `<svg width="${left + plot + 30}" height="${height}" role="img" aria-label="${escapeHtml(name)} distribution">` +
+    `<text x="0" y="${top + 10}">${thousands(peak)}</text><text x="0" y="${top + plotHeight}">0</text>` +
+    `<line x1="${left}" x2="${left + plot}" y1="${top + plotHeight}" y2="${top + plotHeight}" stroke="#57606a"/>` +
+    `${bars}${ticks.join('')}${markers.join('')}</svg>` +
+    `<p>${escapeHtml(name)}: ${thousands(h.count)} samples${log ? ' (log scale)' : ''}, p50 ${msLabel(h.p50 ?? 0)}, ` +
+    `p90 ${msLabel(h.p90 ?? 0)}, p99 ${msLabel(h.p99 ?? 0)}, max ${msLabel(hi)}.</p>`
+  );
+}
+
+/** A step line of a series' `[x, y]` points over a proportional time axis; `y` as % for ratios. */
+function seriesChart(name: string, points: readonly (readonly [number, number])[]): string {
+  if (points.length === 0) return `<p>${escapeHtml(name)}: no points.</p>`;
+  const ratio = /utili[sz]ation|ratio|rate/.test(name) && points.every(([, y]) => y >= 0 && y <= 1);
+  const x0 = points[0]![0];
+  const x1 = Math.max(points[points.length - 1]![0], x0 + 1);
+  const yMax = ratio ? 1 : Math.max(...points.map(([, y]) => y), 1e-9);
+  const left = 50;
+  const plot = 560;
+  const top = 10;
+  const plotHeight = 120;
+  const height = top + plotHeight + 24;
+  const px = (v: number) => fixed(left + ((v - x0) / (x1 - x0)) * plot);
+  const py = (v: number) => fixed(top + plotHeight - (v / yMax) * plotHeight);
+  let path = `M${px(points[0]![0])},${py(points[0]![1])}`;
+  for (let i = 1; i < points.length; i++) path += `H${px(points[i]![0])}V${py(points[i]![1])}`;
+  path += `H${px(x1)}`;
+  const yLabel = (v: number) => (ratio ? `${Math.round(v * 100)}%` : String(Number(v.toPrecision(3))));
+  const yTicks = (ratio ? [0, 0.5, 1] : linearTicks(0, yMax, 3)).map(
+    (t) =>
+      `<text x="${left - 6}" y="${fixed(Number(py(t)) + 4)}" text-anchor="end">${yLabel(t)}</text>` +
+      `<line x1="${left}" x2="${left + plot}" y1="${py(t)}" y2="${py(t)}" stroke="#d0d7de"/>`,
+  );
+  const xTicks = linearTicks(x0, x1).map(
+    (t) => `<text x="${px(t)}" y="${height - 4}" text-anchor="middle">${msLabel(t)}</text>`,
+  );
+  return (
+    `<svg width="${left + plot + 40}" height="${height}" role="img" aria-label="${escapeHtml(name)} over time">` +
+    `${yTicks.join('')}${xTicks.join('')}<path d="${path}" fill="none" stroke="#0969da" stroke-width="2"/></svg>` +
+    `<p>${escapeHtml(name)} over virtual time (first run, ${thousands(points.length)} points).</p>`
   );
 }
 
@@ -132,6 +224,10 @@ function scenarioSection(scenario: ScenarioReport): string {
         ]),
       ),
     );
+  }
+  const series = Object.entries(scenario.series ?? {});
+  if (series.length > 0) {
+    out.push('<h3>Over time</h3>', ...series.map(([n, points]) => seriesChart(n, points)));
   }
   const latency = Object.entries(scenario.latency);
   if (latency.length > 0) {

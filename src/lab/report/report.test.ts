@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { ComparisonReport, LabReport, ScenarioReport } from '../document.js';
 import { LogHistogram } from '../histogram.js';
 import { binomialConsistency, powerWarning, rate, twoProportionTest } from '../stats.js';
+import { linearTicks, logTicks } from './html.js';
 import { renderHtml, renderMarkdown, renderTerminal } from './index.js';
 import { improvementCell, pValueCell, rateCell, summaryRows } from './terminal.js';
 
@@ -207,5 +208,41 @@ describe('renderHtml', () => {
     const odd = renderHtml({ ...report, scenarios: [{ ...resource, description: '<b>&' }] });
     expect(odd).toContain('&lt;b&gt;&amp;');
     expect(odd).not.toContain('<b>&');
+  });
+});
+
+describe('HTML charts', () => {
+  it('picks round ticks for linear and log axes', () => {
+    expect(linearTicks(0, 600)).toEqual([0, 200, 400, 600]);
+    expect(linearTicks(0, 1)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
+    expect(linearTicks(5, 5)).toEqual([5]);
+    expect(logTicks(100, 5_300)).toEqual([100, 200, 500, 1_000, 2_000, 5_000]);
+    expect(logTicks(0.3, 3)).toEqual([0.5, 1, 2]);
+  });
+
+  it('draws the latency histogram on a proportional axis with its percentiles marked', () => {
+    const html = renderHtml(report);
+    // recovery spans 100 ms to seconds: a log axis with round ticks and p50/p90/p99 markers.
+    expect(html).toContain('(log scale)');
+    expect(html).toMatch(/>1,000 ms<\/text>/);
+    for (const p of ['p50', 'p90', 'p99']) expect(html).toMatch(new RegExp(`fill="#cf222e">${p}</text>`));
+  });
+
+  it('draws each time series as a step line over its time axis', () => {
+    const withSeries: ScenarioReport = {
+      ...resource,
+      series: {
+        utilisation: [
+          [0, 1],
+          [100, 0.2],
+          [200, 0],
+        ],
+      },
+    };
+    const html = renderHtml({ ...report, scenarios: [withSeries] });
+    expect(html).toContain('<h3>Over time</h3>');
+    expect(html).toContain('aria-label="utilisation over time"');
+    expect(html).toMatch(/<path d="M50,10H[\d.]+V106H[\d.]+V130H610"/);
+    expect(html).toContain('>100%</text>');
   });
 });
