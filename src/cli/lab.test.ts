@@ -293,6 +293,26 @@ describe('bulwark lab --file', () => {
     ).toEqual(['alpha', 'beta', 'flaky-api']);
   });
 
+  it('a file scenario named like a built-in or another file exits 2 naming the clash, and nothing runs', async () => {
+    const { deps, calls } = stubs();
+    const loadFile = async (path: string) =>
+      defineScenario({
+        name: path === 'a.yaml' ? 'alpha' : 'mine',
+        description: path,
+        params: {},
+        defaults: { tasks: 1 },
+        run() {},
+      });
+    const c = capture();
+    const argv = ['--file', 'a.yaml', '--file', 'b.yaml', '--file', 'c.yaml'];
+    expect(await labCommand(argv, c.io, { ...deps, loadFile })).toBe(2);
+    expect(c.err()).toBe(
+      'a.yaml: name: "alpha" is already the name of a built-in scenario; give this scenario another name\n' +
+        'c.yaml: name: "mine" is already the name of the scenario in b.yaml; give this scenario another name\n',
+    );
+    expect(calls).toEqual([]);
+  });
+
   it('a bad file exits 2 with one message per problem on stderr, and nothing runs', async () => {
     const { deps, calls } = stubs();
     const c = capture();

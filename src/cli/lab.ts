@@ -200,9 +200,20 @@ export async function labCommand(
   const files = (values.file as string[] | undefined) ?? [];
   const fromFiles: Scenario[] = [];
   const problems: string[] = [];
+  const origin = new Map<string, string>();
   for (const file of files) {
     try {
-      fromFiles.push(await (deps.loadFile ?? loadScenarioFile)(file));
+      const scenario = await (deps.loadFile ?? loadScenarioFile)(file);
+      // Reports and `meta` are keyed by name: two scenarios with one name would be indistinguishable.
+      const taken = known.has(scenario.name) ? 'a built-in scenario' : origin.get(scenario.name);
+      if (taken !== undefined) {
+        problems.push(
+          `${file}: name: "${scenario.name}" is already the name of ${taken}; give this scenario another name`,
+        );
+        continue;
+      }
+      origin.set(scenario.name, `the scenario in ${file}`);
+      fromFiles.push(scenario);
     } catch (error) {
       if (!(error instanceof ScenarioFileError)) throw error;
       if (error.unreadable) throw new UsageError(`lab: ${error.problems.join('; ')}`);
