@@ -73,17 +73,20 @@ export const network = defineScenario({
     const task = async (): Promise<void> => {
       let attempts = 0;
       let firstFailureAt = -1;
-      const failed = (error: unknown): never => {
+      const failed = (error: unknown): void => {
         const code = isBulwarkError(error, 'TIMEOUT')
           ? 'TIMEOUT'
           : String((error as { code?: unknown } | null)?.code ?? 'OTHER');
         failures.set(code, (failures.get(code) ?? 0) + 1);
         if (firstFailureAt < 0) firstFailureAt = clock.now();
-        throw error;
       };
       const call = (ctx: PolicyContext): Promise<boolean> => {
         attempts++;
-        return attempt(ctx).catch(failed);
+        // Observe the failure beside the attempt rather than rethrowing it from a `.catch` (a throw per
+        // failed call costs ~8% of the run); the retry sees the attempt's own promise.
+        const result = attempt(ctx);
+        result.then(undefined, failed);
+        return result;
       };
       let succeeded: boolean;
       try {
