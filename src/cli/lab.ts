@@ -4,8 +4,7 @@
  * `./lab-report` by default).
  * Exit code 0 when every scenario passes its checks, 1 when one does not, 2 on bad input.
  */
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { SystemClock } from '../core/clock.js';
 import type { Seed } from '../core/random.js';
@@ -15,7 +14,7 @@ import { type RunScenarioOptions, runScenario } from '../lab/runner.js';
 import type { Scenario } from '../lab/scenario.js';
 import { builtinScenarios } from '../lab/scenarios/index.js';
 import { loadScenarioFile, ScenarioFileError } from '../lab/yaml.js';
-import { type CommandIO, UsageError } from './io.js';
+import { type CommandIO, UsageError, writeAtomic } from './io.js';
 
 /** What the command runs on; tests replace parts of it. */
 export interface LabDependencies {
@@ -115,18 +114,6 @@ export function didYouMean(name: string, known: Iterable<string>): string | unde
     }
   }
   return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
-}
-
-/** Writes `text` to `dir/name` atomically: a temporary file in `dir`, then a rename over the target. */
-async function writeAtomic(dir: string, name: string, text: string): Promise<void> {
-  const temporary = join(dir, `.${name}.${process.pid}.tmp`);
-  try {
-    await writeFile(temporary, text, 'utf8');
-    await rename(temporary, join(dir, name));
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
 }
 
 function shellWord(text: string): string {

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { demoCommand } from './demo.js';
 import { type CommandIO, UsageError } from './io.js';
 import { defaultLabDependencies, labCommand } from './lab.js';
+import { runCommand } from './run.js';
 
 export { type CommandIO, UsageError } from './io.js';
 
@@ -31,6 +32,8 @@ Commands:
                      (reproducible from --seed; see bulwark demo --help)
   lab [scenario…]    Run the chaos lab's failure scenarios and report success before and after
                      resilience, with 95% intervals (see bulwark lab --help)
+  run FILE           Run a chaos experiment against real targets: steady state, method with load
+                     and abort conditions, rollbacks (see bulwark run --help)
   help               Show this help
   version            Print the version
 
@@ -39,7 +42,7 @@ Options:
   -v, --version      Print the version
 
 The library is documented in the README: https://www.npmjs.com/package/bulwark
-More commands (proxy, run, dashboard, analyze) arrive with their modules.
+More commands (proxy, dashboard, analyze) arrive with their modules.
 `;
 
 /** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
@@ -56,6 +59,7 @@ export async function main(argv: readonly string[], io: CommandIO = defaultIO): 
     }
     if (first === 'demo') return await demoCommand(rest, io);
     if (first === 'lab') return await labCommand(rest, io, { ...defaultLabDependencies, version: version() });
+    if (first === 'run') return await runCommand(rest, io);
     if (first.startsWith('-')) throw new UsageError(`unknown option ${first}`);
     throw new UsageError(`unknown command "${first}"`);
   } catch (error) {

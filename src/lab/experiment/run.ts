@@ -3,7 +3,7 @@
  * → steady state after → rollbacks (always: also after a failed hypothesis, an abort or an interruption)
  * → load cool-down; and returns the journal.
  */
-import { toMs } from '../../core/duration.js';
+import { formatMs, toMs } from '../../core/duration.js';
 import { createRuntime, type Runtime } from '../../core/runtime.js';
 import type { LogHistogramJSON } from '../histogram.js';
 import { type RateEstimate, rate, twoProportionTest } from '../stats.js';
@@ -143,7 +143,10 @@ export async function runExperiment(
   ): Promise<ActivityRun> => {
     const at = clock.now();
     const entry: ActivityRun = {
-      name: activity.type === 'wait' ? (activity.name ?? `wait ${String(activity.duration)}`) : activity.name,
+      name:
+        activity.type === 'wait'
+          ? (activity.name ?? `wait ${formatMs(toMs(activity.duration, 'duration'))}`)
+          : activity.name,
       type: activity.type,
       stage,
       status: 'succeeded',

@@ -16,7 +16,7 @@ import {
   thousands,
 } from './terminal.js';
 
-function escapeHtml(text: string): string {
+export function escapeHtml(text: string): string {
   return text
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
@@ -27,7 +27,8 @@ function escapeHtml(text: string): string {
 
 const fixed = (x: number) => Number(x.toFixed(1));
 
-const STYLE = `
+/** The reports' stylesheet. */
+export const STYLE = `
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#1b1f24}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2.2rem;border-bottom:1px solid #d0d7de}
 h3{font-size:1rem;margin:1.2rem 0 .4rem}
@@ -40,7 +41,7 @@ svg{display:block;margin:.4rem 0}svg text{font:12px system-ui,sans-serif;fill:#1
 `;
 
 /** Horizontal bars: one per rate, with its 95% interval as a whisker. */
-function rateChart(metrics: [string, MetricReport][]): string {
+export function rateChart(metrics: [string, MetricReport][]): string {
   const labelWidth = 150;
   const barWidth = 420;
   const row = 26;
@@ -190,7 +191,7 @@ function seriesChart(name: string, points: readonly (readonly [number, number])[
   );
 }
 
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const head = header.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
   const body = rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('');
   return `<table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;

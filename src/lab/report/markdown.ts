@@ -22,7 +22,8 @@ function cell(text: string): string {
   return text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 }
 
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
+/** A GitHub-flavoured Markdown table, cells escaped. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
   return [
     `| ${header.map(cell).join(' | ')} |`,
     `|${header.map(() => ' --- ').join('|')}|`,
@@ -30,7 +31,8 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
   ];
 }
 
-function ms(value: number | null): string {
+/** `12.3 ms`, `1,234 ms`, or `—` for no value. */
+export function ms(value: number | null): string {
   if (value === null) return '—';
   return value >= 100 ? `${thousands(Math.round(value))} ms` : `${value.toPrecision(3)} ms`;
 }

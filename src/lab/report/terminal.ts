@@ -165,21 +165,27 @@ function pad(text: string, to: number): string {
  */
 export function renderTerminal(report: LabReport): string {
   const rows = summaryRows(report);
-  const widths = SUMMARY_COLUMNS.map(([key, title]) =>
-    Math.max(width(title), ...rows.map((row) => width(row[key]))),
-  );
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, i) => (i === cells.length - 1 ? cell : pad(cell, widths[i] ?? 0)))
-      .join('  ')
-      .trimEnd();
   const out: string[] = [`Bulwark lab · seed ${String(report.seed)}`, ''];
-  out.push(line(SUMMARY_COLUMNS.map(([, title]) => title)));
-  out.push(line(widths.map((w) => '─'.repeat(w))));
-  for (const row of rows) out.push(line(SUMMARY_COLUMNS.map(([key]) => row[key])));
+  out.push(
+    ...textTable(
+      SUMMARY_COLUMNS.map(([, title]) => title),
+      rows.map((row) => SUMMARY_COLUMNS.map(([key]) => row[key])),
+    ),
+  );
   const notes = summaryNotes(report);
   if (notes.length > 0) out.push('', ...notes);
   const passed = report.scenarios.filter((s) => s.passed).length;
   out.push('', `${passed}/${report.scenarios.length} scenarios passed their checks.`);
   return `${out.join('\n')}\n`;
+}
+
+/** A plain-text table: the header, a rule of `─`, the rows; columns padded to their widest cell. */
+export function textTable(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const widths = header.map((title, i) => Math.max(width(title), ...rows.map((row) => width(row[i] ?? ''))));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : pad(cell, widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((w) => '─'.repeat(w))), ...rows.map(line)];
 }
