@@ -47,3 +47,18 @@ export function record(rt: VirtualRuntime, all = false): BulwarkEvent[] {
   });
   return events;
 }
+
+/** A `CommandIO` that keeps what a CLI command prints: `out()` and `err()` return it. */
+export function capture(): {
+  io: { out: (text: string) => void; err: (text: string) => void };
+  out: () => string;
+  err: () => string;
+} {
+  const out: string[] = [];
+  const err: string[] = [];
+  return {
+    io: { out: (text) => void out.push(text), err: (text) => void err.push(text) },
+    out: () => out.join(''),
+    err: () => err.join(''),
+  };
+}

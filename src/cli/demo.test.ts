@@ -1,13 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { capture } from '../../test/support.js';
 import { wilson } from '../lab/stats.js';
 import { runDemo } from './demo.js';
 import { main } from './main.js';
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) }, out, err };
-}
 
 describe('bulwark demo', () => {
   it('is reproducible from its seed, and different seeds differ', async () => {
@@ -53,11 +48,11 @@ describe('bulwark demo', () => {
   it('prints a table, or JSON with --json, and rejects bad flags with exit code 2', async () => {
     const table = capture();
     expect(await main(['demo', '--calls', '100', '--seed', '9'], table.io)).toBe(0);
-    expect(table.out.join('')).toMatch(/no protection.*\n.*retry/s);
-    expect(table.out.join('')).toMatch(/Reproduce: bulwark demo --seed 9 --calls 100/);
+    expect(table.out()).toMatch(/no protection.*\n.*retry/s);
+    expect(table.out()).toMatch(/Reproduce: bulwark demo --seed 9 --calls 100/);
     const json = capture();
     expect(await main(['demo', '--calls', '100', '--json'], json.io)).toBe(0);
-    expect(JSON.parse(json.out.join('')).rows).toHaveLength(3);
+    expect(JSON.parse(json.out()).rows).toHaveLength(3);
     for (const argv of [
       ['demo', '--calls', '0'],
       ['demo', '--error-rate', '2'],
@@ -66,7 +61,7 @@ describe('bulwark demo', () => {
     ]) {
       const c = capture();
       expect(await main(argv, c.io)).toBe(2);
-      expect(c.err.join('')).toMatch(/^bulwark: demo: /);
+      expect(c.err()).toMatch(/^bulwark: demo: /);
     }
   });
 });

@@ -2,22 +2,13 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { capture } from '../../test/support.js';
 import type { LabReport, ScenarioReport } from '../lab/document.js';
 import type { RunScenarioOptions } from '../lab/runner.js';
 import { defineScenario, type Scenario } from '../lab/scenario.js';
 import { rate } from '../lab/stats.js';
 import { defaultLabDependencies, didYouMean, type LabDependencies, labCommand } from './lab.js';
 import { main } from './main.js';
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) },
-    out: () => out.join(''),
-    err: () => err.join(''),
-  };
-}
 
 function stubScenario(name: string, tasks = 100): Scenario {
   return defineScenario({

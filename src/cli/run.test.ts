@@ -6,20 +6,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { capture } from '../../test/support.js';
 import { SystemClock } from '../core/clock.js';
 import type { ExperimentJournal } from '../lab/experiment/index.js';
 import { main } from './main.js';
 import { type RunDependencies, runCommand } from './run.js';
-
-function capture() {
-  let out = '';
-  let err = '';
-  return {
-    io: { out: (t: string) => void (out += t), err: (t: string) => void (err += t) },
-    out: () => out,
-    err: () => err,
-  };
-}
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -135,8 +126,8 @@ describe('bulwark run', () => {
       stderr += chunk.toString();
     });
     // Wait (bounded) until the method's action reached the target, then interrupt.
-    for (let i = 0; i < 300 && !state.calls.includes('/break'); i++)
-      await new Promise((r) => setTimeout(r, 50));
+    const clock = new SystemClock();
+    for (let i = 0; i < 300 && !state.calls.includes('/break'); i++) await clock.sleep(50);
     expect(state.calls).toContain('/break');
     child.kill('SIGINT');
     const [code] = (await once(child, 'exit')) as [number | null];
