@@ -5,6 +5,7 @@
  */
 
 export * from './document.js';
+export * from './experiment/index.js';
 export * from './histogram.js';
 export { evaluate, type RunScenarioOptions, runScenario, runSeed, runTasks } from './runner.js';
 export {
