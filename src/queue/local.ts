@@ -264,6 +264,9 @@ export class LocalQueue<T = JsonValue> implements Queue<T> {
   }
 }
 
+/** How long a worker waits before trying a failed store step again. */
+const STORE_RETRY_MS = 100;
+
 const STALLED_ERROR = {
   name: 'StalledError',
   message: 'the lease expired more times than maxStalled allows',
@@ -367,7 +370,10 @@ class LocalWorker<T> implements Worker {
     const outcomes = this.pending;
     this.pending = [];
     const free = this.state === 'running' ? this.concurrency - this.active : 0;
-    if (outcomes.length === 0 && free === 0) return this.checkDrained();
+    if (outcomes.length === 0 && free === 0) {
+      this.checkDrained();
+      return;
+    }
     const { clock } = this.queue.runtime;
     const now = clock.now();
     let result: { applied: boolean[]; claimed: StoredJob[] };
@@ -377,7 +383,7 @@ class LocalWorker<T> implements Worker {
       // Keep the outcomes: they are written on the next step (a job may then run twice, never zero times).
       this.pending = outcomes.concat(this.pending);
       reportLater(error);
-      this.armWake(now, Math.max(this.queue.settings.pollMs === Number.POSITIVE_INFINITY ? 100 : 0, 100));
+      this.armWake(now, STORE_RETRY_MS);
       return;
     }
     for (let i = 0; i < outcomes.length; i++) {
