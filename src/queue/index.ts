@@ -10,6 +10,7 @@ export { NoLiveWorkersError, QueueFullError, QueuePayloadError, QueueUnavailable
 export type { JobOutcome, JobState } from './events.js';
 export type { QueueOptions } from './job.js';
 export { MemoryQueue, type MemoryQueueOptions } from './memory.js';
+export { SqliteQueue, type SqliteQueueOptions } from './sqlite.js';
 export type {
   AddOptions,
   DeadJob,
