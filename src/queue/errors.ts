@@ -12,7 +12,10 @@ export class QueueFullError extends BulwarkError {
     readonly queue: string,
     readonly capacity: number,
   ) {
-    super('QUEUE_FULL', `queue "${queue}" is full (capacity ${capacity})`);
+    super(
+      'QUEUE_FULL',
+      `queue "${queue}" is full${Number.isFinite(capacity) ? ` (capacity ${capacity})` : ''}`,
+    );
   }
 }
 
@@ -23,7 +26,10 @@ export class NoLiveWorkersError extends BulwarkError {
     readonly queue: string,
     readonly ttlMs: number,
   ) {
-    super('NO_LIVE_WORKERS', `queue "${queue}" has no live worker (none heartbeated in the last ${ttlMs}ms)`);
+    super(
+      'NO_LIVE_WORKERS',
+      `queue "${queue}" has no live worker${Number.isFinite(ttlMs) ? ` (none heartbeated in the last ${ttlMs}ms)` : ''}`,
+    );
   }
 }
 

@@ -8,6 +8,8 @@ import './events.js';
 
 export { NoLiveWorkersError, QueueFullError, QueuePayloadError, QueueUnavailableError } from './errors.js';
 export type { JobOutcome, JobState } from './events.js';
+export { FailoverQueue, type FailoverQueueOptions } from './failover.js';
+export { FaultyQueue, type QueueFaultOptions, queueFaults } from './faults.js';
 export type { QueueOptions } from './job.js';
 export { MemoryQueue, type MemoryQueueOptions } from './memory.js';
 export { SqliteQueue, type SqliteQueueOptions } from './sqlite.js';
