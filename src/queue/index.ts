@@ -6,6 +6,7 @@
  */
 import './events.js';
 
+export { BullmqQueue, type BullmqQueueOptions } from './bullmq.js';
 export { NoLiveWorkersError, QueueFullError, QueuePayloadError, QueueUnavailableError } from './errors.js';
 export type { JobOutcome, JobState } from './events.js';
 export { FailoverQueue, type FailoverQueueOptions } from './failover.js';
