@@ -157,8 +157,24 @@ function connectionOptions(where: string, connection: unknown): RedisOptions {
   throw invalid(where, 'connection', connection, 'a redis:// URL or ioredis options');
 }
 
+/** A job's context; its `AbortSignal` is created only when a handler reads it (it costs ~10–30 µs). */
 class Context implements JobContext {
-  constructor(readonly signal: AbortSignal) {}
+  private controller: AbortController | undefined;
+  private reason: unknown;
+  private aborted = false;
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
 }
 
 /**
@@ -312,11 +328,13 @@ export class BullmqQueue<T = JsonValue> implements Queue<T> {
 
   private withTimeout<R>(promise: Promise<R>, ms: number, what: string): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      const timer = this.options.runtime.clock.setTimer(
-        ms,
-        () => reject(new QueueUnavailableError(this.name, `${what} timed out after ${ms}ms`)),
-        undefined,
-      );
+      // A timer queue: one Node timer for all in-flight calls, not one per call (this is every add's path).
+      const timer = this.options.runtime.clock
+        .timerQueue(ms)
+        .setTimer(
+          () => reject(new QueueUnavailableError(this.name, `${what} timed out after ${ms}ms`)),
+          undefined,
+        );
       promise.then(
         (value) => {
           timer.cancel();
@@ -634,7 +652,7 @@ class BullmqWorker<T> implements Worker {
   unflushed = 0;
   private stopped = false;
   private started: Promise<void> | undefined;
-  private readonly controllers = new Set<AbortController>();
+  private readonly contexts = new Set<Context>();
 
   constructor(
     private readonly queue: BullmqQueue<T>,
@@ -666,16 +684,14 @@ class BullmqWorker<T> implements Worker {
       ((job as { data?: Data } | undefined)?.data?.d ?? []) as number[];
     const worker = new bullmq.Worker(
       this.queue.name,
-      async (job: BullJob, _token?: string, signal?: AbortSignal) => {
+      async (job: BullJob) => {
         this.active++;
-        const controller = new AbortController();
-        this.controllers.add(controller);
-        if (signal !== undefined)
-          signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true });
+        const context = new Context();
+        this.contexts.add(context);
         try {
-          return await this.handler(this.queue.toJob(job), new Context(controller.signal));
+          return await this.handler(this.queue.toJob(job), context);
         } finally {
-          this.controllers.delete(controller);
+          this.contexts.delete(context);
           this.active--;
         }
       },
@@ -792,8 +808,7 @@ class BullmqWorker<T> implements Worker {
     const worker = this.bullWorker;
     const force = options?.force === true;
     const { keys, options: queueOptions } = this.queue.internals;
-    if (force)
-      for (const controller of this.controllers) controller.abort(new Error('the worker was force-closed'));
+    if (force) for (const context of this.contexts) context.abort(new Error('the worker was force-closed'));
     if (worker !== undefined) {
       if (force) {
         // A crash, on purpose: drop the connections without releasing the jobs in hand; their locks lapse.

@@ -93,6 +93,10 @@ export class MemoryStore implements JobStore {
     return { status: 'created', job };
   }
 
+  insertMany(batch: readonly { job: PreparedJob; limits: InsertLimits }[], now: number): InsertResult[] {
+    return batch.map(({ job, limits }) => this.insert(job, now, limits));
+  }
+
   private enqueue(job: MemoryJob, now: number): void {
     job.state = 'waiting';
     job.worker = undefined;

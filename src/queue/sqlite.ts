@@ -129,6 +129,10 @@ export class SqliteStore implements JobStore {
   private readonly db: Database;
   private readonly s: Record<string, Statement>;
   private readonly insertTx: (job: PreparedJob, now: number, limits: InsertLimits) => InsertResult;
+  private readonly insertManyTx: (
+    batch: readonly { job: PreparedJob; limits: InsertLimits }[],
+    now: number,
+  ) => InsertResult[];
   private readonly cycleTx: (
     workerId: string,
     outcomes: readonly Outcome[],
@@ -224,7 +228,7 @@ export class SqliteStore implements JobStore {
     const s = this.s as Record<string, Statement>;
     const get = (name: string) => s[name] as Statement;
 
-    this.insertTx = db.transaction((job: PreparedJob, now: number, limits: InsertLimits): InsertResult => {
+    const insertOne = (job: PreparedJob, now: number, limits: InsertLimits): InsertResult => {
       if (job.idempotencyKey !== undefined) {
         const existing = get('byKey').get(q, job.idempotencyKey) as JobRow | undefined;
         if (existing !== undefined) return { status: 'existing', job: toStored(existing, existing.made) };
@@ -248,7 +252,12 @@ export class SqliteStore implements JobStore {
         job.idempotencyKey ?? null,
       ) as JobRow;
       return { status: 'created', job: toStored(row, 0) };
-    }).immediate as never;
+    };
+    this.insertTx = db.transaction(insertOne).immediate as never;
+    this.insertManyTx = db.transaction(
+      (batch: readonly { job: PreparedJob; limits: InsertLimits }[], now: number): InsertResult[] =>
+        batch.map(({ job, limits }) => insertOne(job, now, limits)),
+    ).immediate as never;
 
     this.cycleTx = db.transaction(
       (workerId: string, outcomes: readonly Outcome[], max: number, now: number, leaseUntil: number) => {
@@ -327,6 +336,10 @@ export class SqliteStore implements JobStore {
 
   insert(job: PreparedJob, now: number, limits: InsertLimits): InsertResult {
     return this.insertTx(job, now, limits);
+  }
+
+  insertMany(batch: readonly { job: PreparedJob; limits: InsertLimits }[], now: number): InsertResult[] {
+    return this.insertManyTx(batch, now);
   }
 
   cycle(

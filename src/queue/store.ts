@@ -63,6 +63,8 @@ export interface Recovered {
 
 export interface JobStore {
   insert(job: PreparedJob, now: number, limits: InsertLimits): InsertResult;
+  /** Several inserts in one atomic step, checked in order (what a burst of concurrent adds becomes). */
+  insertMany(batch: readonly { job: PreparedJob; limits: InsertLimits }[], now: number): InsertResult[];
   /**
    * Applies `outcomes` (those whose lease is still current; `applied[i]` says which), then leases up to
    * `max` due jobs to `workerId` until `leaseUntil`, highest priority (lowest number) first, then oldest.
