@@ -64,3 +64,34 @@ redis.describe('BullmqQueue', () => {
     expect(() => new BullmqQueue({ addTimeout: 0 })).toThrow(/addTimeout/);
   });
 });
+
+redis.describe('BullmqQueue events', () => {
+  it('emits queue.depth from the watchdog when the counts change', async () => {
+    const runtime = createRuntime({ seed: 'depth' });
+    const depths: unknown[] = [];
+    runtime.events.subscribe(
+      (e) => depths.push(e.type === 'queue.depth' ? e.depth : undefined),
+      ['queue.depth'],
+    );
+    const queue = new BullmqQueue({
+      connection: redis.url,
+      prefix,
+      name: 'depth',
+      runtime,
+      watchdogInterval: 50,
+    });
+    try {
+      await queue.add({ a: 1 });
+      const deadline = runtime.clock.now() + 5000;
+      while (
+        !depths.some((d) => (d as { waiting: number }).waiting === 1) &&
+        runtime.clock.now() < deadline
+      ) {
+        await runtime.clock.sleep(10);
+      }
+      expect(depths).toContainEqual({ waiting: 1, delayed: 0, active: 0, completed: 0, dead: 0 });
+    } finally {
+      await queue.close();
+    }
+  });
+});

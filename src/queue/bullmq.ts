@@ -202,6 +202,7 @@ export class BullmqQueue<T = JsonValue> implements Queue<T> {
   private readonly workers = new Set<BullmqWorker<T>>();
   private closing: Promise<void> | undefined;
   private closed = false;
+  private lastDepth = '';
   private readonly keys: {
     reservations: string;
     workers: string;
@@ -296,7 +297,11 @@ export class BullmqQueue<T = JsonValue> implements Queue<T> {
     );
   }
 
-  /** One watchdog round trip: a heartbeat key written and read back within the interval. */
+  /**
+   * One watchdog round trip: a heartbeat key written within the interval. When depth is monitored, the
+   * counts are read too and a `queue.depth` event emitted when they changed (BullMQ's changes happen in
+   * Redis, possibly in other processes: polling is the only way to see them).
+   */
   private async watch(): Promise<void> {
     const redis = this.redis;
     if (redis === undefined || this.closed) return;
@@ -313,6 +318,18 @@ export class BullmqQueue<T = JsonValue> implements Queue<T> {
       this.setHealth(true, '');
     } catch (error) {
       this.setHealth(false, describe(error));
+      return;
+    }
+    const { events, clock } = this.options.runtime;
+    if (!events.wants('queue.depth')) return;
+    try {
+      const { counts } = await this.stats();
+      const key = JSON.stringify(counts);
+      if (key === this.lastDepth) return;
+      this.lastDepth = key;
+      events.emit({ type: 'queue.depth', source: this.name, at: clock.now(), depth: counts });
+    } catch {
+      // The next round trip tells.
     }
   }
 
