@@ -223,6 +223,9 @@ export class SqliteStore implements JobStore {
         `UPDATE bulwark_jobs SET state = 'waiting', made = 0, stalls = 0, error = NULL, reason = NULL,
            failed_at = NULL, run_at = ? WHERE id = ? AND queue = ? AND state = 'dead'`,
       ),
+      anyDue: prepare(
+        `SELECT 1 FROM bulwark_jobs WHERE queue = ? AND state = 'waiting' AND run_at <= ? LIMIT 1`,
+      ),
       nextDue: prepare(`SELECT min(run_at) AS at FROM bulwark_jobs WHERE queue = ? AND state = 'waiting'`),
     };
     const s = this.s as Record<string, Statement>;
@@ -349,6 +352,10 @@ export class SqliteStore implements JobStore {
     now: number,
     leaseUntil: number,
   ): { applied: boolean[]; claimed: StoredJob[] } {
+    // An idle poll that would find nothing takes no write lock: a read first (WAL readers never block).
+    if (outcomes.length === 0 && (this.s.anyDue as Statement).get(this.queue, now) === undefined) {
+      return { applied: [], claimed: [] };
+    }
     return this.cycleTx(workerId, outcomes, max, now, leaseUntil);
   }
 
