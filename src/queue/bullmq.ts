@@ -126,6 +126,8 @@ return lost
 `;
 
 const RESERVATION_LIFETIME_MS = 60_000;
+/** Reasons that only say the connection is not up, not why. */
+const ECHOES = /^(connection (closed|reconnecting|connecting|close|end|wait)|Connection is closed\.?)$/;
 const STALLED_REASON = 'job stalled more than allowable limit';
 const BULL_NAME = 'job';
 
@@ -335,6 +337,8 @@ export class BullmqQueue<T = JsonValue> implements Queue<T> {
 
   private setHealth(healthy: boolean, reason: string): void {
     if (this.state.healthy === healthy && (healthy || this.state.reason === reason)) return;
+    // While down, the first real cause (ECONNREFUSED…) says more than the echoes that follow it.
+    if (!healthy && !this.state.healthy && this.state.reason !== 'connecting' && ECHOES.test(reason)) return;
     const changed = this.state.healthy !== healthy;
     this.state = { healthy, reason };
     const { events, clock } = this.options.runtime;
@@ -380,8 +384,12 @@ export class BullmqQueue<T = JsonValue> implements Queue<T> {
         : new QueueUnavailableError(this.name, describe(error), { cause: error });
     }
     if (ready.redis.status !== 'ready') {
-      this.setHealth(false, `connection ${ready.redis.status}`);
-      throw new QueueUnavailableError(this.name, `Redis connection is ${ready.redis.status}`);
+      const reason =
+        this.state.healthy || this.state.reason === ''
+          ? `connection ${ready.redis.status}`
+          : this.state.reason;
+      this.setHealth(false, reason);
+      throw new QueueUnavailableError(this.name, reason);
     }
     try {
       return await this.withTimeout(step(ready), this.addTimeoutMs, what);
