@@ -90,12 +90,13 @@ export function queueSuite(backend: SuiteBackend): void {
       await queue.add('a', { priority: 1 });
       await queue.add('b', { priority: 1 });
       await queue.add('d', { priority: 9 });
+      await queue.add('first'); // priority 0, the default: before every other
       const order: unknown[] = [];
       queue.process((job) => {
         order.push(job.payload);
       });
-      await h.until(() => order.length === 4, 5000, 'four jobs');
-      expect(order).toEqual(['a', 'b', 'c', 'd']);
+      await h.until(() => order.length === 5, 5000, 'five jobs');
+      expect(order).toEqual(['first', 'a', 'b', 'c', 'd']);
     } finally {
       await queue.close();
     }
