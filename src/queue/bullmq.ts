@@ -54,8 +54,8 @@ export interface BullmqQueueOptions extends QueueOptions {
 interface Data {
   /** The payload. */
   p: JsonValue;
-  /** Backoff delays per retry. */
-  d: number[];
+  /** Backoff delays per retry (absent for a single attempt). */
+  d?: number[];
   /** Idempotency key. */
   k?: string;
 }
@@ -440,16 +440,17 @@ export class BullmqQueue<T = JsonValue> implements Queue<T> {
           if (status === 3) throw new NoLiveWorkersError(this.name, this.options.workerTtlMs);
           jobId = id;
         }
-        const opts: JobsOptions = {
-          attempts: prepared.attempts,
-          removeOnComplete: true,
-          removeOnFail: false,
-        };
-        if (prepared.attempts > 1) opts.backoff = { type: 'bulwark' };
+        // Only what differs from BullMQ's defaults is stored: every byte is per job, in Redis.
+        const opts: JobsOptions = { removeOnComplete: true };
+        const data: Data = { p: JSON.parse(prepared.json) as JsonValue };
+        if (prepared.attempts > 1) {
+          opts.attempts = prepared.attempts;
+          opts.backoff = { type: 'bulwark' };
+          data.d = prepared.delays;
+        }
         if (jobId !== undefined) opts.jobId = jobId;
         if (prepared.priority > 0) opts.priority = prepared.priority;
         if (prepared.delayMs > 0) opts.delay = prepared.delayMs;
-        const data: Data = { p: JSON.parse(prepared.json) as JsonValue, d: prepared.delays };
         if (prepared.idempotencyKey !== undefined) data.k = prepared.idempotencyKey;
         const added = await queue.add(BULL_NAME, data, opts);
         // The job is in BullMQ's lists now, counted there: the reservation has done its work.
