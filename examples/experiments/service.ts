@@ -39,9 +39,7 @@ const server = createServer(async (req, res) => {
     return;
   }
   try {
-    const greeting = policiesOn
-      ? await readGreeting.execute(() => redis.get(key))
-      : await redis.get(key);
+    const greeting = policiesOn ? await readGreeting.execute(() => redis.get(key)) : await redis.get(key);
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ greeting }));
   } catch (error) {
@@ -50,7 +48,9 @@ const server = createServer(async (req, res) => {
   }
 });
 server.listen(port, '127.0.0.1', () => {
-  process.stdout.write(`service listening on http://127.0.0.1:${port} (policies ${policiesOn ? 'on' : 'off'})\n`);
+  process.stdout.write(
+    `service listening on http://127.0.0.1:${port} (policies ${policiesOn ? 'on' : 'off'})\n`,
+  );
 });
 const stop = () => {
   server.close();

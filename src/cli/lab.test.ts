@@ -95,9 +95,9 @@ describe('bulwark lab: input', () => {
   it.each([
     [
       ['netwrok'],
-      'bulwark: lab: unknown scenario "netwrok" (did you mean "network"?); known: network, resource',
+      'bulwark: lab: unknown scenario "netwrok" (did you mean "network"?); known: network, resource, queue',
     ],
-    [['zzz'], 'bulwark: lab: unknown scenario "zzz"; known: network, resource'],
+    [['zzz'], 'bulwark: lab: unknown scenario "zzz"; known: network, resource, queue'],
     [['--tasks', '0'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "0"'],
     [['--tasks', '1.5'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "1.5"'],
     [['--tasks', '1e3'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "1e3"'],
@@ -240,6 +240,7 @@ describe('bulwark lab: the real scenarios', () => {
     expect(a.report.scenarios.map((s) => [s.name, s.tasks])).toEqual([
       ['network', 300],
       ['resource', 300],
+      ['queue', 300],
     ]);
     const c = await run('6');
     expect(JSON.stringify(withoutMeta(c.report))).not.toBe(JSON.stringify(withoutMeta(a.report)));
@@ -329,5 +330,38 @@ describe('bulwark lab --file', () => {
     expect(await main(['lab', '--file', 'my.yaml'], c.io)).toBe(2);
     expect(c.err().split('\n')[0]).toBe('bulwark: lab: cannot read my.yaml: no such file');
     expect(c.out()).toBe('');
+  });
+});
+
+describe('bulwark lab --param', () => {
+  it('sets a scenario parameter, typed like its default, and shows it in the reproduce line', async () => {
+    const c = capture();
+    const code = await main(
+      ['lab', 'queue', '--tasks', '50', '--param', 'workMs=2', '--param', 'backend=memory'],
+      c.io,
+    );
+    expect(code).toBe(0);
+    expect(c.out()).toContain(
+      'Reproduce: bulwark lab queue --seed 1 --tasks 50 --param workMs=2 --param backend=memory',
+    );
+    const j = capture();
+    await main(['lab', 'queue', '--tasks', '50', '--param', 'workMs=2', '--json'], j.io);
+    expect((JSON.parse(j.out()) as LabReport).scenarios[0]?.params).toMatchObject({
+      workMs: 2,
+      backend: 'memory',
+    });
+  });
+
+  it.each([
+    [['--param', 'workMs'], 'bulwark: lab: --param must be KEY=VALUE, got "workMs"'],
+    [['--param', 'workMs=fast'], 'bulwark: lab: --param workMs must be a number, got "fast"'],
+    [
+      ['--param', 'backend=redis'],
+      'bulwark: lab: scenario queue: parameter "backend" must be "memory" or "sqlite", got "redis"',
+    ],
+  ])('bad --param %j exits 2 with one line', async (flags, message) => {
+    const c = capture();
+    expect(await main(['lab', 'queue', ...flags], c.io)).toBe(2);
+    expect(c.err().split('\n')[0]).toBe(message);
   });
 });

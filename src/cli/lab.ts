@@ -11,7 +11,7 @@ import type { Seed } from '../core/random.js';
 import type { LabReport, ScenarioReport } from '../lab/document.js';
 import { renderHtml, renderMarkdown, renderTerminal } from '../lab/report/index.js';
 import { type RunScenarioOptions, runScenario } from '../lab/runner.js';
-import type { Scenario } from '../lab/scenario.js';
+import { type ParamValue, resolveParams, type Scenario } from '../lab/scenario.js';
 import { builtinScenarios } from '../lab/scenarios/index.js';
 import { loadScenarioFile, ScenarioFileError } from '../lab/yaml.js';
 import { type CommandIO, UsageError, writeAtomic } from './io.js';
@@ -59,6 +59,8 @@ Options:
   --file F       Also run the scenario in the YAML/JSON file F (repeatable); with --file and no
                  scenario names, only the files' scenarios run. A bad file exits 2, listing each
                  problem as file:line:column: field: message
+  --param K=V    Set the selected scenarios' parameter K (repeatable), typed like its default,
+                 e.g. bulwark lab queue --param backend=sqlite
   --out DIR      Write report.json, report.md and report.html to DIR (created if missing;
                  default ./lab-report)
   --no-out       Do not write the report files
@@ -149,6 +151,56 @@ function progressLine(io: CommandIO, deps: LabDependencies, work: number) {
   };
 }
 
+/**
+ * Parses `--param K=V` flags for each selected scenario: each value takes the type of the parameter's
+ * default, and the result is checked the way the runner will check it (so a bad value is a usage error
+ * before anything runs, never a stack trace halfway through).
+ */
+function parseParams(
+  flags: readonly string[],
+  scenarios: readonly Scenario[],
+): Map<Scenario, Record<string, ParamValue>> {
+  const pairs = flags.map((flag) => {
+    const eq = flag.indexOf('=');
+    if (eq <= 0) throw new UsageError(`lab: --param must be KEY=VALUE, got ${JSON.stringify(flag)}`);
+    return [flag.slice(0, eq), flag.slice(eq + 1)] as const;
+  });
+  const result = new Map<Scenario, Record<string, ParamValue>>();
+  for (const scenario of scenarios) {
+    const overrides: Record<string, ParamValue> = {};
+    for (const [key, text] of pairs) {
+      if (!Object.hasOwn(scenario.params, key)) {
+        const known = Object.keys(scenario.params);
+        throw new UsageError(
+          `lab: scenario ${scenario.name} has no parameter "${key}"; known: ${known.length === 0 ? '(none)' : known.join(', ')}`,
+        );
+      }
+      const fallback = scenario.params[key];
+      if (typeof fallback === 'number') {
+        const value = text.trim() === '' ? Number.NaN : Number(text);
+        if (!Number.isFinite(value)) {
+          throw new UsageError(`lab: --param ${key} must be a number, got ${JSON.stringify(text)}`);
+        }
+        overrides[key] = value;
+      } else if (typeof fallback === 'boolean') {
+        if (text !== 'true' && text !== 'false') {
+          throw new UsageError(`lab: --param ${key} must be true or false, got ${JSON.stringify(text)}`);
+        }
+        overrides[key] = text === 'true';
+      } else overrides[key] = text;
+    }
+    try {
+      const params = resolveParams(scenario, overrides);
+      if (typeof scenario.clock === 'function') scenario.clock(params);
+    } catch (error) {
+      if (error instanceof TypeError) throw new UsageError(`lab: ${error.message}`);
+      throw error;
+    }
+    result.set(scenario, overrides);
+  }
+  return result;
+}
+
 /** `bulwark lab …`; returns the exit code. Throws {@link UsageError} on bad input. */
 export async function labCommand(
   argv: readonly string[],
@@ -167,6 +219,7 @@ export async function labCommand(
         out: { type: 'string' },
         'no-out': { type: 'boolean', default: false },
         file: { type: 'string', multiple: true },
+        param: { type: 'string', multiple: true },
         json: { type: 'boolean', default: false },
         list: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -246,6 +299,8 @@ export async function labCommand(
     if (!selected.includes(scenario)) selected.push(scenario);
   }
   selected.push(...fromFiles);
+  const paramFlags = (values.param as string[] | undefined) ?? [];
+  const params = paramFlags.length === 0 ? undefined : parseParams(paramFlags, selected);
 
   const work = selected.reduce((sum, s) => sum + (tasks ?? s.defaults.tasks) * (runs ?? 1), 0);
   const progress = progressLine(io, deps, work);
@@ -258,6 +313,8 @@ export async function labCommand(
       const options: RunScenarioOptions = { seed };
       if (tasks !== undefined) options.tasks = tasks;
       if (runs !== undefined) options.runs = runs;
+      const overrides = params?.get(scenario);
+      if (overrides !== undefined) options.params = overrides;
       if (progress !== undefined) {
         options.onProgress = (done, total) => progress.update(scenario.name, done, total);
       }
@@ -299,6 +356,7 @@ export async function labCommand(
       `--seed ${shellWord(String(seed))}`,
       ...(tasks === undefined ? [] : [`--tasks ${tasks}`]),
       ...(runs === undefined ? [] : [`--runs ${runs}`]),
+      ...paramFlags.map((param) => `--param ${shellWord(param)}`),
       ...files.map((file) => `--file ${shellWord(file)}`),
     ];
     io.out(

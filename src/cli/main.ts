@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { demoCommand } from './demo.js';
 import { type CommandIO, UsageError } from './io.js';
 import { defaultLabDependencies, labCommand } from './lab.js';
+import { queueCommand } from './queue.js';
 import { runCommand } from './run.js';
 
 export { type CommandIO, UsageError } from './io.js';
@@ -34,6 +35,8 @@ Commands:
                      resilience, with 95% intervals (see bulwark lab --help)
   run FILE           Run a chaos experiment against real targets: steady state, method with load
                      and abort conditions, rollbacks (see bulwark run --help)
+  queue <command>    Inspect a task queue (SQLite file or Redis): stats, dlq, redrive
+                     (see bulwark queue --help)
   help               Show this help
   version            Print the version
 
@@ -60,6 +63,7 @@ export async function main(argv: readonly string[], io: CommandIO = defaultIO): 
     if (first === 'demo') return await demoCommand(rest, io);
     if (first === 'lab') return await labCommand(rest, io, { ...defaultLabDependencies, version: version() });
     if (first === 'run') return await runCommand(rest, io);
+    if (first === 'queue') return await queueCommand(rest, io);
     if (first.startsWith('-')) throw new UsageError(`unknown option ${first}`);
     throw new UsageError(`unknown command "${first}"`);
   } catch (error) {

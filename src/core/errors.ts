@@ -17,6 +17,10 @@ export type BulwarkErrorCode =
   | 'CANCELLED'
   | 'HEDGE_FAILED'
   | 'INVALID_STATE'
+  | 'QUEUE_FULL'
+  | 'NO_LIVE_WORKERS'
+  | 'QUEUE_UNAVAILABLE'
+  | 'QUEUE_PAYLOAD_INVALID'
   // Later modules add their own codes; a string keeps the guard open to them.
   | (string & {});
 

@@ -13,7 +13,7 @@ describe('runLab', () => {
     expect(JSON.stringify(withoutMeta(a))).toBe(JSON.stringify(withoutMeta(b)));
     expect(Object.keys(a)).toEqual(['seed', 'scenarios', 'meta']);
     expect(a.seed).toBe(42);
-    expect(a.scenarios.map((s) => s.name)).toEqual(['network', 'resource']);
+    expect(a.scenarios.map((s) => s.name)).toEqual(['network', 'resource', 'queue']);
     expect(Object.keys(a.scenarios[0]!)).toEqual([
       'name',
       'description',
@@ -31,7 +31,7 @@ describe('runLab', () => {
     ]);
     expect(a.meta.node).toBe(process.version);
     expect(a.meta.wallMs).toBeGreaterThanOrEqual(0);
-    expect(Object.keys(a.meta.scenarioWallMs)).toEqual(['network', 'resource']);
+    expect(Object.keys(a.meta.scenarioWallMs)).toEqual(['network', 'resource', 'queue']);
   });
 
   it('differs for another seed', async () => {
@@ -45,7 +45,7 @@ describe('runLab', () => {
     const progress: string[] = [];
     const report = await runLab({
       seed: 's',
-      scenarios: scenarios.slice(1),
+      scenarios: scenarios.slice(1, 2),
       tasks: 20,
       runs: 3,
       params: { resource: { workMs: 50 } },

@@ -264,6 +264,6 @@ describe('runScenario on the system clock', () => {
         clock: 'wall' as 'system',
         run() {},
       }),
-    ).toThrow(/clock.*"virtual" or "system"/);
+    ).toThrow(/clock.*"virtual", "system" or a function/);
   });
 });

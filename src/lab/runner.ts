@@ -111,6 +111,7 @@ export async function runScenario<P extends Record<string, ParamValue>>(
   const onProgress = options.onProgress;
   const setup: ScenarioSetup<P> = { tasks, runs, params };
 
+  const clock = typeof scenario.clock === 'function' ? scenario.clock(params) : scenario.clock;
   const perRun: Measurements[] = [];
   let virtualMs = 0;
   for (let i = 0; i < runs; i++) {
@@ -118,7 +119,7 @@ export async function runScenario<P extends Record<string, ParamValue>>(
     const before = i * tasks;
     const progress =
       onProgress === undefined ? () => {} : (done: number) => onProgress(before + done, runs * tasks);
-    if (scenario.clock === 'system') {
+    if (clock === 'system') {
       // Real time: seeded decisions, real I/O; elapsed time is wall time and belongs in `meta`.
       const runtime = createRuntime({ seed: runSeed(seed, i), clock: new SystemClock() });
       await scenario.run({ runtime, tasks, params, record, progress });

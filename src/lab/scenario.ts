@@ -78,9 +78,10 @@ export interface ScenarioDefinition<P extends Record<string, ParamValue>> {
    * `'virtual'` (default): runs on a {@link VirtualClock}, and the report is identical for the same seed.
    * `'system'`: runs in real time (real I/O: a SQLite file, a loopback server); its random decisions are
    * still seeded, but timings — and so outcomes that depend on them — may differ from run to run.
+   * A function of the parameters chooses per run (e.g. real time only for a real-I/O backend).
    * @defaultValue 'virtual'
    */
-  clock?: 'virtual' | 'system';
+  clock?: 'virtual' | 'system' | ((params: Readonly<P>) => 'virtual' | 'system');
   /** Runs `ctx.tasks` tasks on `ctx.runtime`, recording outcomes with `ctx.record`. */
   run(ctx: ScenarioContext<P>): Promise<void> | void;
   /** Closed-form predictions of rate metrics, by metric. */
@@ -163,8 +164,8 @@ export function defineScenario<P extends Record<string, ParamValue>>(
       throw new TypeError(`${WHERE}: unknown option "defaults.${key}"; known options are tasks`);
   }
   checkTasks(WHERE, 'defaults.tasks', defaults.tasks);
-  if (clock !== undefined && clock !== 'virtual' && clock !== 'system') {
-    throw invalid(WHERE, 'clock', clock, '"virtual" or "system"');
+  if (clock !== undefined && clock !== 'virtual' && clock !== 'system' && typeof clock !== 'function') {
+    throw invalid(WHERE, 'clock', clock, '"virtual", "system" or a function of the parameters');
   }
   if (typeof run !== 'function') throw invalid(WHERE, 'run', run, 'a function');
   if (analytic !== undefined && typeof analytic !== 'function') {

@@ -1,0 +1,81 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { queueSuite } from '../../test/queue-suite.js';
+import { createRuntime } from '../core/runtime.js';
+import { SqliteQueue } from './sqlite.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bulwark-sqlite-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let n = 0;
+describe('SqliteQueue: the shared backend suite', () => {
+  queueSuite({
+    clock: 'system',
+    leaseMs: 300,
+    create: (options) => {
+      n++;
+      return new SqliteQueue({
+        file: join(dir, `suite-${n}.db`),
+        name: `sqlite-${n}`,
+        pollInterval: 10,
+        ...options,
+      });
+    },
+  });
+});
+
+describe('SqliteQueue', () => {
+  it('keeps jobs across a restart of the process (a new queue on the same file)', async () => {
+    const file = join(dir, 'restart.db');
+    const runtime = createRuntime({ seed: 1 });
+    const first = new SqliteQueue({ file, name: 'restart', runtime });
+    const added = await first.add({ keep: 'me' }, { priority: 3 });
+    await first.close();
+    const second = new SqliteQueue({ file, name: 'restart', runtime });
+    try {
+      expect((await second.stats()).counts.waiting).toBe(1);
+      const seen: unknown[] = [];
+      second.process((job) => {
+        seen.push([job.id, job.payload, job.priority]);
+      });
+      const deadline = runtime.clock.now() + 5000;
+      while (seen.length === 0 && runtime.clock.now() < deadline) await runtime.clock.sleep(5);
+      expect(seen).toEqual([[added.id, { keep: 'me' }, 3]]);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('keeps queues that share a file apart', async () => {
+    const file = join(dir, 'shared.db');
+    const runtime = createRuntime({ seed: 2 });
+    const a = new SqliteQueue({ file, name: 'a', runtime, capacity: 1 });
+    const b = new SqliteQueue({ file, name: 'b', runtime, capacity: 1 });
+    try {
+      await a.add('one');
+      await b.add('one');
+      expect((await a.stats()).counts.waiting).toBe(1);
+      expect((await b.stats()).counts.waiting).toBe(1);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('puts the file in WAL mode', async () => {
+    const file = join(dir, 'pragmas.db');
+    const queue = new SqliteQueue({ file, name: 'p', runtime: createRuntime({ seed: 3 }) });
+    await queue.close();
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(file);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    db.close();
+  });
+
+  it('rejects a missing or empty file option', () => {
+    expect(() => new SqliteQueue({} as never)).toThrow(/option "file"/);
+    expect(() => new SqliteQueue({ file: 'x.db', pollInterval: -1 })).toThrow(TypeError);
+  });
+});
