@@ -4,23 +4,36 @@
  * checks on the two success rates. Validated with zod (strict everywhere) before anything runs; every
  * problem is reported once, as `file:line:column: path.to.field: message`.
  */
-import { readFile } from 'node:fs/promises';
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { faults, inject } from '../chaos/faults.js';
 import { type Schedule, schedule } from '../chaos/schedule.js';
-import { type Duration, toMs } from '../core/duration.js';
 import { BulwarkError } from '../core/errors.js';
 import type { Runtime } from '../core/runtime.js';
 import { virtualRuntime } from '../core/runtime.js';
-import { type Backoff, backoff as backoffs } from '../policy/backoff.js';
-import { bulkhead } from '../policy/bulkhead.js';
-import { circuitBreaker } from '../policy/circuit-breaker.js';
-import { fallback } from '../policy/fallback.js';
+import {
+  byPosition,
+  formatPath,
+  issueMessages,
+  type Locator,
+  type PathPart,
+  parseSource,
+  readSource,
+  UnreadableFile,
+} from '../policy/file-problems.js';
 import { pipeline } from '../policy/pipeline.js';
 import type { Policy } from '../policy/policy.js';
-import { retry } from '../policy/retry.js';
-import { timeout } from '../policy/timeout.js';
+import {
+  buildPolicy,
+  defined,
+  describeValue as describe,
+  duration,
+  int,
+  oneKey,
+  policyEntry,
+  policyKind,
+  probability,
+  strict,
+} from '../policy/spec.js';
 import { runTasks } from './runner.js';
 import { type Check, defineScenario, type Scenario } from './scenario.js';
 
@@ -40,76 +53,6 @@ export class ScenarioFileError extends BulwarkError {
 
 // ---------------------------------------------------------------------------------------------
 // schema
-
-const KNOWN = 'known keys: ';
-
-/** A strict object whose unknown-key issue carries its known keys (for the did-you-mean). */
-function strict<S extends z.ZodRawShape>(shape: S) {
-  const known = Object.keys(shape);
-  return z
-    .object(shape, {
-      errorMap: (issue, ctx) =>
-        issue.code === 'unrecognized_keys'
-          ? { message: KNOWN + known.join(',') }
-          : { message: ctx.defaultError },
-    })
-    .strict();
-}
-
-/** A strict object of which exactly one of `keys` (or at most one, when `optional`) must be present. */
-function oneKey<T extends Record<string, unknown>>(keys: readonly string[], optional = false) {
-  return (value: T, ctx: z.RefinementCtx): void => {
-    const present = keys.filter((k) => value[k] !== undefined);
-    if (present.length > 1) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [present[1] as string],
-        message: `only one of ${keys.join(', ')} may be given (also got ${present[0]})`,
-      });
-    } else if (present.length === 0 && !optional) {
-      ctx.addIssue({ code: 'custom', message: `expected one of ${keys.join(', ')}` });
-    }
-  };
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'a map';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
-  return `${typeof value} ${String(value)}`;
-}
-
-/** A duration (ms or `'250ms'`), converted to ms; `positive` rejects 0. */
-function duration(positive = false) {
-  return z.unknown().transform((value, ctx): number => {
-    const expected = `a duration such as 250ms, 5s or a number of ms${positive ? ' (> 0)' : ''}`;
-    if (value === undefined) {
-      ctx.addIssue({ code: 'custom', message: `required: ${expected}` });
-      return z.NEVER;
-    }
-    let ms: number | undefined;
-    if (typeof value === 'number' || typeof value === 'string') {
-      try {
-        ms = toMs(value as Duration);
-      } catch {
-        ms = undefined;
-      }
-    }
-    if (ms === undefined || (positive && ms <= 0)) {
-      ctx.addIssue({ code: 'custom', message: `expected ${expected}, got ${describe(value)}` });
-      return z.NEVER;
-    }
-    return ms;
-  });
-}
-
-const int = (min: number) =>
-  z.number().int(`must be an integer >= ${min}`).min(min, `must be an integer >= ${min}`);
-const probability = z
-  .number()
-  .min(0, 'must be a probability in [0, 1]')
-  .max(1, 'must be a probability in [0, 1]');
 
 const NETWORK_CODES = ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE'] as const;
 const SCHEDULE_KEYS = ['rate', 'firstN', 'everyNth', 'sequence'] as const;
@@ -165,70 +108,6 @@ const latencySpec = strict({
   }
 });
 
-const factor = z.number().min(1, 'must be a number >= 1').finite('must be a finite number >= 1');
-const BACKOFF_KINDS = ['constant', 'linear', 'exponential'] as const;
-const backoffSpec = strict({
-  constant: duration().optional(),
-  linear: strict({
-    initial: duration().optional(),
-    step: duration().optional(),
-    max: duration().optional(),
-  }).optional(),
-  exponential: strict({
-    initial: duration().optional(),
-    factor: factor.optional(),
-    max: duration().optional(),
-  })
-    .superRefine((value, ctx) => {
-      if (value.max !== undefined && value.max < (value.initial ?? 100)) {
-        ctx.addIssue({ code: 'custom', path: ['max'], message: 'must be >= initial' });
-      }
-    })
-    .optional(),
-  jitter: z.enum(['none', 'full', 'equal', 'decorrelated']).optional(),
-}).superRefine(oneKey(BACKOFF_KINDS));
-
-const POLICY_KINDS = ['retry', 'timeout', 'circuitBreaker', 'bulkhead', 'fallback'] as const;
-const policyEntry = strict({
-  retry: strict({
-    maxAttempts: int(1).optional(),
-    backoff: backoffSpec.optional(),
-    maxDelay: duration().optional(),
-  }).optional(),
-  timeout: strict({
-    after: duration(true),
-    strategy: z.enum(['cooperative', 'aggressive']).optional(),
-  }).optional(),
-  circuitBreaker: strict({
-    consecutiveFailures: int(1).optional(),
-    failureRatio: z
-      .number()
-      .gt(0, 'must be a ratio in (0, 1]')
-      .max(1, 'must be a ratio in (0, 1]')
-      .optional(),
-    window: duration(true).optional(),
-    buckets: int(1).optional(),
-    minimumThroughput: int(1).optional(),
-    halfOpenAfter: duration(true).optional(),
-  })
-    .superRefine((value, ctx) => {
-      if (value.consecutiveFailures !== undefined && value.failureRatio !== undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['failureRatio'],
-          message: 'give consecutiveFailures, or failureRatio (with window), not both',
-        });
-      }
-    })
-    .optional(),
-  bulkhead: strict({ limit: int(1).optional(), queue: int(0).optional() }).optional(),
-  fallback: strict({ value: z.unknown() })
-    .superRefine((value, ctx) => {
-      if (!('value' in value)) ctx.addIssue({ code: 'custom', message: 'required: value' });
-    })
-    .optional(),
-}).superRefine(oneKey(POLICY_KINDS));
-
 const checkSpec = z.union([
   strict({
     metric: z.enum(['before', 'after']),
@@ -271,8 +150,6 @@ const fileSchema = strict({
 /** A scenario file as written (after validation; durations in ms). */
 export type ScenarioFile = z.infer<typeof fileSchema>;
 type FaultEntry = z.infer<typeof faultEntry>;
-type PolicyEntry = z.infer<typeof policyEntry>;
-type BackoffSpec = z.infer<typeof backoffSpec>;
 type ScheduleSpec = z.infer<typeof timeoutFault>;
 
 // ---------------------------------------------------------------------------------------------
@@ -312,42 +189,6 @@ function buildFault(entry: FaultEntry, name: string, runtime: Runtime): Policy {
           spec,
         ),
       );
-}
-
-function buildBackoff(spec: BackoffSpec): Backoff {
-  let result: Backoff;
-  if (spec.constant !== undefined) result = backoffs.constant(spec.constant);
-  else if (spec.linear !== undefined) result = backoffs.linear(defined(spec.linear));
-  else result = backoffs.exponential(defined(spec.exponential ?? {}));
-  return spec.jitter === undefined ? result : result.withJitter(spec.jitter);
-}
-
-/** `value` without its undefined properties (for `exactOptionalPropertyTypes`). */
-function defined<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as never;
-}
-
-function buildPolicy(entry: PolicyEntry, name: string, runtime: Runtime): Policy {
-  if (entry.retry !== undefined) {
-    const { backoff, ...rest } = entry.retry;
-    return retry({
-      ...defined(rest),
-      ...(backoff === undefined ? {} : { backoff: buildBackoff(backoff) }),
-      name,
-      runtime,
-    });
-  }
-  if (entry.timeout !== undefined) return timeout({ ...defined(entry.timeout), name, runtime });
-  if (entry.circuitBreaker !== undefined) {
-    return circuitBreaker({ ...defined(entry.circuitBreaker), name, runtime });
-  }
-  if (entry.bulkhead !== undefined) return bulkhead({ ...defined(entry.bulkhead), name, runtime });
-  const value = (entry.fallback as { value: unknown }).value;
-  return fallback(() => value, { name, runtime });
-}
-
-function policyKind(entry: object): string {
-  return Object.keys(entry).find((k) => (entry as Record<string, unknown>)[k] !== undefined) ?? '?';
 }
 
 /** The dependency's faults (then its latency), named `<side>.<kind>.<i>` so each has its own stream. */
@@ -439,118 +280,6 @@ function toScenario(file: ScenarioFile): Scenario {
 // ---------------------------------------------------------------------------------------------
 // positions and messages
 
-type PathPart = string | number;
-
-function formatPath(path: readonly PathPart[]): string {
-  let text = '';
-  for (const part of path) {
-    if (typeof part === 'number') text += `[${part}]`;
-    else text += text === '' ? part : `.${part}`;
-  }
-  return text === '' ? '(file)' : text;
-}
-
-function levenshtein(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1]?.toLowerCase() === b[j - 1]?.toLowerCase() ? 0 : 1;
-      current[j] = Math.min(
-        (previous[j] as number) + 1,
-        (current[j - 1] as number) + 1,
-        (previous[j - 1] as number) + cost,
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length] as number;
-}
-
-function closest(name: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  for (const candidate of known) {
-    const d = levenshtein(name, candidate);
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
-}
-
-class Locator {
-  constructor(
-    private readonly contents: Node | null,
-    private readonly lines: LineCounter,
-  ) {}
-
-  /** The deepest node on `path` (its key node when `key` is set and the last part names a map key). */
-  position(path: readonly PathPart[], key = false): string {
-    let node: unknown = this.contents;
-    let at: readonly [number, number, number] | undefined = (node as Node | null)?.range ?? undefined;
-    for (let i = 0; i < path.length; i++) {
-      const part = path[i] as PathPart;
-      let next: unknown;
-      if (isMap(node)) {
-        const pair = node.items.find(
-          (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(part),
-        );
-        if (pair === undefined) break;
-        if (key && i === path.length - 1 && isScalar(pair.key) && pair.key.range) {
-          at = pair.key.range;
-          break;
-        }
-        next = pair.value;
-        if (next === null && isScalar(pair.key) && pair.key.range) at = pair.key.range;
-      } else if (isSeq(node) && typeof part === 'number') {
-        next = node.items[part];
-      } else break;
-      if (next === undefined || next === null) break;
-      node = next;
-      const range = (next as Node).range;
-      if (range) at = range;
-    }
-    const { line, col } = this.lines.linePos(at?.[0] ?? 0);
-    return `${line}:${col}`;
-  }
-}
-
-function issueMessages(issue: z.ZodIssue, file: string, locate: Locator): string[] {
-  const path = issue.path;
-  if (issue.code === 'unrecognized_keys') {
-    const known = issue.message.startsWith(KNOWN) ? issue.message.slice(KNOWN.length).split(',') : [];
-    return issue.keys.map((key) => {
-      const guess = closest(key, known);
-      const hint = guess === undefined ? `; known keys: ${known.join(', ')}` : ` (did you mean "${guess}"?)`;
-      return `${file}:${locate.position([...path, key], true)}: ${formatPath([...path, key])}: unknown key${hint}`;
-    });
-  }
-  let message: string;
-  if (issue.code === 'invalid_type') {
-    message =
-      issue.received === 'undefined'
-        ? `required: expected ${article(issue.expected)}`
-        : `expected ${article(issue.expected)}, got ${issue.received === 'array' ? 'a list' : issue.received === 'object' ? 'a map' : issue.received}`;
-  } else if (issue.code === 'invalid_enum_value') {
-    message = `expected one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')}, got ${JSON.stringify(issue.received)}`;
-  } else if (issue.code === 'invalid_union') {
-    // Checks: report against the variant the entry is closest to (metric or value).
-    return [];
-  } else {
-    message = issue.message;
-  }
-  return [`${file}:${locate.position(path)}: ${formatPath(path)}: ${message}`];
-}
-
-function article(type: string): string {
-  if (type === 'array') return 'a list';
-  if (type === 'object') return 'a map';
-  if (type === 'integer' || type === 'undefined') return `an ${type}`;
-  return `a ${type}`;
-}
-
 /** Reports a failed union (the checks): each entry against the variant its keys point to. */
 function unionMessages(issue: z.ZodIssue, file: string, locate: Locator, data: unknown): string[] {
   if (issue.code !== 'invalid_union') return [];
@@ -598,18 +327,6 @@ function semanticProblems(parsed: ScenarioFile, file: string, locate: Locator): 
   return problems;
 }
 
-/** Sorts `file:line:column: …` messages by line, then column (stable otherwise). */
-function byPosition(problems: string[]): string[] {
-  const key = (text: string): [number, number] => {
-    const match = /:(\d+):(\d+): /.exec(text);
-    return match === null ? [0, 0] : [Number(match[1]), Number(match[2])];
-  };
-  return problems
-    .map((text, i) => ({ text, i, at: key(text) }))
-    .sort((a, b) => a.at[0] - b.at[0] || a.at[1] - b.at[1] || a.i - b.i)
-    .map(({ text }) => text);
-}
-
 /**
  * Parses and validates the text of a scenario file. Returns the scenario, or throws a
  * {@link ScenarioFileError} listing every problem as `file:line:column: path: message`.
@@ -617,20 +334,9 @@ function byPosition(problems: string[]): string[] {
  * const scenario = parseScenarioFile(text, 'flaky.yaml');
  */
 export function parseScenarioFile(text: string, file: string): Scenario {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    throw new ScenarioFileError(
-      doc.errors.map((error) => {
-        const { line, col } = lines.linePos(error.pos[0]);
-        const message =
-          error.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? 'syntax error';
-        return `${file}:${line}:${col}: ${message}`;
-      }),
-    );
-  }
-  const data: unknown = doc.toJS();
-  const locate = new Locator(doc.contents as Node | null, lines);
+  const source = parseSource(text, file);
+  if ('problems' in source) throw new ScenarioFileError(source.problems);
+  const { data, locate } = source;
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new ScenarioFileError([
       `${file}:${locate.position([])}: expected a map with name, dependency, before and after; got ${describe(data)}`,
@@ -673,20 +379,10 @@ export function parseScenarioFile(text: string, file: string): Scenario {
 export async function loadScenarioFile(path: string): Promise<Scenario> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readSource(path);
   } catch (error) {
-    const code = (error as { code?: unknown } | null)?.code;
-    const reason =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EISDIR'
-          ? 'is a directory'
-          : code === 'EACCES'
-            ? 'permission denied'
-            : error instanceof Error
-              ? error.message
-              : String(error);
-    throw new ScenarioFileError([`cannot read ${path}: ${reason}`], true);
+    if (error instanceof UnreadableFile) throw new ScenarioFileError([error.message], true);
+    throw error;
   }
   return parseScenarioFile(text, path);
 }
