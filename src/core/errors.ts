@@ -17,6 +17,16 @@ export type BulwarkErrorCode =
   | 'CANCELLED'
   | 'HEDGE_FAILED'
   | 'INVALID_STATE'
+  // engine (src/engine)
+  | 'PLAN_INVALID'
+  | 'UNKNOWN_TOOL'
+  | 'UNKNOWN_TARGET'
+  | 'INVALID_PARAMS'
+  | 'UNRESOLVED_REFERENCE'
+  | 'PATH_ESCAPE'
+  | 'HTTP_STATUS'
+  | 'RUN_NOT_FOUND'
+  | 'RESUME_REFUSED'
   // Later modules add their own codes; a string keeps the guard open to them.
   | (string & {});
 
