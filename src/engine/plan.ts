@@ -7,6 +7,7 @@
  */
 import { LineCounter } from 'yaml';
 import { z } from 'zod';
+import type { Duration } from '../core/duration.js';
 import { virtualRuntime } from '../core/runtime.js';
 import {
   byPosition,
@@ -68,20 +69,51 @@ const planSpec = strict({
   steps: z.array(stepSpec).min(1, 'a plan needs at least one step'),
 });
 
-/** Retry options of a step, as written (durations in ms). */
+/** Retry options of a validated step (durations in ms). */
 export type RetrySpec = z.infer<typeof retrySpec>;
-/** Timeout options of a step: `{ after, strategy }` (ms). */
+/** Timeout options of a validated step: `{ after, strategy }` (ms). */
 export type TimeoutSpec = z.infer<typeof timeoutSpec>;
-/** Circuit-breaker options of a step (durations in ms). */
+/** Circuit-breaker options of a validated step (durations in ms). */
 export type CircuitBreakerSpec = z.infer<typeof circuitBreakerSpec>;
+
+/** A backoff as written: exactly one of `constant`, `linear`, `exponential`, and an optional `jitter`. */
+export interface BackoffDefinition {
+  constant?: Duration;
+  linear?: { initial?: Duration; step?: Duration; max?: Duration };
+  exponential?: { initial?: Duration; factor?: number; max?: Duration };
+  jitter?: 'none' | 'full' | 'equal' | 'decorrelated';
+}
+
+/** A step's retry, as written: the policy module's `retry` options. */
+export interface RetryDefinition {
+  /** Attempts in all, counting the first. @defaultValue `3` */
+  maxAttempts?: number;
+  /** @defaultValue exponential from 100 ms, full jitter */
+  backoff?: BackoffDefinition;
+  /** @defaultValue `'30s'` */
+  maxDelay?: Duration;
+}
+
+/** A step's timeout, as written: a duration, or the policy module's `timeout` options. */
+export type TimeoutDefinition = Duration | { after: Duration; strategy?: 'cooperative' | 'aggressive' };
+
+/** A step's circuit breaker, as written: the policy module's `circuitBreaker` options. */
+export interface CircuitBreakerDefinition {
+  consecutiveFailures?: number;
+  failureRatio?: number;
+  window?: Duration;
+  buckets?: number;
+  minimumThroughput?: number;
+  halfOpenAfter?: Duration;
+}
 
 /** A tool call that undoes a step. `params` may reference the step's own output. */
 export interface CompensationDefinition {
   tool: string;
   params?: Record<string, unknown>;
-  /** @defaultValue `{ maxAttempts: 3 }` with exponential backoff from 100 ms */
-  retry?: RetrySpec;
-  timeout?: TimeoutSpec;
+  /** @defaultValue the engine's `compensationRetry`: `{ maxAttempts: 3 }` */
+  retry?: RetryDefinition;
+  timeout?: TimeoutDefinition;
 }
 
 /** One step of a plan, as written. */
@@ -95,16 +127,16 @@ export interface StepDefinition {
   params?: Record<string, unknown>;
   /** Steps that must succeed first (references add theirs implicitly). @defaultValue `[]` */
   dependsOn?: string[];
-  retry?: RetrySpec;
-  timeout?: TimeoutSpec;
-  circuitBreaker?: CircuitBreakerSpec;
+  retry?: RetryDefinition;
+  timeout?: TimeoutDefinition;
+  circuitBreaker?: CircuitBreakerDefinition;
   /** How to undo this step during a rollback. @defaultValue the tool's own `compensate`, if any */
   compensate?: CompensationDefinition;
   /** A final failure of this step is recorded but does not stop the run. @defaultValue `false` */
   continueOnError?: boolean;
 }
 
-/** A plan as written: what {@link definePlan} takes and the journal stores. */
+/** A plan as written: what {@link definePlan} takes. */
 export interface PlanDefinition {
   name: string;
   description?: string;
@@ -113,11 +145,24 @@ export interface PlanDefinition {
   steps: StepDefinition[];
 }
 
-/** A step of a validated plan. */
-export interface PlanStep extends StepDefinition {
+/** A step of a validated plan: durations in ms, defaults filled in. */
+export interface PlanStep {
+  readonly id: string;
+  readonly tool: string;
+  readonly description?: string;
   readonly params: Record<string, unknown>;
+  readonly dependsOn?: readonly string[];
   /** Every step this one waits for: `dependsOn` plus the steps its parameters reference, in plan order. */
   readonly needs: readonly string[];
+  readonly retry?: RetrySpec;
+  readonly timeout?: TimeoutSpec;
+  readonly circuitBreaker?: CircuitBreakerSpec;
+  readonly compensate?: {
+    readonly tool: string;
+    readonly params?: Record<string, unknown>;
+    readonly retry?: RetrySpec;
+    readonly timeout?: TimeoutSpec;
+  };
   readonly continueOnError: boolean;
 }
 
@@ -128,7 +173,7 @@ export interface Plan {
   readonly description: string | undefined;
   readonly concurrency: number;
   readonly steps: readonly PlanStep[];
-  /** The definition it was built from (what the journal stores to resume the run). */
+  /** The validated definition (durations in ms): what the journal stores to resume the run. */
   readonly definition: PlanDefinition;
 }
 
@@ -257,12 +302,13 @@ export function resolveReferences(
 type Problem = { path: PathPart[]; message: string };
 
 /** Problems the schema cannot see: ids, dependencies, references, cycles, policy constructor rules. */
-function semanticProblems(definition: PlanDefinition): Problem[] {
+function semanticProblems(definition: PlanDefinition, checkPolicies = true): Problem[] {
   const problems: Problem[] = [];
-  const ids = definition.steps.map((step) => step.id);
+  const ids = definition.steps.map((step) => step.id).filter((id) => !id.startsWith(UNNAMED));
   const firstIndex = new Map<string, number>();
   definition.steps.forEach((step, i) => {
     const seen = firstIndex.get(step.id);
+    if (step.id.startsWith(UNNAMED)) return;
     if (seen === undefined) firstIndex.set(step.id, i);
     else
       problems.push({
@@ -310,6 +356,7 @@ function semanticProblems(definition: PlanDefinition): Problem[] {
       message: `dependency cycle: ${cycle.join(' → ')} (through dependsOn and references)`,
     });
   }
+  if (!checkPolicies) return problems;
   const runtime = virtualRuntime(0);
   definition.steps.forEach((step, i) => {
     for (const kind of ['retry', 'timeout', 'circuitBreaker'] as const) {
@@ -323,6 +370,39 @@ function semanticProblems(definition: PlanDefinition): Problem[] {
     }
   });
   return problems;
+}
+
+/** The id given to a step whose id is missing or invalid, so that the other checks can still run. */
+const UNNAMED = '\u0000';
+
+const isMapLike = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * What can be checked of a plan the schema rejected: its ids, dependencies and references (not its
+ * policies), so that one pass reports the schema's problems and these together.
+ */
+function looseDefinition(data: Record<string, unknown>): PlanDefinition | undefined {
+  if (!Array.isArray(data.steps)) return undefined;
+  const steps = data.steps.map((raw: unknown, i): StepDefinition => {
+    const step = isMapLike(raw) ? raw : {};
+    const id = typeof step.id === 'string' && ID.test(step.id) ? step.id : `${UNNAMED}${i}`;
+    const dependsOn = Array.isArray(step.dependsOn)
+      ? step.dependsOn.filter((d): d is string => typeof d === 'string')
+      : [];
+    const compensate =
+      isMapLike(step.compensate) && isMapLike(step.compensate.params)
+        ? { tool: 'x', params: step.compensate.params }
+        : undefined;
+    return {
+      id,
+      tool: 'x',
+      params: isMapLike(step.params) ? step.params : {},
+      dependsOn,
+      ...(compensate === undefined ? {} : { compensate }),
+    };
+  });
+  return { name: 'x', steps };
 }
 
 /** A cycle as a list of ids (first repeated at the end), or undefined. */
@@ -356,6 +436,7 @@ function findCycle(
   return undefined;
 }
 
+/** `definition` has passed the schema: durations are ms, so its steps are {@link PlanStep}s once defaulted. */
 function toPlan(definition: PlanDefinition): Plan {
   const steps: PlanStep[] = definition.steps.map((step) => {
     const needs = new Set(step.dependsOn ?? []);
@@ -368,7 +449,7 @@ function toPlan(definition: PlanDefinition): Plan {
       params: step.params ?? {},
       needs: Object.freeze(order),
       continueOnError: step.continueOnError ?? false,
-    });
+    }) as PlanStep;
   });
   return Object.freeze({
     kind: 'plan' as const,
@@ -391,15 +472,17 @@ function validate(data: unknown, file: string, locate: Locator): Plan {
       `${file}:${locate.position([])}: expected a map with name and steps; got ${describeValue(data)}`,
     ]);
   }
+  const at = ({ path, message }: Problem) =>
+    `${file}:${locate.position(path)}: ${formatPath(path)}: ${message}`;
   const result = planSpec.safeParse(data);
   if (!result.success) {
     const problems = result.error.issues.flatMap((issue) => issueMessages(issue, file, locate));
+    const loose = looseDefinition(data as Record<string, unknown>);
+    if (loose !== undefined) problems.push(...semanticProblems(loose, false).map(at));
     throw new PlanError(byPosition([...new Set(problems)]));
   }
   const definition = plain(result.data) as PlanDefinition;
-  const problems = semanticProblems(definition).map(
-    ({ path, message }) => `${file}:${locate.position(path)}: ${formatPath(path)}: ${message}`,
-  );
+  const problems = semanticProblems(definition).map(at);
   if (problems.length > 0) throw new PlanError(byPosition([...new Set(problems)]));
   return toPlan(definition);
 }
