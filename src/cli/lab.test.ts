@@ -104,9 +104,9 @@ describe('bulwark lab: input', () => {
   it.each([
     [
       ['netwrok'],
-      'bulwark: lab: unknown scenario "netwrok" (did you mean "network"?); known: network, resource',
+      'bulwark: lab: unknown scenario "netwrok" (did you mean "network"?); known: network, resource, engine',
     ],
-    [['zzz'], 'bulwark: lab: unknown scenario "zzz"; known: network, resource'],
+    [['zzz'], 'bulwark: lab: unknown scenario "zzz"; known: network, resource, engine'],
     [['--tasks', '0'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "0"'],
     [['--tasks', '1.5'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "1.5"'],
     [['--tasks', '1e3'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "1e3"'],
@@ -230,6 +230,7 @@ describe('bulwark lab: the real scenarios', () => {
     expect(a.report.scenarios.map((s) => [s.name, s.tasks])).toEqual([
       ['network', 300],
       ['resource', 300],
+      ['engine', 300],
     ]);
     const c = await run('6');
     expect(JSON.stringify(withoutMeta(c.report))).not.toBe(JSON.stringify(withoutMeta(a.report)));

@@ -1,8 +1,10 @@
 /** The built-in scenarios of `bulwark lab`, in the order they run and are listed. */
 import type { Scenario } from '../scenario.js';
+import { engine } from './engine.js';
 import { network } from './network.js';
 import { resource } from './resource.js';
 
+export { engine } from './engine.js';
 export { network } from './network.js';
 export { resource } from './resource.js';
 
@@ -15,5 +17,6 @@ export function builtinScenarios(): Map<string, Scenario> {
   return new Map<string, Scenario>([
     [network.name, network as unknown as Scenario],
     [resource.name, resource as unknown as Scenario],
+    [engine.name, engine as unknown as Scenario],
   ]);
 }
