@@ -2,7 +2,7 @@
  * The built-in tools: `http.request`, `fs.write` / `fs.read` / `fs.remove` (confined to a root),
  * `wait`, `log` and `queue.add`.
  */
-import { lstat, mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, realpath, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { toMs } from '../core/duration.js';
@@ -100,6 +100,27 @@ async function exists(path: string): Promise<boolean> {
 interface FileUndo {
   existed: boolean;
   previous: string | null;
+  /** The outermost directory the write created (to remove on undo), relative to the root. */
+  createdDir?: string;
+}
+
+/** Removes the directories a write created, innermost first, as long as they are empty. */
+async function removeCreatedDirs(
+  root: string,
+  absolute: string,
+  createdDir: string | undefined,
+): Promise<void> {
+  if (createdDir === undefined) return;
+  const base = await realpath(root);
+  const outermost = resolve(base, createdDir);
+  for (let dir = dirname(absolute); dir.startsWith(outermost); dir = dirname(dir)) {
+    try {
+      await rmdir(dir);
+    } catch {
+      return; // not empty: something else lives there now
+    }
+    if (dir === outermost) return;
+  }
 }
 
 async function restore(absolute: string, undo: FileUndo): Promise<void> {
@@ -188,16 +209,26 @@ export function builtinTools(options: BuiltinToolOptions): ToolDefinition<never>
     async run(params, ctx) {
       const { absolute, shown } = await confine(root, params.path);
       const existed = await exists(absolute);
-      ctx.setUndo({ existed, previous: existed ? await previousContent(absolute) : null } satisfies FileUndo);
+      const undo: FileUndo = { existed, previous: existed ? await previousContent(absolute) : null };
+      ctx.setUndo(undo);
       const data = Buffer.from(params.content, params.encoding);
-      await mkdir(dirname(absolute), { recursive: true });
+      const created = await mkdir(dirname(absolute), { recursive: true });
+      if (created !== undefined) {
+        undo.createdDir = relative(await realpath(root), created);
+        ctx.setUndo(undo);
+      }
       await writeFile(absolute, data);
       return { path: shown, bytes: data.length };
     },
     async compensate(params, _output, ctx) {
       const { absolute } = await confine(root, params.path);
-      if (ctx.undo !== undefined && ctx.undo !== null) await restore(absolute, ctx.undo as FileUndo);
-      else await rm(absolute, { force: true });
+      const undo = ctx.undo as FileUndo | undefined | null;
+      if (undo === undefined || undo === null) {
+        await rm(absolute, { force: true });
+        return;
+      }
+      await restore(absolute, undo);
+      await removeCreatedDirs(root, absolute, undo.createdDir);
     },
     describe: (params) =>
       `write ${Buffer.byteLength(params.content, params.encoding)} bytes to ${params.path}`,

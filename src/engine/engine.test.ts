@@ -368,13 +368,13 @@ describe('Engine.run({ dryRun })', () => {
       result.record.steps.map((s) => [s.id, s.status, s.simulated, s.description, s.estimatedMs]),
     ).toEqual([
       ['a', 'simulated', true, 'do a', 250],
-      ['b', 'simulated', true, `do {"name":"${ref('steps.a.output.name')}","ms":100}`, 0],
+      ['b', 'simulated', true, `do ${ref('steps.a.output.name')}`, 100],
       ['c', 'failed', true, 'dp {}', 0],
       ['d', 'failed', true, 'do {"name":1}', 0],
     ]);
     expect(result.record.steps[1]?.unresolved).toEqual(['steps.a.output.name']);
     expect(result.record.steps[2]?.error?.message).toBe('unknown tool "dp" — did you mean "do"?');
-    expect(result.record.estimatedMs).toBe(250);
+    expect(result.record.estimatedMs).toBe(350);
     expect(
       events.filter((e) => e.type === 'step.succeeded').every((e) => 'simulated' in e && e.simulated),
     ).toBe(true);

@@ -811,12 +811,14 @@ class Execution {
       let estimatedMs = 0;
       const tool = this.engine.tools.resolve(step.tool);
       if (tool instanceof Error) error ??= tool;
-      else if (error === undefined && unresolved.length === 0) {
+      else if (error === undefined) {
+        // Unresolved references stay as written: the params may still validate (a `${…}` is a string),
+        // and then the description and estimate are known; a mismatch is only an error once all resolved.
         const checked = checkParams(tool, params);
         if (checked.ok) {
           description = describeCall(tool, checked.value);
           estimatedMs = estimateMs(tool, checked.value);
-        } else error = checked.error;
+        } else if (unresolved.length === 0) error = checked.error;
       }
       this.record({
         kind: 'step.simulated',

@@ -273,8 +273,15 @@ export function compareRuns(expected: RunRecord, actual: RunRecord): Divergence 
 /** An error as the journal keeps it. */
 export function errorInfo(error: unknown): ErrorInfo {
   if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
+    let code = (error as { code?: unknown }).code;
+    let message = error.message;
+    // `fetch failed` says little; its cause (ECONNREFUSED …) says what happened.
+    const cause = error.cause;
+    if (cause instanceof Error && !message.includes(cause.message)) {
+      message = `${message}: ${cause.message}`;
+      code ??= (cause as { code?: unknown }).code;
+    }
+    return { name: error.name, message, ...(typeof code === 'string' ? { code } : {}) };
   }
   return { name: 'Error', message: String(error) };
 }
