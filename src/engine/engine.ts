@@ -359,6 +359,7 @@ class Execution {
   private readonly journal: Journal;
   private readonly emit: Emit;
   private readonly completed = new Map<string, Completed>();
+  private readonly outputsById = new Map<string, unknown>();
   private readonly completionOrder: string[] = [];
   private readonly settled = new Map<string, 'succeeded' | 'failed' | 'cancelled'>();
   private readonly lastParams = new Map<string, unknown>();
@@ -403,6 +404,7 @@ class Execution {
       const step = previous.steps.find((s) => s.id === id);
       if (step === undefined) continue;
       this.completed.set(id, { output: step.output, undo: step.undo, params: step.params });
+      this.outputsById.set(id, step.output);
       this.completionOrder.push(id);
       this.settled.set(id, 'succeeded');
     }
@@ -494,29 +496,46 @@ class Execution {
     };
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
-    const pending = this.plan.steps.filter((s) => !this.settled.has(s.id));
-    const running = new Map<string, Promise<void>>();
+    // Ready steps, in plan order; a step becomes ready when its last unsatisfied need is satisfied.
+    const index = new Map(this.plan.steps.map((step, i) => [step.id, i]));
     const satisfied = (id: string) => {
       const state = this.settled.get(id);
       return state === 'succeeded' || (state === 'failed' && this.stepById(id).continueOnError);
     };
+    const waitingOn = new Map<string, number>();
+    const dependents = new Map<string, PlanStep[]>();
+    const ready = new IndexHeap();
+    const makeReady = (step: PlanStep) => ready.push(index.get(step.id) as number);
+    for (const step of this.plan.steps) {
+      if (this.settled.has(step.id)) continue;
+      const open = step.needs.filter((need) => !satisfied(need));
+      waitingOn.set(step.id, open.length);
+      for (const need of open) {
+        const list = dependents.get(need);
+        if (list === undefined) dependents.set(need, [step]);
+        else list.push(step);
+      }
+      if (open.length === 0) makeReady(step);
+    }
+    const running = new Map<string, Promise<void>>();
     try {
       for (;;) {
-        if (!stop.signal.aborted) {
-          for (let i = 0; i < pending.length && running.size < this.plan.concurrency; ) {
-            const step = pending[i] as PlanStep;
-            if (step.needs.every(satisfied)) {
-              pending.splice(i, 1);
-              const task = this.runStep(step, stop.signal).then((outcome) => {
-                running.delete(step.id);
-                if (outcome.ok) return;
-                if (step.continueOnError || stop.signal.aborted) return;
-                failure = { step: step.id, error: outcome.error };
-                stop.abort(new Error(`step "${step.id}" failed`));
-              });
-              running.set(step.id, task);
-            } else i++;
-          }
+        while (!stop.signal.aborted && running.size < this.plan.concurrency && ready.size > 0) {
+          const step = this.plan.steps[ready.pop()] as PlanStep;
+          const task = this.runStep(step, stop.signal).then((outcome) => {
+            running.delete(step.id);
+            if (!outcome.ok && !step.continueOnError && !stop.signal.aborted) {
+              failure = { step: step.id, error: outcome.error };
+              stop.abort(new Error(`step "${step.id}" failed`));
+            }
+            if (!satisfied(step.id)) return;
+            for (const dependent of dependents.get(step.id) ?? []) {
+              const left = (waitingOn.get(dependent.id) as number) - 1;
+              waitingOn.set(dependent.id, left);
+              if (left === 0) makeReady(dependent);
+            }
+          });
+          running.set(step.id, task);
         }
         if (running.size === 0) break;
         await Promise.race(running.values());
@@ -652,6 +671,7 @@ class Execution {
         ...(undo === undefined ? {} : { undo }),
       });
       this.completed.set(step.id, { output, undo, params: resolved });
+      this.outputsById.set(step.id, output);
       this.completionOrder.push(step.id);
       this.settled.set(step.id, 'succeeded');
       this.emit('step.succeeded', {
@@ -667,10 +687,9 @@ class Execution {
     }
   }
 
+  /** Outputs of the completed steps, by id (what references resolve against). */
   private outputs(): Map<string, unknown> {
-    const outputs = new Map<string, unknown>();
-    for (const [id, done] of this.completed) outputs.set(id, done.output);
-    return outputs;
+    return this.outputsById;
   }
 
   private policyFor(step: PlanStep, onRetry: (info: { attempt: number; error: unknown }) => void): Policy {
@@ -741,7 +760,7 @@ class Execution {
         if (spec !== undefined) {
           const tool = this.engine.tools.resolve(spec.tool);
           if (tool instanceof Error) throw tool;
-          const outputs = this.outputs();
+          const outputs = new Map(this.outputs());
           outputs.set(step.id, completed.output);
           const params = resolveReferences(spec.params ?? {}, outputs).value;
           const checked = checkParams(tool, params);
@@ -868,19 +887,67 @@ class ResumedFailure extends Error {
   }
 }
 
-/** Plan order, except that a step comes after everything it needs. */
+/** Plan order, except that a step comes after everything it needs (Kahn's algorithm, lowest index first). */
 export function topologicalOrder(plan: Plan): PlanStep[] {
-  const placed = new Set<string>();
+  const index = new Map(plan.steps.map((step, i) => [step.id, i]));
+  const waiting = plan.steps.map((step) => step.needs.length);
+  const dependents = plan.steps.map((): number[] => []);
+  plan.steps.forEach((step, i) => {
+    for (const need of step.needs) dependents[index.get(need) as number]?.push(i);
+  });
+  const ready = new IndexHeap();
+  waiting.forEach((n, i) => {
+    if (n === 0) ready.push(i);
+  });
   const order: PlanStep[] = [];
-  const rest = [...plan.steps];
-  while (rest.length > 0) {
-    const index = rest.findIndex((s) => s.needs.every((n) => placed.has(n)));
-    // A validated plan has no cycle, so some step is always ready.
-    const step = rest.splice(Math.max(index, 0), 1)[0] as PlanStep;
-    placed.add(step.id);
-    order.push(step);
+  while (ready.size > 0) {
+    const i = ready.pop();
+    order.push(plan.steps[i] as PlanStep);
+    for (const d of dependents[i] ?? []) if (--(waiting[d] as number) === 0) ready.push(d);
   }
   return order;
+}
+
+/** A min-heap of step indices: the ready step that comes first in the plan is started first. */
+class IndexHeap {
+  private readonly items: number[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  push(value: number): void {
+    const items = this.items;
+    let i = items.push(value) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if ((items[parent] as number) <= value) break;
+      items[i] = items[parent] as number;
+      i = parent;
+    }
+    items[i] = value;
+  }
+
+  /** Removes and returns the smallest index; the heap must not be empty. */
+  pop(): number {
+    const items = this.items;
+    const top = items[0] as number;
+    const last = items.pop() as number;
+    if (items.length > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= items.length) break;
+        const r = l + 1;
+        const c = r < items.length && (items[r] as number) < (items[l] as number) ? r : l;
+        if ((items[c] as number) >= last) break;
+        items[i] = items[c] as number;
+        i = c;
+      }
+      items[i] = last;
+    }
+    return top;
+  }
 }
 
 /** The value as JSON would carry it; a value JSON cannot carry is a (non-retryable) failure. */
