@@ -119,7 +119,7 @@ export function desktopTools(
         ctx.addIssue({
           code: 'custom',
           path: ['button'],
-          message: `${new UnknownTargetError('button', button, closest(button, buttons)).message} in ${app}`,
+          message: new UnknownTargetError('button', button, closest(button, buttons), app).message,
         });
       }),
     run: act('app.click', ({ app, button }: { app: string; button: string }) => ({

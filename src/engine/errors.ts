@@ -41,10 +41,12 @@ export class UnknownTargetError extends BulwarkError {
     readonly kind: string,
     readonly target: string,
     readonly suggestion: string | undefined,
+    /** Where it was looked for, e.g. the app a button belongs to. */
+    readonly within?: string,
   ) {
     super(
       'UNKNOWN_TARGET',
-      `unknown ${kind} "${target}"${suggestion === undefined ? '' : ` — did you mean "${suggestion}"?`}`,
+      `unknown ${kind} "${target}"${within === undefined ? '' : ` in ${within}`}${suggestion === undefined ? '' : ` — did you mean "${suggestion}"?`}`,
       { retryable: false },
     );
   }
