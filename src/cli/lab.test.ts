@@ -95,9 +95,9 @@ describe('bulwark lab: input', () => {
   it.each([
     [
       ['netwrok'],
-      'bulwark: lab: unknown scenario "netwrok" (did you mean "network"?); known: network, resource, queue',
+      'bulwark: lab: unknown scenario "netwrok" (did you mean "network"?); known: network, resource, queue, engine',
     ],
-    [['zzz'], 'bulwark: lab: unknown scenario "zzz"; known: network, resource, queue'],
+    [['zzz'], 'bulwark: lab: unknown scenario "zzz"; known: network, resource, queue, engine'],
     [['--tasks', '0'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "0"'],
     [['--tasks', '1.5'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "1.5"'],
     [['--tasks', '1e3'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "1e3"'],
@@ -241,6 +241,7 @@ describe('bulwark lab: the real scenarios', () => {
       ['network', 300],
       ['resource', 300],
       ['queue', 300],
+      ['engine', 300],
     ]);
     const c = await run('6');
     expect(JSON.stringify(withoutMeta(c.report))).not.toBe(JSON.stringify(withoutMeta(a.report)));

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { demoCommand } from './demo.js';
 import { type CommandIO, UsageError } from './io.js';
 import { defaultLabDependencies, labCommand } from './lab.js';
+import { planCommand } from './plan.js';
 import { queueCommand } from './queue.js';
 import { runCommand } from './run.js';
 
@@ -37,6 +38,8 @@ Commands:
                      and abort conditions, rollbacks (see bulwark run --help)
   queue <command>    Inspect a task queue (SQLite file or Redis): stats, dlq, redrive
                      (see bulwark queue --help)
+  plan <sub> …       Run plans of tool calls with dry runs, per-step policies, rollback and
+                     resume after a crash (validate, run, resume, show; see bulwark plan --help)
   help               Show this help
   version            Print the version
 
@@ -64,6 +67,7 @@ export async function main(argv: readonly string[], io: CommandIO = defaultIO): 
     if (first === 'lab') return await labCommand(rest, io, { ...defaultLabDependencies, version: version() });
     if (first === 'run') return await runCommand(rest, io);
     if (first === 'queue') return await queueCommand(rest, io);
+    if (first === 'plan') return await planCommand(rest, io);
     if (first.startsWith('-')) throw new UsageError(`unknown option ${first}`);
     throw new UsageError(`unknown command "${first}"`);
   } catch (error) {

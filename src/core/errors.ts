@@ -21,6 +21,16 @@ export type BulwarkErrorCode =
   | 'NO_LIVE_WORKERS'
   | 'QUEUE_UNAVAILABLE'
   | 'QUEUE_PAYLOAD_INVALID'
+  // engine (src/engine)
+  | 'PLAN_INVALID'
+  | 'UNKNOWN_TOOL'
+  | 'UNKNOWN_TARGET'
+  | 'INVALID_PARAMS'
+  | 'UNRESOLVED_REFERENCE'
+  | 'PATH_ESCAPE'
+  | 'HTTP_STATUS'
+  | 'RUN_NOT_FOUND'
+  | 'RESUME_REFUSED'
   // Later modules add their own codes; a string keeps the guard open to them.
   | (string & {});
 

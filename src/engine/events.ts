@@ -9,7 +9,8 @@ export type RunStatus = 'succeeded' | 'failed' | 'cancelled';
 
 declare module '../core/events.js' {
   interface BulwarkEventMap {
-    'run.started': { runId: string; steps: number; dryRun: boolean };
+    /** `resumed` is set when `resume` continues a run whose process died (the same `runId` started before). */
+    'run.started': { runId: string; steps: number; dryRun: boolean; resumed?: boolean };
     /** `rolledBack` counts the compensations that ran; `compensationFailures` those that failed. */
     'run.finished': {
       runId: string;

@@ -12,7 +12,7 @@ import { bulkhead } from './bulkhead.js';
 import { circuitBreaker } from './circuit-breaker.js';
 import { fallback } from './fallback.js';
 import type { Policy } from './policy.js';
-import { retry } from './retry.js';
+import { type RetryOptions, retry } from './retry.js';
 import { timeout } from './timeout.js';
 
 export const KNOWN = 'known keys: ';
@@ -170,16 +170,14 @@ export function defined<T extends object>(value: T): { [K in keyof T]: Exclude<T
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as never;
 }
 
+/** The retry options a `retry` entry stands for (without name and runtime). */
+export function retryOptions(spec: z.infer<typeof retrySpec>): RetryOptions {
+  const { backoff, ...rest } = spec;
+  return { ...defined(rest), ...(backoff === undefined ? {} : { backoff: buildBackoff(backoff) }) };
+}
+
 export function buildPolicy(entry: PolicyEntry, name: string, runtime: Runtime): Policy {
-  if (entry.retry !== undefined) {
-    const { backoff, ...rest } = entry.retry;
-    return retry({
-      ...defined(rest),
-      ...(backoff === undefined ? {} : { backoff: buildBackoff(backoff) }),
-      name,
-      runtime,
-    });
-  }
+  if (entry.retry !== undefined) return retry({ ...retryOptions(entry.retry), name, runtime });
   if (entry.timeout !== undefined) return timeout({ ...defined(entry.timeout), name, runtime });
   if (entry.circuitBreaker !== undefined) {
     return circuitBreaker({ ...defined(entry.circuitBreaker), name, runtime });

@@ -1,9 +1,11 @@
 /** The built-in scenarios of `bulwark lab`, in the order they run and are listed. */
 import type { Scenario } from '../scenario.js';
+import { engine } from './engine.js';
 import { network } from './network.js';
 import { queue } from './queue.js';
 import { resource } from './resource.js';
 
+export { engine } from './engine.js';
 export { network } from './network.js';
 export { queue } from './queue.js';
 export { resource } from './resource.js';
@@ -18,5 +20,6 @@ export function builtinScenarios(): Map<string, Scenario> {
     [network.name, network as unknown as Scenario],
     [resource.name, resource as unknown as Scenario],
     [queue.name, queue as unknown as Scenario],
+    [engine.name, engine as unknown as Scenario],
   ]);
 }
