@@ -1,0 +1,226 @@
+/**
+ * Proxy config files (`bulwark proxy --config FILE`): YAML or JSON declaring proxies and their toxics at
+ * start. Toxiproxy's own `-config` format (a JSON array of proxies) is accepted as is. Validated with zod
+ * before anything starts; every problem is reported once, as `file:line:column: path: message`.
+ */
+import { readFile } from 'node:fs/promises';
+import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { z } from 'zod';
+import { BulwarkError } from '../../core/errors.js';
+import { parseHostPort } from './proxy.js';
+import type { ProxyServer } from './server.js';
+import { parseToxic, TOXIC_TYPES, ToxicDefinitionError } from './toxics.js';
+
+/** A config file that cannot be read, parsed or validated; `problems` holds one line per problem. */
+export class ProxyConfigError extends BulwarkError {
+  override readonly name = 'ProxyConfigError';
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super('PROXY_CONFIG', problems.join('\n'), { retryable: false });
+    this.problems = problems;
+  }
+}
+
+const address = z
+  .string()
+  .refine((value) => parseHostPort(value) !== undefined, 'expected host:port, e.g. 127.0.0.1:6379');
+
+const toxicEntry = z
+  .object({
+    name: z.string().min(1).optional(),
+    type: z.enum(TOXIC_TYPES),
+    stream: z.enum(['upstream', 'downstream']).optional(),
+    toxicity: z.number().min(0, 'must be in [0, 1]').max(1, 'must be in [0, 1]').optional(),
+    toxicity_mode: z.enum(['per_connection', 'per_request']).optional(),
+    attributes: z.record(z.string(), z.number()).optional(),
+  })
+  .strict();
+
+const proxyEntry = z
+  .object({
+    name: z.string().min(1, 'must not be empty'),
+    listen: address.optional(),
+    upstream: address,
+    enabled: z.boolean().optional(),
+    toxics: z.array(toxicEntry).optional(),
+  })
+  .strict();
+
+const proxies = z.array(proxyEntry).superRefine((list, ctx) => {
+  const seen = new Set<string>();
+  list.forEach((entry, i) => {
+    if (seen.has(entry.name)) {
+      ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate proxy name "${entry.name}"` });
+    }
+    seen.add(entry.name);
+  });
+});
+
+const fileSchema = z.union([
+  proxies,
+  z.object({ seed: z.union([z.number().finite(), z.string().min(1)]).optional(), proxies }).strict(),
+]);
+
+/** One proxy of a config file. */
+export type ProxyConfigEntry = z.infer<typeof proxyEntry>;
+
+/** A validated config file. */
+export interface ProxyConfig {
+  /** The seed the file asks for (the CLI's `--seed` wins). */
+  seed?: number | string;
+  proxies: ProxyConfigEntry[];
+}
+
+type PathPart = string | number;
+
+function formatPath(path: readonly PathPart[]): string {
+  let text = '';
+  for (const part of path) text += typeof part === 'number' ? `[${part}]` : text === '' ? part : `.${part}`;
+  return text === '' ? '(file)' : text;
+}
+
+/** The line and column of the deepest node of `path` that exists. */
+function locate(root: Node | null, lines: LineCounter, path: readonly PathPart[]): string {
+  let node: unknown = root;
+  let at = (root as Node | null)?.range?.[0] ?? 0;
+  for (const part of path) {
+    let next: unknown;
+    if (isMap(node)) {
+      const pair = node.items.find(
+        (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(part),
+      );
+      if (pair === undefined) break;
+      next = pair.value ?? pair.key;
+      if (isScalar(pair.key) && pair.key.range && (pair.value === null || pair.value === undefined)) {
+        at = pair.key.range[0];
+      }
+    } else if (isSeq(node) && typeof part === 'number') {
+      next = node.items[part];
+    } else break;
+    if (next === undefined || next === null) break;
+    node = next;
+    const range = (next as Node).range;
+    if (range) at = range[0];
+  }
+  const { line, col } = lines.linePos(at);
+  return `${line}:${col}`;
+}
+
+function describeIssue(issue: z.ZodIssue): string {
+  if (issue.code === 'invalid_type') {
+    return issue.received === 'undefined'
+      ? `required: expected ${issue.expected}`
+      : `expected ${issue.expected}, got ${issue.received}`;
+  }
+  if (issue.code === 'invalid_enum_value') {
+    return `expected one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')}, got ${JSON.stringify(issue.received)}`;
+  }
+  if (issue.code === 'unrecognized_keys')
+    return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
+  return issue.message;
+}
+
+/** Flattens zod issues; a failed top-level union is reported against the variant the file looks like. */
+function issuesOf(error: z.ZodError, data: unknown): z.ZodIssue[] {
+  return error.issues.flatMap((issue) => {
+    if (issue.code !== 'invalid_union') return [issue];
+    const variant = Array.isArray(data) ? 0 : 1;
+    if (typeof data !== 'object' || data === null) {
+      return [{ ...issue, message: 'expected a list of proxies, or a map with "proxies" (and "seed")' }];
+    }
+    return issue.unionErrors[variant]?.issues ?? [issue];
+  });
+}
+
+/**
+ * Parses and validates a config file's text. Throws {@link ProxyConfigError} listing every problem.
+ * @example
+ * const config = parseProxyConfig(text, 'proxies.yaml');
+ */
+export function parseProxyConfig(text: string, file: string): ProxyConfig {
+  const lines = new LineCounter();
+  const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (document.errors.length > 0) {
+    throw new ProxyConfigError(
+      document.errors.map((e) => {
+        const { line, col } = lines.linePos(e.pos[0]);
+        return `${file}:${line}:${col}: ${e.message.split('\n')[0]}`;
+      }),
+    );
+  }
+  const data: unknown = document.toJS();
+  const parsed = fileSchema.safeParse(data);
+  if (!parsed.success) {
+    throw new ProxyConfigError(
+      issuesOf(parsed.error, data).map(
+        (issue) =>
+          `${file}:${locate(document.contents, lines, issue.path)}: ${formatPath(issue.path)}: ${describeIssue(issue)}`,
+      ),
+    );
+  }
+  const config: ProxyConfig = Array.isArray(parsed.data)
+    ? { proxies: parsed.data }
+    : { proxies: parsed.data.proxies, ...(parsed.data.seed === undefined ? {} : { seed: parsed.data.seed }) };
+  const base: PathPart[] = Array.isArray(parsed.data) ? [] : ['proxies'];
+  const problems: string[] = [];
+  config.proxies.forEach((proxy, i) => {
+    const names = new Set<string>();
+    (proxy.toxics ?? []).forEach((toxic, j) => {
+      const path = [...base, i, 'toxics', j];
+      try {
+        const spec = parseToxic(toxic);
+        if (names.has(spec.name)) {
+          problems.push(
+            `${file}:${locate(document.contents, lines, [...path, 'name'])}: ${formatPath([...path, 'name'])}: duplicate toxic name "${spec.name}" (give each toxic of a proxy its own name)`,
+          );
+        }
+        names.add(spec.name);
+      } catch (error) {
+        if (!(error instanceof ToxicDefinitionError)) throw error;
+        const field = /^(attributes\.\w+)/.exec(error.message)?.[1]?.split('.') ?? [];
+        const where = [...path, ...field];
+        problems.push(
+          `${file}:${locate(document.contents, lines, where)}: ${formatPath(where)}: ${error.message}`,
+        );
+      }
+    });
+  });
+  if (problems.length > 0) throw new ProxyConfigError(problems);
+  return config;
+}
+
+/** Reads and validates a config file (YAML or JSON). Throws {@link ProxyConfigError}. */
+export async function loadProxyConfig(file: string): Promise<ProxyConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    throw new ProxyConfigError([`cannot read ${file}: ${reason}`]);
+  }
+  return parseProxyConfig(text, file);
+}
+
+/**
+ * Creates the config's proxies and toxics on `server`. On failure (a port in use, …) the proxies created
+ * so far are removed again, so nothing is left half-applied.
+ */
+export async function applyProxyConfig(server: ProxyServer, config: ProxyConfig): Promise<void> {
+  const created: string[] = [];
+  try {
+    for (const entry of config.proxies) {
+      await server.createProxy({
+        name: entry.name,
+        upstream: entry.upstream,
+        ...(entry.listen === undefined ? {} : { listen: entry.listen }),
+        ...(entry.enabled === undefined ? {} : { enabled: entry.enabled }),
+      });
+      created.push(entry.name);
+      for (const toxic of entry.toxics ?? []) server.addToxic(entry.name, toxic);
+    }
+  } catch (error) {
+    for (const name of created) await server.deleteProxy(name);
+    throw error;
+  }
+}
