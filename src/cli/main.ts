@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { demoCommand } from './demo.js';
 import { type CommandIO, UsageError } from './io.js';
 import { defaultLabDependencies, labCommand } from './lab.js';
+import { proxyCommand } from './proxy.js';
 
 export { type CommandIO, UsageError } from './io.js';
 
@@ -31,6 +32,8 @@ Commands:
                      (reproducible from --seed; see bulwark demo --help)
   lab [scenario…]    Run the chaos lab's failure scenarios and report success before and after
                      resilience, with 95% intervals (see bulwark lab --help)
+  proxy              Run a Toxiproxy-compatible TCP fault proxy (latency, timeouts, resets…)
+                     driven by its HTTP API or a --config file (see bulwark proxy --help)
   help               Show this help
   version            Print the version
 
@@ -56,6 +59,7 @@ export async function main(argv: readonly string[], io: CommandIO = defaultIO): 
     }
     if (first === 'demo') return await demoCommand(rest, io);
     if (first === 'lab') return await labCommand(rest, io, { ...defaultLabDependencies, version: version() });
+    if (first === 'proxy') return await proxyCommand(rest, io);
     if (first.startsWith('-')) throw new UsageError(`unknown option ${first}`);
     throw new UsageError(`unknown command "${first}"`);
   } catch (error) {

@@ -46,15 +46,7 @@ const proxyEntry = z
   })
   .strict();
 
-const proxies = z.array(proxyEntry).superRefine((list, ctx) => {
-  const seen = new Set<string>();
-  list.forEach((entry, i) => {
-    if (seen.has(entry.name)) {
-      ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate proxy name "${entry.name}"` });
-    }
-    seen.add(entry.name);
-  });
-});
+const proxies = z.array(proxyEntry);
 
 const fileSchema = z.union([
   proxies,
@@ -149,44 +141,63 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     );
   }
   const data: unknown = document.toJS();
+  const where = (path: readonly PathPart[]) =>
+    `${file}:${locate(document.contents, lines, path)}: ${formatPath(path)}`;
   const parsed = fileSchema.safeParse(data);
-  if (!parsed.success) {
-    throw new ProxyConfigError(
-      issuesOf(parsed.error, data).map(
-        (issue) =>
-          `${file}:${locate(document.contents, lines, issue.path)}: ${formatPath(issue.path)}: ${describeIssue(issue)}`,
-      ),
-    );
+  const problems = parsed.success
+    ? []
+    : issuesOf(parsed.error, data).map((issue) => ({ path: issue.path, message: describeIssue(issue) }));
+  // Checks the schema cannot make, run on the raw data so that every problem is reported in one go.
+  const reported = problems.map((p) => formatPath(p.path));
+  const list: unknown = Array.isArray(data) ? data : (data as { proxies?: unknown } | null)?.proxies;
+  const base: PathPart[] = Array.isArray(data) ? [] : ['proxies'];
+  if (Array.isArray(list)) {
+    const proxyNames = new Set<unknown>();
+    list.forEach((proxy: unknown, i) => {
+      if (typeof proxy !== 'object' || proxy === null) return;
+      const { name, toxics } = proxy as { name?: unknown; toxics?: unknown };
+      if (typeof name === 'string' && proxyNames.has(name)) {
+        problems.push({ path: [...base, i, 'name'], message: `duplicate proxy name "${name}"` });
+      }
+      proxyNames.add(name);
+      if (!Array.isArray(toxics)) return;
+      const toxicNames = new Set<string>();
+      toxics.forEach((toxic: unknown, j) => {
+        const path = [...base, i, 'toxics', j];
+        const prefix = formatPath(path);
+        if (reported.some((r) => r === prefix || r.startsWith(`${prefix}.`))) return;
+        try {
+          const spec = parseToxic(toxic);
+          if (toxicNames.has(spec.name)) {
+            problems.push({
+              path: [...path, 'name'],
+              message: `duplicate toxic name "${spec.name}" (give each toxic of a proxy its own name)`,
+            });
+          }
+          toxicNames.add(spec.name);
+        } catch (error) {
+          if (!(error instanceof ToxicDefinitionError)) throw error;
+          const field = /^(attributes\.\w+)/.exec(error.message)?.[1]?.split('.') ?? [];
+          problems.push({ path: [...path, ...field], message: error.message });
+        }
+      });
+    });
   }
-  const config: ProxyConfig = Array.isArray(parsed.data)
+  if (problems.length > 0 || !parsed.success) {
+    problems.sort((a, b) => compareLocations(where(a.path), where(b.path)));
+    throw new ProxyConfigError(problems.map((p) => `${where(p.path)}: ${p.message}`));
+  }
+  return Array.isArray(parsed.data)
     ? { proxies: parsed.data }
     : { proxies: parsed.data.proxies, ...(parsed.data.seed === undefined ? {} : { seed: parsed.data.seed }) };
-  const base: PathPart[] = Array.isArray(parsed.data) ? [] : ['proxies'];
-  const problems: string[] = [];
-  config.proxies.forEach((proxy, i) => {
-    const names = new Set<string>();
-    (proxy.toxics ?? []).forEach((toxic, j) => {
-      const path = [...base, i, 'toxics', j];
-      try {
-        const spec = parseToxic(toxic);
-        if (names.has(spec.name)) {
-          problems.push(
-            `${file}:${locate(document.contents, lines, [...path, 'name'])}: ${formatPath([...path, 'name'])}: duplicate toxic name "${spec.name}" (give each toxic of a proxy its own name)`,
-          );
-        }
-        names.add(spec.name);
-      } catch (error) {
-        if (!(error instanceof ToxicDefinitionError)) throw error;
-        const field = /^(attributes\.\w+)/.exec(error.message)?.[1]?.split('.') ?? [];
-        const where = [...path, ...field];
-        problems.push(
-          `${file}:${locate(document.contents, lines, where)}: ${formatPath(where)}: ${error.message}`,
-        );
-      }
-    });
-  });
-  if (problems.length > 0) throw new ProxyConfigError(problems);
-  return config;
+}
+
+/** Orders `file:line:col: …` messages by line, then column. */
+function compareLocations(a: string, b: string): number {
+  const position = (text: string) => /:(\d+):(\d+): /.exec(text)?.slice(1).map(Number) ?? [0, 0];
+  const [la = 0, ca = 0] = position(a);
+  const [lb = 0, cb = 0] = position(b);
+  return la - lb || ca - cb;
 }
 
 /** Reads and validates a config file (YAML or JSON). Throws {@link ProxyConfigError}. */
