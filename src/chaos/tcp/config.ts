@@ -9,7 +9,13 @@ import { z } from 'zod';
 import { BulwarkError } from '../../core/errors.js';
 import { parseHostPort } from './proxy.js';
 import type { ProxyServer } from './server.js';
-import { parseToxic, TOXIC_TYPES, ToxicDefinitionError } from './toxics.js';
+import {
+  HTTP_TOXIC_TYPES,
+  parseToxic,
+  TCP_TOXIC_TYPES,
+  TOXIC_TYPES,
+  ToxicDefinitionError,
+} from './toxics.js';
 
 /** A config file that cannot be read, parsed or validated; `problems` holds one line per problem. */
 export class ProxyConfigError extends BulwarkError {
@@ -33,6 +39,14 @@ const toxicEntry = z
     toxicity: z.number().min(0, 'must be in [0, 1]').max(1, 'must be in [0, 1]').optional(),
     toxicity_mode: z.enum(['per_connection', 'per_request']).optional(),
     attributes: z.record(z.string(), z.number()).optional(),
+    match: z
+      .object({
+        host: z.string().min(1).optional(),
+        method: z.string().min(1).optional(),
+        path: z.string().startsWith('/').optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -42,6 +56,7 @@ const proxyEntry = z
     listen: address.optional(),
     upstream: address,
     enabled: z.boolean().optional(),
+    mode: z.enum(['tcp', 'http']).optional(),
     toxics: z.array(toxicEntry).optional(),
   })
   .strict();
@@ -155,7 +170,8 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     const proxyNames = new Set<unknown>();
     list.forEach((proxy: unknown, i) => {
       if (typeof proxy !== 'object' || proxy === null) return;
-      const { name, toxics } = proxy as { name?: unknown; toxics?: unknown };
+      const { name, toxics, mode } = proxy as { name?: unknown; toxics?: unknown; mode?: unknown };
+      const allowed: readonly string[] = mode === 'http' ? HTTP_TOXIC_TYPES : TCP_TOXIC_TYPES;
       if (typeof name === 'string' && proxyNames.has(name)) {
         problems.push({ path: [...base, i, 'name'], message: `duplicate proxy name "${name}"` });
       }
@@ -168,6 +184,12 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
         if (reported.some((r) => r === prefix || r.startsWith(`${prefix}.`))) return;
         try {
           const spec = parseToxic(toxic);
+          if (!allowed.includes(spec.type)) {
+            problems.push({
+              path: [...path, 'type'],
+              message: `"${spec.type}" is not a toxic of ${mode === 'http' ? 'HTTP' : 'TCP'} proxies; they take ${allowed.join(', ')}`,
+            });
+          }
           if (toxicNames.has(spec.name)) {
             problems.push({
               path: [...path, 'name'],
@@ -226,6 +248,7 @@ export async function applyProxyConfig(server: ProxyServer, config: ProxyConfig)
         upstream: entry.upstream,
         ...(entry.listen === undefined ? {} : { listen: entry.listen }),
         ...(entry.enabled === undefined ? {} : { enabled: entry.enabled }),
+        ...(entry.mode === undefined ? {} : { mode: entry.mode }),
       });
       created.push(entry.name);
       for (const toxic of entry.toxics ?? []) server.addToxic(entry.name, toxic);

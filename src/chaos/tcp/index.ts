@@ -12,20 +12,26 @@ export {
   parseProxyConfig,
 } from './config.js';
 export { ProxyApiError } from './errors.js';
+export { HttpProxy } from './http-proxy.js';
 export { type HostPort, type ProxyJson, TcpProxy } from './proxy.js';
 export {
   DEFAULT_API_PORT,
+  type FaultProxy,
   type ProxyInput,
   ProxyServer,
   type ProxyServerOptions,
   TOXIPROXY_API_VERSION,
 } from './server.js';
 export {
+  HTTP_TOXIC_TYPES,
   parseToxic,
+  TCP_TOXIC_TYPES,
+  type TcpToxicType,
   TOXIC_TYPES,
   type ToxicAttributes,
   type ToxicityMode,
   type ToxicJson,
+  type ToxicMatch,
   type ToxicSpec,
   type ToxicStream,
   type ToxicType,

@@ -10,7 +10,14 @@ import type { Random } from '../../core/random.js';
 import type { Runtime } from '../../core/runtime.js';
 import { Connection, type ConnectionOwner } from './connection.js';
 import { ProxyApiError } from './errors.js';
-import { type ToxicJson, type ToxicSpec, type ToxicStream, toxicJson } from './toxics.js';
+import {
+  TCP_TOXIC_TYPES,
+  type ToxicJson,
+  type ToxicSpec,
+  type ToxicStream,
+  type ToxicType,
+  toxicJson,
+} from './toxics.js';
 
 declare module '../../core/events.js' {
   interface BulwarkEventMap {
@@ -37,6 +44,8 @@ export interface ProxyJson {
   upstream: string;
   enabled: boolean;
   toxics: ToxicJson[];
+  /** Bulwark's extension, present for HTTP-mode proxies only. */
+  mode?: 'http';
 }
 
 /** A `host:port` address; `[v6]:port` for IPv6. An empty host means every interface. */
@@ -99,6 +108,12 @@ export class TcpProxy implements ConnectionOwner {
 
   get enabled(): boolean {
     return this.server !== undefined;
+  }
+
+  readonly mode = 'tcp';
+
+  accepts(type: ToxicType): boolean {
+    return (TCP_TOXIC_TYPES as readonly string[]).includes(type);
   }
 
   /** Open connections (for tests and leak checks). */

@@ -10,6 +10,7 @@ import type { Runtime } from '../../core/runtime.js';
 import { systemRuntime } from '../../core/runtime.js';
 import { intOption, invalid, knownKeys } from '../../policy/options.js';
 import { ProxyApiError } from './errors.js';
+import { HttpProxy } from './http-proxy.js';
 import { type ProxyJson, parseHostPort, TcpProxy } from './proxy.js';
 import { parseToxic, ToxicDefinitionError, type ToxicJson, type ToxicSpec, toxicJson } from './toxics.js';
 
@@ -30,10 +31,18 @@ export interface ProxyServerOptions {
   token?: string;
 }
 
+/** A proxy of either mode. */
+export type FaultProxy = TcpProxy | HttpProxy;
+
 /** What `POST /proxies` and `POST /populate` take. */
 export interface ProxyInput {
   name: string;
   upstream: string;
+  /**
+   * Bulwark's extension: `'http'` makes an HTTP reverse proxy whose toxics act per request
+   * (`http_status`, `latency`, `timeout`, `reset_peer`, `limit_data`). @defaultValue `'tcp'`
+   */
+  mode?: 'tcp' | 'http';
   /** @defaultValue `'127.0.0.1:0'` (any free port on loopback) */
   listen?: string;
   /** @defaultValue `true` */
@@ -60,7 +69,7 @@ function isLoopback(host: string): boolean {
  */
 export class ProxyServer {
   readonly runtime: Runtime;
-  private readonly proxies = new Map<string, TcpProxy>();
+  private readonly proxies = new Map<string, FaultProxy>();
   private readonly host: string;
   private readonly port: number;
   private readonly token: string | undefined;
@@ -101,22 +110,25 @@ export class ProxyServer {
   // the collection
 
   /** Every proxy, in creation order. */
-  list(): TcpProxy[] {
+  list(): FaultProxy[] {
     return [...this.proxies.values()];
   }
 
   /** The proxy named `name`; throws `PROXY_NOT_FOUND`. */
-  get(name: string): TcpProxy {
+  get(name: string): FaultProxy {
     const proxy = this.proxies.get(name);
     if (proxy === undefined) throw ProxyApiError.proxyNotFound();
     return proxy;
   }
 
   /** Creates (and, unless `enabled: false`, starts) a proxy. Throws `PROXY_EXISTS`, `PROXY_LISTEN`, … */
-  async createProxy(input: ProxyInput): Promise<TcpProxy> {
+  async createProxy(input: ProxyInput): Promise<FaultProxy> {
     const checked = checkProxyInput(input, '');
     if (this.proxies.has(checked.name)) throw ProxyApiError.proxyExists();
-    const proxy = new TcpProxy(checked.name, checked.listen, checked.upstream, this.runtime);
+    const proxy =
+      checked.mode === 'http'
+        ? new HttpProxy(checked.name, checked.listen, checked.upstream, this.runtime)
+        : new TcpProxy(checked.name, checked.listen, checked.upstream, this.runtime);
     if (checked.enabled) await proxy.start();
     // A proxy created while another request was binding the same name: the first one wins.
     if (this.proxies.has(checked.name)) {
@@ -131,7 +143,7 @@ export class ProxyServer {
    * Creates or replaces proxies in one go (`POST /populate`): everything is validated first; a proxy
    * whose listen and upstream are unchanged is kept as it is (toxics and connections included).
    */
-  async populate(inputs: readonly ProxyInput[]): Promise<TcpProxy[]> {
+  async populate(inputs: readonly ProxyInput[]): Promise<FaultProxy[]> {
     if (!Array.isArray(inputs)) throw ProxyApiError.badRequest('expected a JSON array of proxies');
     const checked = inputs.map((input, i) => checkProxyInput(input, ` at proxy ${i + 1}`));
     const names = new Set<string>();
@@ -141,7 +153,7 @@ export class ProxyServer {
       }
       names.add(input.name);
     }
-    const result: TcpProxy[] = [];
+    const result: FaultProxy[] = [];
     for (const input of checked) {
       const existing = this.proxies.get(input.name);
       if (
@@ -160,7 +172,7 @@ export class ProxyServer {
   }
 
   /** Changes a proxy's listen address, upstream or enabled state. */
-  async updateProxy(name: string, changes: Partial<ProxyInput>): Promise<TcpProxy> {
+  async updateProxy(name: string, changes: Partial<ProxyInput>): Promise<FaultProxy> {
     const proxy = this.get(name);
     const update: { listen?: string; upstream?: string; enabled?: boolean } = {};
     if (changes.listen !== undefined) update.listen = checkAddress('listen', changes.listen);
@@ -187,6 +199,7 @@ export class ProxyServer {
   addToxic(proxyName: string, body: unknown): ToxicSpec {
     const proxy = this.get(proxyName);
     const spec = toToxic(body, undefined);
+    if (!proxy.accepts(spec.type)) throw ProxyApiError.invalidToxicType();
     proxy.addToxic(spec);
     return spec;
   }
@@ -331,7 +344,7 @@ async function reset(server: ProxyServer, _m: string, _b: string | undefined, re
 }
 
 async function populate(server: ProxyServer, _m: string, body: string | undefined, response: ServerResponse) {
-  let created: TcpProxy[] = [];
+  let created: FaultProxy[] = [];
   let failure: ProxyApiError | undefined;
   try {
     const input = parseJson(body);
@@ -442,11 +455,14 @@ function checkAddress(field: string, value: unknown): string {
 function checkProxyInput(
   input: unknown,
   at: string,
-): { name: string; listen: string; upstream: string; enabled: boolean } {
+): { name: string; listen: string; upstream: string; enabled: boolean; mode: 'tcp' | 'http' } {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw ProxyApiError.badRequest('expected a JSON object');
   }
-  const { name, listen, upstream, enabled } = input as Record<string, unknown>;
+  const { name, listen, upstream, enabled, mode } = input as Record<string, unknown>;
+  if (mode !== undefined && mode !== 'tcp' && mode !== 'http') {
+    throw ProxyApiError.badRequest(`mode must be "tcp" or "http", got ${JSON.stringify(mode)}`);
+  }
   if (name !== undefined && typeof name !== 'string') throw ProxyApiError.badRequest('name must be a string');
   if (name === undefined || name === '') throw ProxyApiError.missingField(`name${at}`);
   if (upstream !== undefined && typeof upstream !== 'string') {
@@ -461,11 +477,12 @@ function checkProxyInput(
     listen: listen === undefined || listen === '' ? '127.0.0.1:0' : checkAddress('listen', listen),
     upstream: checkAddress('upstream', upstream),
     enabled: enabled ?? true,
+    mode: mode ?? 'tcp',
   };
 }
 
 /** Toxiproxy keeps a populated proxy when its bound address and upstream are unchanged. */
-function sameListen(proxy: TcpProxy, listen: string): boolean {
+function sameListen(proxy: FaultProxy, listen: string): boolean {
   return proxy.listen === listen;
 }
 

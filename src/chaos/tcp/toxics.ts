@@ -11,8 +11,8 @@
 import type { Clock, Timer } from '../../core/clock.js';
 import type { Random } from '../../core/random.js';
 
-/** The toxics the proxy implements (Toxiproxy's names). */
-export const TOXIC_TYPES = [
+/** The toxics a TCP proxy implements (Toxiproxy's names). */
+export const TCP_TOXIC_TYPES = [
   'latency',
   'bandwidth',
   'timeout',
@@ -22,7 +22,29 @@ export const TOXIC_TYPES = [
   'slicer',
 ] as const;
 
+/**
+ * The toxics an HTTP-mode proxy implements, per request: `latency` delays it, `timeout` never answers
+ * (closing after `timeout` ms unless 0), `reset_peer` resets the connection, `limit_data` cuts the
+ * response body after `bytes`, and Bulwark's `http_status` answers `status` (with `Retry-After:
+ * retry_after` seconds when > 0) without reaching the upstream.
+ */
+export const HTTP_TOXIC_TYPES = ['latency', 'timeout', 'reset_peer', 'limit_data', 'http_status'] as const;
+
+/** Every toxic type, TCP and HTTP. */
+export const TOXIC_TYPES = [...TCP_TOXIC_TYPES, 'http_status'] as const;
+
 export type ToxicType = (typeof TOXIC_TYPES)[number];
+export type TcpToxicType = (typeof TCP_TOXIC_TYPES)[number];
+
+/** Which requests an HTTP-mode toxic applies to (Bulwark's extension; every field optional). */
+export interface ToxicMatch {
+  /** Host name (from the Host header), `host:port`, or `*.example.com`. */
+  host?: string;
+  /** Method, any case. */
+  method?: string;
+  /** Exact path, or a prefix ending in `*`. */
+  path?: string;
+}
 
 /** Which way the bytes a toxic acts on flow: `upstream` from client to server, `downstream` back. */
 export type ToxicStream = 'upstream' | 'downstream';
@@ -46,6 +68,8 @@ export interface ToxicAttributes {
   limit_data: { bytes: number };
   /** Splits chunks into pieces of `average_size` ± `size_variation` bytes, `delay` µs apart. */
   slicer: { average_size: number; size_variation: number; delay: number };
+  /** HTTP mode: answers `status`, with `Retry-After: retry_after` (seconds) when > 0. */
+  http_status: { status: number; retry_after: number };
 }
 
 /** A toxic as the Toxiproxy API shows it (plus Bulwark's `toxicity_mode` when it is not the default). */
@@ -56,6 +80,7 @@ export interface ToxicJson {
   stream: ToxicStream;
   toxicity: number;
   toxicity_mode?: ToxicityMode;
+  match?: ToxicMatch;
 }
 
 /** A validated toxic definition (immutable; updating a toxic replaces it). */
@@ -66,6 +91,8 @@ export interface ToxicSpec<T extends ToxicType = ToxicType> {
   readonly toxicity: number;
   readonly mode: ToxicityMode;
   readonly attributes: Readonly<ToxicAttributes[T]>;
+  /** HTTP mode: the requests it applies to (all when undefined). */
+  readonly match: Readonly<ToxicMatch> | undefined;
 }
 
 const DEFAULTS: { [K in ToxicType]: ToxicAttributes[K] } = {
@@ -76,6 +103,7 @@ const DEFAULTS: { [K in ToxicType]: ToxicAttributes[K] } = {
   slow_close: { delay: 0 },
   limit_data: { bytes: 0 },
   slicer: { average_size: 0, size_variation: 0, delay: 0 },
+  http_status: { status: 503, retry_after: 0 },
 };
 
 /** A problem with a toxic definition; `field` is where (e.g. `attributes.latency`). */
@@ -143,6 +171,16 @@ export function parseToxic(input: unknown, previous?: ToxicSpec): ToxicSpec {
     }
     attributes[key] = value;
   }
+  if (type === 'http_status') {
+    const { status } = attributes as ToxicAttributes['http_status'];
+    if (status < 100 || status > 599) {
+      throw new ToxicDefinitionError(
+        'bad_value',
+        `attributes.status must be an HTTP status from 100 to 599, got ${status}`,
+      );
+    }
+  }
+  const match = parseMatch(body.match, previous?.match);
   if (type === 'slicer') {
     const { average_size, size_variation } = attributes as ToxicAttributes['slicer'];
     if (average_size < 1) {
@@ -165,7 +203,39 @@ export function parseToxic(input: unknown, previous?: ToxicSpec): ToxicSpec {
     toxicity,
     mode,
     attributes: Object.freeze(attributes) as ToxicSpec['attributes'],
+    match,
   });
+}
+
+function parseMatch(
+  value: unknown,
+  previous: Readonly<ToxicMatch> | undefined,
+): Readonly<ToxicMatch> | undefined {
+  if (value === undefined) return previous;
+  if (value === null) return undefined;
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ToxicDefinitionError(
+      'bad_value',
+      `match must be an object { host, method, path }, got ${show(value)}`,
+    );
+  }
+  const match: ToxicMatch = {};
+  for (const [key, field] of Object.entries(value)) {
+    if (key !== 'host' && key !== 'method' && key !== 'path') {
+      throw new ToxicDefinitionError('bad_value', `match.${key} is unknown; match takes host, method, path`);
+    }
+    if (typeof field !== 'string' || field === '') {
+      throw new ToxicDefinitionError(
+        'bad_value',
+        `match.${key} must be a non-empty string, got ${show(field)}`,
+      );
+    }
+    if (key === 'path' && !field.startsWith('/')) {
+      throw new ToxicDefinitionError('bad_value', `match.path must start with "/", got ${show(field)}`);
+    }
+    match[key] = field;
+  }
+  return Object.freeze(match);
 }
 
 /** The API's view of a toxic. */
@@ -178,6 +248,7 @@ export function toxicJson(spec: ToxicSpec): ToxicJson {
     toxicity: spec.toxicity,
   };
   if (spec.mode !== 'per_connection') json.toxicity_mode = spec.mode;
+  if (spec.match !== undefined) json.match = { ...spec.match };
   return json;
 }
 
@@ -531,7 +602,7 @@ class LimitDataStage extends Stage {
 }
 
 const STAGES: {
-  [K in ToxicType]: new (
+  [K in TcpToxicType]: new (
     spec: ToxicSpec,
     host: StageHost,
     random: Random,
@@ -549,5 +620,6 @@ const STAGES: {
 
 /** Builds the stage of `spec` for one connection direction. */
 export function createStage(spec: ToxicSpec, host: StageHost, random: Random, next: StageSink): Stage {
+  if (spec.type === 'http_status') throw new TypeError('http_status is a toxic of HTTP-mode proxies only');
   return new STAGES[spec.type](spec, host, random, next);
 }
