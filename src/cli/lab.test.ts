@@ -221,7 +221,10 @@ describe('bulwark lab: the real scenarios', () => {
     const run = async (seed: string) => {
       const c = capture();
       // The virtual-clock scenarios: only they repeat byte for byte (rate-limit runs in real time).
-      const code = await main(['lab', 'network', 'resource', '--json', '--tasks', '300', '--seed', seed], c.io);
+      const code = await main(
+        ['lab', 'network', 'resource', '--json', '--tasks', '300', '--seed', seed],
+        c.io,
+      );
       return { code, report: JSON.parse(c.out()) as LabReport };
     };
     const a = await run('5');
