@@ -30,11 +30,27 @@ export interface ConnectionOwner {
   closed(connection: Connection): void;
 }
 
+const uncork = (socket: Socket) => socket.uncork();
+
 class SocketSink implements StageSink {
   constructor(private readonly link: Link) {}
   write(chunk: Buffer): void {
     const dest = this.link.dest;
     if (dest.destroyed || dest.writableEnded) return;
+    if (!dest.write(chunk)) this.link.pause();
+  }
+
+  /**
+   * The path with no toxic: chunks read in one turn of the event loop go out in one writev (fewer
+   * syscalls per byte). Not used behind toxics: a slicer's pieces must stay separate writes.
+   */
+  writeBatched(chunk: Buffer): void {
+    const dest = this.link.dest;
+    if (dest.destroyed || dest.writableEnded) return;
+    if (dest.writableCorked === 0) {
+      dest.cork();
+      process.nextTick(uncork, dest);
+    }
     if (!dest.write(chunk)) this.link.pause();
   }
   end(): void {
@@ -60,6 +76,10 @@ class Link implements StageHost {
     this.sink = new SocketSink(this);
     this.head = this.sink;
     source.on('data', (chunk: Buffer) => {
+      if (this.head === this.sink) {
+        this.sink.writeBatched(chunk);
+        return;
+      }
       this.head.write(chunk);
       if (this.held_ > HIGH_WATER) this.pause();
     });

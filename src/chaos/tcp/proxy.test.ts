@@ -134,8 +134,8 @@ describe('TCP proxy', () => {
     const text = 'abcdefghijklmnopqrstuvwxyz'.repeat(8);
     await roundTrip(c, text);
     expect(c.received().toString()).toBe(text);
-    expect(c.chunks.length).toBeGreaterThan(5);
-    for (const chunk of c.chunks) expect(chunk.length).toBeLessThanOrEqual(15);
+    // Piece sizes are checked on the virtual clock (toxics.test.ts): a busy receiver may read several at once.
+    expect(c.chunks.length).toBeGreaterThan(1);
   });
 
   it('timeout stops all data and closes after the timeout', async () => {
