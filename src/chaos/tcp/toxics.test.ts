@@ -52,7 +52,7 @@ describe('toxic stages (virtual clock)', () => {
     expect(h.out.map((o) => o.data).join('')).toBe(text);
     expect(h.out.length).toBeGreaterThan(10);
     for (const o of h.out) expect(o.data.length).toBeLessThanOrEqual(14);
-    h.out.forEach((o, i) => expect(o.at).toBe(i * 5));
+    expect(h.out.map((o) => o.at)).toEqual(h.out.map((_, i) => i * 5));
   });
 
   it('bandwidth releases bytes at the rate', async () => {
