@@ -87,16 +87,20 @@ function formatPath(path: readonly PathPart[]): string {
 }
 
 /** The line and column of the deepest node of `path` that exists. */
-function locate(root: Node | null, lines: LineCounter, path: readonly PathPart[]): string {
+function locate(root: Node | null, lines: LineCounter, path: readonly PathPart[], atKey = false): string {
   let node: unknown = root;
   let at = (root as Node | null)?.range?.[0] ?? 0;
-  for (const part of path) {
+  for (const [i, part] of path.entries()) {
     let next: unknown;
     if (isMap(node)) {
       const pair = node.items.find(
         (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(part),
       );
       if (pair === undefined) break;
+      if (atKey && i === path.length - 1 && isScalar(pair.key) && pair.key.range) {
+        at = pair.key.range[0];
+        break;
+      }
       next = pair.value ?? pair.key;
       if (isScalar(pair.key) && pair.key.range && (pair.value === null || pair.value === undefined)) {
         at = pair.key.range[0];
@@ -156,12 +160,16 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     );
   }
   const data: unknown = document.toJS();
-  const where = (path: readonly PathPart[]) =>
-    `${file}:${locate(document.contents, lines, path)}: ${formatPath(path)}`;
+  const where = (path: readonly PathPart[], atKey = false) =>
+    `${file}:${locate(document.contents, lines, path, atKey)}: ${formatPath(path)}`;
   const parsed = fileSchema.safeParse(data);
-  const problems = parsed.success
+  const problems: { path: PathPart[]; message: string; atKey?: boolean }[] = parsed.success
     ? []
-    : issuesOf(parsed.error, data).map((issue) => ({ path: issue.path, message: describeIssue(issue) }));
+    : issuesOf(parsed.error, data).flatMap((issue) =>
+        issue.code === 'unrecognized_keys'
+          ? issue.keys.map((key) => ({ path: [...issue.path, key], message: 'unknown key', atKey: true }))
+          : [{ path: issue.path, message: describeIssue(issue) }],
+      );
   // Checks the schema cannot make, run on the raw data so that every problem is reported in one go.
   const reported = problems.map((p) => formatPath(p.path));
   const list: unknown = Array.isArray(data) ? data : (data as { proxies?: unknown } | null)?.proxies;
@@ -190,6 +198,12 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
               message: `"${spec.type}" is not a toxic of ${mode === 'http' ? 'HTTP' : 'TCP'} proxies; they take ${allowed.join(', ')}`,
             });
           }
+          if (spec.match !== undefined && mode !== 'http') {
+            problems.push({
+              path: [...path, 'match'],
+              message: 'match applies to HTTP-mode proxies only (mode: http)',
+            });
+          }
           if (toxicNames.has(spec.name)) {
             problems.push({
               path: [...path, 'name'],
@@ -206,8 +220,9 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     });
   }
   if (problems.length > 0 || !parsed.success) {
-    problems.sort((a, b) => compareLocations(where(a.path), where(b.path)));
-    throw new ProxyConfigError(problems.map((p) => `${where(p.path)}: ${p.message}`));
+    const messages = problems.map((p) => `${where(p.path, p.atKey)}: ${p.message}`);
+    messages.sort(compareLocations);
+    throw new ProxyConfigError(messages);
   }
   return Array.isArray(parsed.data)
     ? { proxies: parsed.data }

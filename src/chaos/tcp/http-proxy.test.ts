@@ -125,6 +125,9 @@ describe('HTTP-mode proxy', () => {
     expect(() => server.addToxic('api', { type: 'bandwidth' })).toThrow('invalid toxic type');
     await server.createProxy({ name: 'raw', upstream: upstreamAddress });
     expect(() => server.addToxic('raw', { type: 'http_status' })).toThrow('invalid toxic type');
+    expect(() => server.addToxic('raw', { type: 'latency', match: { path: '/x' } })).toThrow(
+      'bad request body: match applies to HTTP-mode proxies only',
+    );
     expect(() => server.addToxic('api', { type: 'http_status', attributes: { status: 42 } })).toThrow(
       'attributes.status must be an HTTP status from 100 to 599, got 42',
     );

@@ -200,6 +200,9 @@ export class ProxyServer {
     const proxy = this.get(proxyName);
     const spec = toToxic(body, undefined);
     if (!proxy.accepts(spec.type)) throw ProxyApiError.invalidToxicType();
+    if (spec.match !== undefined && proxy.mode !== 'http') {
+      throw ProxyApiError.badRequest('match applies to HTTP-mode proxies only');
+    }
     proxy.addToxic(spec);
     return spec;
   }
@@ -210,6 +213,9 @@ export class ProxyServer {
     const previous = proxy.getToxic(toxicName);
     if (previous === undefined) throw ProxyApiError.toxicNotFound();
     const spec = toToxic(body, previous);
+    if (spec.match !== undefined && proxy.mode !== 'http') {
+      throw ProxyApiError.badRequest('match applies to HTTP-mode proxies only');
+    }
     proxy.replaceToxic(spec);
     return spec;
   }
