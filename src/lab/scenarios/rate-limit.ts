@@ -186,7 +186,11 @@ export const rateLimitScenario = defineScenario({
   comparisons: [
     { metric: 'success: none → Retry-After retry', before: 'success.none', after: 'success.retry_after' },
     { metric: 'success: none → client rateLimit', before: 'success.none', after: 'success.rate_limit' },
-    { metric: 'wasted: naive → Retry-After retry', before: 'wasted.naive_retry', after: 'wasted.retry_after' },
+    {
+      metric: 'wasted: naive → Retry-After retry',
+      before: 'wasted.naive_retry',
+      after: 'wasted.retry_after',
+    },
   ],
   expect: [
     {
