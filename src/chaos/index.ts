@@ -21,6 +21,21 @@ export {
   type OutcomeFaultOptions,
   TimeoutFault,
 } from './faults.js';
+// HTTP faults (the undici interceptor loads undici only in `installHttpFaults`); the TCP fault proxy is
+// `bulwark/chaos/tcp`, kept out of here because it brings the config loader (yaml, zod) and servers.
+export {
+  type HttpFaultAction,
+  type HttpFaultDecision,
+  type HttpFaultRule,
+  HttpFaultRules,
+  type HttpFaultRulesOptions,
+  type HttpFaultSpec,
+  type HttpRequestInfo,
+  httpFault,
+  httpFaultInterceptor,
+  type InstalledHttpFaults,
+  installHttpFaults,
+} from './http/index.js';
 export * from './resources.js';
 export {
   isSchedule,

@@ -95,9 +95,9 @@ describe('bulwark lab: input', () => {
   it.each([
     [
       ['netwrok'],
-      'bulwark: lab: unknown scenario "netwrok" (did you mean "network"?); known: network, resource, queue, engine',
+      'bulwark: lab: unknown scenario "netwrok" (did you mean "network"?); known: network, resource, queue, engine, rate-limit',
     ],
-    [['zzz'], 'bulwark: lab: unknown scenario "zzz"; known: network, resource, queue, engine'],
+    [['zzz'], 'bulwark: lab: unknown scenario "zzz"; known: network, resource, queue, engine, rate-limit'],
     [['--tasks', '0'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "0"'],
     [['--tasks', '1.5'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "1.5"'],
     [['--tasks', '1e3'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "1e3"'],
@@ -230,7 +230,11 @@ describe('bulwark lab: the real scenarios', () => {
   it('two runs with the same seed give identical reports outside meta', async () => {
     const run = async (seed: string) => {
       const c = capture();
-      const code = await main(['lab', '--json', '--tasks', '300', '--seed', seed], c.io);
+      // The virtual-clock scenarios: only they repeat byte for byte (rate-limit runs in real time).
+      const code = await main(
+        ['lab', 'network', 'resource', 'queue', 'engine', '--json', '--tasks', '300', '--seed', seed],
+        c.io,
+      );
       return { code, report: JSON.parse(c.out()) as LabReport };
     };
     const a = await run('5');

@@ -8,6 +8,7 @@ import { demoCommand } from './demo.js';
 import { type CommandIO, UsageError } from './io.js';
 import { defaultLabDependencies, labCommand } from './lab.js';
 import { planCommand } from './plan.js';
+import { proxyCommand } from './proxy.js';
 import { queueCommand } from './queue.js';
 import { runCommand } from './run.js';
 
@@ -40,6 +41,8 @@ Commands:
                      (see bulwark queue --help)
   plan <sub> …       Run plans of tool calls with dry runs, per-step policies, rollback and
                      resume after a crash (validate, run, resume, show; see bulwark plan --help)
+  proxy              Run a Toxiproxy-compatible TCP fault proxy (latency, timeouts, resets…)
+                     driven by its HTTP API or a --config file (see bulwark proxy --help)
   help               Show this help
   version            Print the version
 
@@ -68,6 +71,7 @@ export async function main(argv: readonly string[], io: CommandIO = defaultIO): 
     if (first === 'run') return await runCommand(rest, io);
     if (first === 'queue') return await queueCommand(rest, io);
     if (first === 'plan') return await planCommand(rest, io);
+    if (first === 'proxy') return await proxyCommand(rest, io);
     if (first.startsWith('-')) throw new UsageError(`unknown option ${first}`);
     throw new UsageError(`unknown command "${first}"`);
   } catch (error) {

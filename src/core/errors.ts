@@ -31,6 +31,14 @@ export type BulwarkErrorCode =
   | 'HTTP_STATUS'
   | 'RUN_NOT_FOUND'
   | 'RESUME_REFUSED'
+  // Fault proxies (bulwark/chaos tcp): the Toxiproxy API's errors, and a bad proxy config file.
+  | 'PROXY_BAD_REQUEST'
+  | 'PROXY_NOT_FOUND'
+  | 'PROXY_EXISTS'
+  | 'PROXY_LISTEN'
+  | 'TOXIC_NOT_FOUND'
+  | 'TOXIC_EXISTS'
+  | 'PROXY_CONFIG'
   // Later modules add their own codes; a string keeps the guard open to them.
   | (string & {});
 

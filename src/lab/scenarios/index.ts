@@ -3,11 +3,13 @@ import type { Scenario } from '../scenario.js';
 import { engine } from './engine.js';
 import { network } from './network.js';
 import { queue } from './queue.js';
+import { rateLimitScenario } from './rate-limit.js';
 import { resource } from './resource.js';
 
 export { engine } from './engine.js';
 export { network } from './network.js';
 export { queue } from './queue.js';
+export { rateLimitScenario } from './rate-limit.js';
 export { resource } from './resource.js';
 
 /**
@@ -21,5 +23,6 @@ export function builtinScenarios(): Map<string, Scenario> {
     [resource.name, resource as unknown as Scenario],
     [queue.name, queue as unknown as Scenario],
     [engine.name, engine as unknown as Scenario],
+    [rateLimitScenario.name, rateLimitScenario as unknown as Scenario],
   ]);
 }

@@ -1,0 +1,329 @@
+/**
+ * One proxy: a listening socket that forwards every connection to its upstream through the proxy's toxics.
+ * Adding, updating or removing a toxic applies to the connections already open (as Toxiproxy does) and
+ * closes nothing; disabling or removing the proxy closes its listener and every connection.
+ */
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Clock } from '../../core/clock.js';
+import type { EventSink } from '../../core/events.js';
+import type { Random } from '../../core/random.js';
+import type { Runtime } from '../../core/runtime.js';
+import { Connection, type ConnectionOwner } from './connection.js';
+import { ProxyApiError } from './errors.js';
+import {
+  TCP_TOXIC_TYPES,
+  type ToxicJson,
+  type ToxicSpec,
+  type ToxicStream,
+  type ToxicType,
+  toxicJson,
+} from './toxics.js';
+
+declare module '../../core/events.js' {
+  interface BulwarkEventMap {
+    /**
+     * A proxy's toxic acted on a connection: once per connection (`per_connection` toxicity) or per chunk
+     * it fired on (`per_request`). `source` is the proxy's name; `connection` counts from 1 per proxy.
+     */
+    'proxy.toxic': {
+      proxy: string;
+      toxic: string;
+      toxicType: string;
+      stream: ToxicStream;
+      connection: number;
+    };
+    /** A client connection through a proxy opened (its upstream connected) or closed. */
+    'proxy.connection': { proxy: string; connection: number; state: 'open' | 'closed' };
+  }
+}
+
+/** A proxy as the Toxiproxy API shows it. */
+export interface ProxyJson {
+  name: string;
+  listen: string;
+  upstream: string;
+  enabled: boolean;
+  toxics: ToxicJson[];
+  /** Bulwark's extension, present for HTTP-mode proxies only. */
+  mode?: 'http';
+}
+
+/** A `host:port` address; `[v6]:port` for IPv6. An empty host means every interface. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** Parses `host:port` as Toxiproxy accepts it (`localhost:0`, `:8080`, `[::1]:6379`). */
+export function parseHostPort(text: string): HostPort | undefined {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]*)):(\d{1,5})$/.exec(text);
+  if (match === null) return undefined;
+  const port = Number(match[3]);
+  if (port > 65535) return undefined;
+  return { host: match[1] ?? match[2] ?? '', port };
+}
+
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** `localhost` listens on 127.0.0.1 (as Go resolves it), an empty host on every interface. */
+function listenHost(host: string): string | undefined {
+  if (host === '') return undefined;
+  return host === 'localhost' ? '127.0.0.1' : host;
+}
+
+/**
+ * A TCP proxy with toxics. Built and owned by a {@link ProxyServer}; use the server's methods (or its
+ * HTTP API) to change it.
+ */
+export class TcpProxy implements ConnectionOwner {
+  readonly clock: Clock;
+  readonly random: Random;
+  private readonly events: EventSink;
+  private toxicList: ToxicSpec[] = [];
+  private server: Server | undefined;
+  private readonly connections = new Set<Connection>();
+  /** Client sockets accepted whose upstream is still connecting. */
+  private readonly pending = new Set<Socket>();
+  private nextId = 1;
+  private listenAddress: string;
+
+  constructor(
+    readonly name: string,
+    listen: string,
+    public upstream: string,
+    runtime: Runtime,
+  ) {
+    this.listenAddress = listen;
+    this.clock = runtime.clock;
+    this.random = runtime.random.fork(`proxy:${name}`);
+    this.events = runtime.events;
+  }
+
+  /** The address the proxy listens on (the bound port once enabled, for `:0`). */
+  get listen(): string {
+    return this.listenAddress;
+  }
+
+  get enabled(): boolean {
+    return this.server !== undefined;
+  }
+
+  readonly mode = 'tcp';
+
+  accepts(type: ToxicType): boolean {
+    return (TCP_TOXIC_TYPES as readonly string[]).includes(type);
+  }
+
+  /** Open connections (for tests and leak checks). */
+  get connectionCount(): number {
+    return this.connections.size + this.pending.size;
+  }
+
+  json(): ProxyJson {
+    return {
+      name: this.name,
+      listen: this.listenAddress,
+      upstream: this.upstream,
+      enabled: this.enabled,
+      toxics: this.toxicList.map(toxicJson),
+    };
+  }
+
+  toxics(stream?: ToxicStream): readonly ToxicSpec[] {
+    return stream === undefined ? this.toxicList : this.toxicList.filter((t) => t.stream === stream);
+  }
+
+  getToxic(name: string): ToxicSpec | undefined {
+    return this.toxicList.find((t) => t.name === name);
+  }
+
+  /** Adds a toxic at the end of its stream's chain. */
+  addToxic(spec: ToxicSpec): void {
+    if (this.getToxic(spec.name) !== undefined) throw ProxyApiError.toxicExists();
+    this.toxicList = [...this.toxicList, spec];
+    this.toxicsChanged(spec.stream);
+  }
+
+  /** Replaces the toxic of the same name, in place. */
+  replaceToxic(spec: ToxicSpec): void {
+    const index = this.toxicList.findIndex((t) => t.name === spec.name);
+    if (index < 0) throw ProxyApiError.toxicNotFound();
+    this.toxicList = this.toxicList.map((t, i) => (i === index ? spec : t));
+    this.toxicsChanged(spec.stream);
+  }
+
+  removeToxic(name: string): void {
+    const spec = this.getToxic(name);
+    if (spec === undefined) throw ProxyApiError.toxicNotFound();
+    this.toxicList = this.toxicList.filter((t) => t !== spec);
+    this.toxicsChanged(spec.stream);
+  }
+
+  /** Removes every toxic (`POST /reset`). */
+  resetToxics(): void {
+    if (this.toxicList.length === 0) return;
+    this.toxicList = [];
+    this.toxicsChanged('upstream');
+    this.toxicsChanged('downstream');
+  }
+
+  private toxicsChanged(stream: ToxicStream): void {
+    for (const connection of this.connections) connection.toxicsChanged(stream);
+  }
+
+  /** Starts listening; rejects with a 500 error (as Toxiproxy) when the address cannot be bound. */
+  async start(): Promise<void> {
+    if (this.server !== undefined) return;
+    const address = parseHostPort(this.listenAddress);
+    if (address === undefined) {
+      throw new ProxyApiError('PROXY_LISTEN', `listen tcp ${this.listenAddress}: address invalid`, 500);
+    }
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) =>
+      this.accept(socket),
+    );
+    const host = listenHost(address.host);
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException) => {
+        server.close();
+        reject(
+          new ProxyApiError(
+            'PROXY_LISTEN',
+            `listen tcp ${this.listenAddress}: bind: ${describeListenError(error)}`,
+            500,
+            error,
+          ),
+        );
+      };
+      server.once('error', onError);
+      server.listen({ host, port: address.port, exclusive: true }, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    const bound = server.address();
+    if (bound !== null && typeof bound === 'object') {
+      this.listenAddress = formatHostPort(host === undefined ? '' : bound.address, bound.port);
+    }
+    server.on('error', () => {});
+    this.server = server;
+  }
+
+  /** Stops listening and closes every connection (including those still connecting). */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (server === undefined) return;
+    this.server = undefined;
+    for (const socket of this.pending) socket.destroy();
+    this.pending.clear();
+    for (const connection of this.connections) connection.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Changes listen/upstream/enabled as `POST /proxies/{name}` does: a new address restarts the proxy. */
+  async update(changes: { listen?: string; upstream?: string; enabled?: boolean }): Promise<void> {
+    const listen = changes.listen ?? this.listenAddress;
+    const upstream = changes.upstream ?? this.upstream;
+    const enabled = changes.enabled ?? this.enabled;
+    if (listen !== this.listenAddress || upstream !== this.upstream) {
+      await this.stop();
+      this.listenAddress = listen;
+      this.upstream = upstream;
+    }
+    if (enabled && !this.enabled) await this.start();
+    else if (!enabled && this.enabled) await this.stop();
+  }
+
+  private accept(client: Socket): void {
+    const target = parseHostPort(this.upstream);
+    if (target === undefined) {
+      client.destroy();
+      return;
+    }
+    this.pending.add(client);
+    client.on('error', () => {});
+    const upstream = connect({
+      host: target.host === '' ? 'localhost' : target.host,
+      port: target.port,
+      allowHalfOpen: true,
+    });
+    const onFail = () => {
+      this.pending.delete(client);
+      client.destroy();
+      upstream.destroy();
+    };
+    upstream.once('error', onFail);
+    client.once('close', onFail);
+    upstream.once('connect', () => {
+      upstream.off('error', onFail);
+      client.off('close', onFail);
+      this.pending.delete(client);
+      if (client.destroyed || this.server === undefined) {
+        upstream.destroy();
+        client.destroy();
+        return;
+      }
+      const id = this.nextId++;
+      const connection = new Connection(this, id, client, upstream);
+      this.connections.add(connection);
+      if (this.events.wants('proxy.connection')) {
+        this.events.emit({
+          type: 'proxy.connection',
+          source: this.name,
+          at: this.clock.now(),
+          proxy: this.name,
+          connection: id,
+          state: 'open',
+        });
+      }
+      client.resume();
+    });
+  }
+
+  activated(connection: Connection, spec: ToxicSpec): void {
+    const events = this.events;
+    if (events.wants('proxy.toxic')) {
+      events.emit({
+        type: 'proxy.toxic',
+        source: this.name,
+        at: this.clock.now(),
+        proxy: this.name,
+        toxic: spec.name,
+        toxicType: spec.type,
+        stream: spec.stream,
+        connection: connection.id,
+      });
+    }
+    if (events.wants('fault.injected')) {
+      events.emit({
+        type: 'fault.injected',
+        source: `${this.name}/${spec.name}`,
+        at: this.clock.now(),
+        fault: `tcp.${spec.type}`,
+        call: connection.id,
+      });
+    }
+  }
+
+  closed(connection: Connection): void {
+    if (!this.connections.delete(connection)) return;
+    if (this.events.wants('proxy.connection')) {
+      this.events.emit({
+        type: 'proxy.connection',
+        source: this.name,
+        at: this.clock.now(),
+        proxy: this.name,
+        connection: connection.id,
+        state: 'closed',
+      });
+    }
+  }
+}
+
+function describeListenError(error: NodeJS.ErrnoException): string {
+  if (error.code === 'EADDRINUSE') return 'address already in use';
+  if (error.code === 'EACCES') return 'permission denied';
+  if (error.code === 'EADDRNOTAVAIL') return 'cannot assign requested address';
+  return error.message;
+}
