@@ -21,6 +21,25 @@ export {
   type OutcomeFaultOptions,
   TimeoutFault,
 } from './faults.js';
+export {
+  type FaultyFs,
+  type FaultyFsOptions,
+  FS_OPERATIONS,
+  type FsErrorCode,
+  type FsFaultRule,
+  type FsFunctionName,
+  type FsOperation,
+  type FsPromisesLike,
+  faultyFs,
+  fsError,
+} from './fs.js';
+export {
+  type MemoryFileHandle,
+  MemoryFileSystem,
+  type MemoryFsOptions,
+  type MemoryStats,
+  memoryFs,
+} from './memory-fs.js';
 export * from './resources.js';
 export {
   isSchedule,
