@@ -40,6 +40,15 @@ export {
   type MemoryStats,
   memoryFs,
 } from './memory-fs.js';
+export {
+  type ExploreResult,
+  type RaceContext,
+  RaceExplorer,
+  type RaceExplorerOptions,
+  type RaceStrategy,
+  raceExplorer,
+  type ScheduleRun,
+} from './race.js';
 export * from './resources.js';
 export {
   isSchedule,
