@@ -104,9 +104,9 @@ describe('bulwark lab: input', () => {
   it.each([
     [
       ['netwrok'],
-      'bulwark: lab: unknown scenario "netwrok" (did you mean "network"?); known: network, resource',
+      'bulwark: lab: unknown scenario "netwrok" (did you mean "network"?); known: network, resource, disk, race',
     ],
-    [['zzz'], 'bulwark: lab: unknown scenario "zzz"; known: network, resource'],
+    [['zzz'], 'bulwark: lab: unknown scenario "zzz"; known: network, resource, disk, race'],
     [['--tasks', '0'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "0"'],
     [['--tasks', '1.5'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "1.5"'],
     [['--tasks', '1e3'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "1e3"'],
@@ -239,7 +239,8 @@ describe('bulwark lab: the real scenarios', () => {
   it('two runs with the same seed give identical reports outside meta', async () => {
     const run = async (seed: string) => {
       const c = capture();
-      const code = await main(['lab', '--json', '--tasks', '300', '--seed', seed], c.io);
+      // 40 tasks: the race scenario explores 300 schedules per task.
+      const code = await main(['lab', '--json', '--tasks', '40', '--seed', seed], c.io);
       return { code, report: JSON.parse(c.out()) as LabReport };
     };
     const a = await run('5');
@@ -247,8 +248,10 @@ describe('bulwark lab: the real scenarios', () => {
     expect(a.code).toBe(b.code);
     expect(JSON.stringify(withoutMeta(b.report))).toBe(JSON.stringify(withoutMeta(a.report)));
     expect(a.report.scenarios.map((s) => [s.name, s.tasks])).toEqual([
-      ['network', 300],
-      ['resource', 300],
+      ['network', 40],
+      ['resource', 40],
+      ['disk', 40],
+      ['race', 40],
     ]);
     const c = await run('6');
     expect(JSON.stringify(withoutMeta(c.report))).not.toBe(JSON.stringify(withoutMeta(a.report)));

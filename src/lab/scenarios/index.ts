@@ -1,9 +1,11 @@
 /** The built-in scenarios of `bulwark lab`, in the order they run and are listed. */
 import type { Scenario } from '../scenario.js';
+import { disk } from './disk.js';
 import { network } from './network.js';
 import { race } from './race.js';
 import { resource } from './resource.js';
 
+export { disk } from './disk.js';
 export { network } from './network.js';
 export { race } from './race.js';
 export { resource } from './resource.js';
@@ -17,6 +19,7 @@ export function builtinScenarios(): Map<string, Scenario> {
   return new Map<string, Scenario>([
     [network.name, network as unknown as Scenario],
     [resource.name, resource as unknown as Scenario],
+    [disk.name, disk as unknown as Scenario],
     [race.name, race as unknown as Scenario],
   ]);
 }
