@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LabReport, ScenarioReport } from '../lab/document.js';
 import type { RunScenarioOptions } from '../lab/runner.js';
+import { runScenario } from '../lab/runner.js';
 import { defineScenario, type Scenario } from '../lab/scenario.js';
+import { dbPool } from '../lab/scenarios/index.js';
 import { rate } from '../lab/stats.js';
 import { defaultLabDependencies, didYouMean, type LabDependencies, labCommand } from './lab.js';
 import { main } from './main.js';
@@ -104,9 +106,9 @@ describe('bulwark lab: input', () => {
   it.each([
     [
       ['netwrok'],
-      'bulwark: lab: unknown scenario "netwrok" (did you mean "network"?); known: network, resource, disk, race',
+      'bulwark: lab: unknown scenario "netwrok" (did you mean "network"?); known: network, resource, disk, race, db-pool',
     ],
-    [['zzz'], 'bulwark: lab: unknown scenario "zzz"; known: network, resource, disk, race'],
+    [['zzz'], 'bulwark: lab: unknown scenario "zzz"; known: network, resource, disk, race, db-pool'],
     [['--tasks', '0'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "0"'],
     [['--tasks', '1.5'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "1.5"'],
     [['--tasks', '1e3'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "1e3"'],
@@ -341,5 +343,62 @@ describe('bulwark lab --file', () => {
     expect(await main(['lab', '--file', 'my.yaml'], c.io)).toBe(2);
     expect(c.err().split('\n')[0]).toBe('bulwark: lab: cannot read my.yaml: no such file');
     expect(c.out()).toBe('');
+  });
+});
+
+describe('bulwark lab: scenarios that need a service', () => {
+  const needsDb = defineScenario({
+    ...stubScenario('needs-db'),
+    services: ['postgres'],
+  }) as unknown as Scenario;
+
+  it('leaves them out when no scenario is named, runs them when named, and --list says so', async () => {
+    const ran: string[] = [];
+    const { defaultOut: _, ...noFiles } = defaultLabDependencies;
+    const deps: LabDependencies = {
+      ...noFiles,
+      scenarios: () =>
+        new Map([
+          ['alpha', stubScenario('alpha')],
+          ['needs-db', needsDb],
+        ]),
+      run: async (scenario, options) => {
+        ran.push(scenario.name);
+        return stubReport(scenario, options, true);
+      },
+    };
+    expect(await labCommand([], capture().io, deps)).toBe(0);
+    expect(ran).toEqual(['alpha']);
+    expect(await labCommand(['needs-db'], capture().io, deps)).toBe(0);
+    expect(ran).toEqual(['alpha', 'needs-db']);
+    const c = capture();
+    expect(await labCommand(['--list'], c.io, deps)).toBe(0);
+    expect(c.out()).toContain(
+      'needs-db  the needs-db stub (100 tasks by default; needs postgres, runs only when named)',
+    );
+  });
+
+  it('bulwark lab db-pool with PostgreSQL unreachable exits 2 with one line, no stack trace, no files', async () => {
+    const unreachable = defineScenario({
+      ...dbPool,
+      params: { ...dbPool.params, url: 'postgres://postgres@127.0.0.1:1/test' },
+    }) as unknown as Scenario;
+    const out = await mkdtemp(join(tmpdir(), 'bulwark-lab-'));
+    try {
+      const c = capture();
+      const code = await labCommand(['db-pool', '--out', out], c.io, {
+        ...defaultLabDependencies,
+        scenarios: () => new Map([['db-pool', unreachable]]),
+        run: runScenario,
+      });
+      expect(code).toBe(2);
+      expect(c.err()).toBe(
+        'bulwark: lab: db-pool needs PostgreSQL at 127.0.0.1:1/test: connect ECONNREFUSED 127.0.0.1:1\n',
+      );
+      expect(c.out()).toBe('');
+      expect(await readdir(out)).toEqual([]);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
   });
 });

@@ -1,10 +1,15 @@
-/** The built-in scenarios of `bulwark lab`, in the order they run and are listed. */
+/**
+ * The built-in scenarios of `bulwark lab`, in the order they run and are listed. Those that need an
+ * external service (`services`, e.g. `db-pool`) run only when named.
+ */
 import type { Scenario } from '../scenario.js';
+import { dbPool } from './db-pool.js';
 import { disk } from './disk.js';
 import { network } from './network.js';
 import { race } from './race.js';
 import { resource } from './resource.js';
 
+export { dbPool } from './db-pool.js';
 export { disk } from './disk.js';
 export { network } from './network.js';
 export { race } from './race.js';
@@ -21,5 +26,6 @@ export function builtinScenarios(): Map<string, Scenario> {
     [resource.name, resource as unknown as Scenario],
     [disk.name, disk as unknown as Scenario],
     [race.name, race as unknown as Scenario],
+    [dbPool.name, dbPool as unknown as Scenario],
   ]);
 }
