@@ -382,7 +382,7 @@ export class RaceExplorer<T> {
  *   seed: 1,
  * });
  * const { violation } = await explorer.explore();
- * // violation.seed '1/schedule:0', violation.interleaving ['A:read', 'B:read', 'B:write', 'A:write']
+ * // violation.seed '1/schedule:2', violation.interleaving ['A:read', 'B:read', 'A:write', 'B:write']
  * const again = await explorer.replay(violation.seed); // the same interleaving and violation
  */
 export function raceExplorer<T>(options: RaceExplorerOptions<T>): RaceExplorer<T> {

@@ -5,14 +5,14 @@ import { race } from './race.js';
 describe('race scenario', () => {
   it('finds the lost update in every exploration, replays it exactly, and never flags the fixes', async () => {
     const report = await runScenario(race, { seed: 1 });
-    expect(report.tasks).toBe(20);
-    expect(report.metrics['unsafe.found']).toMatchObject({ rate: 1, count: 20, total: 20 });
-    expect(report.metrics['replay.exact']).toMatchObject({ rate: 1, count: 20, total: 20 });
-    expect(report.metrics['lock.passes']).toMatchObject({ rate: 1, count: 20, total: 20 });
-    expect(report.metrics['cas.passes']).toMatchObject({ rate: 1, count: 20, total: 20 });
+    expect(report.tasks).toBe(30);
+    expect(report.metrics['unsafe.found']).toMatchObject({ rate: 1, count: 30, total: 30 });
+    expect(report.metrics['replay.exact']).toMatchObject({ rate: 1, count: 30, total: 30 });
+    expect(report.metrics['lock.passes']).toMatchObject({ rate: 1, count: 30, total: 30 });
+    expect(report.metrics['cas.passes']).toMatchObject({ rate: 1, count: 30, total: 30 });
     // The fixes were explored with their whole budget, over more than one interleaving.
-    expect(report.values['lock.schedules']).toBe(2000);
-    expect(report.values['cas.schedules']).toBe(2000);
+    expect(report.values['lock.schedules']).toBe(3000);
+    expect(report.values['cas.schedules']).toBe(3000);
     expect(report.values['lock.interleavings']).toBeGreaterThan(1);
     expect(report.latency['unsafe.schedules_to_find']?.max).toBeLessThanOrEqual(100);
     expect(report.comparisons[0]).toMatchObject({

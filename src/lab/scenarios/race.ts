@@ -100,7 +100,7 @@ export const race = defineScenario({
     /** The longest random delay at a point, in virtual ms (`'delay'` strategy). */
     maxDelayMs: 10,
   },
-  defaults: { tasks: 20 },
+  defaults: { tasks: 30 },
   async run({ runtime, tasks, params, record, progress }) {
     const withdrawers = params.withdrawers;
     if (!Number.isInteger(withdrawers) || withdrawers < 2 || withdrawers > 10) {
