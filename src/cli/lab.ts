@@ -51,9 +51,9 @@ export const defaultLabDependencies: LabDependencies = {
 const HELP = `Usage: bulwark lab [scenario…] [--seed S] [--tasks N] [--runs K] [--file F]… [--out DIR | --no-out] [--json] [--list]
 
 Runs the chaos lab's scenarios (all of them when none is named, except those that need an external
-service such as PostgreSQL: name those to run them) and prints, for each,
-the success rate before and after its resilience mechanism with 95% intervals, the improvement, its
-p-value and a verdict. The same seed gives the same numbers.
+service such as PostgreSQL, which run only when named) on a virtual clock and prints, for each, the
+success rate before and after its resilience mechanism with 95% intervals, the improvement, its
+p-value and a verdict. The same seed gives the same numbers (real-time scenarios such as db-pool vary).
 
 Options:
   --seed S       Base seed, a number or a string (default 1)

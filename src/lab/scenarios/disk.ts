@@ -139,7 +139,11 @@ async function failingDisk(runtime: Runtime, params: Params, label: string) {
 
 type Fs = Awaited<ReturnType<typeof failingDisk>>['fs'];
 
-/** temp file + write + fsync + close + rename: the segment appears whole or not at all. */
+/**
+ * temp file + write + fsync + close + rename, then fsync the directory so the rename itself is durable:
+ * the segment appears whole or not at all. Segments are named by sequence number, so writing one again
+ * (a retry after the rename succeeded but the directory fsync failed) replaces it with the same bytes.
+ */
 async function writeSegment(fs: Fs, dir: string, seq: number, line: string): Promise<void> {
   const name = `${String(seq).padStart(8, '0')}.log`;
   const temporary = `${dir}/.${name}.tmp`;
@@ -152,6 +156,12 @@ async function writeSegment(fs: Fs, dir: string, seq: number, line: string): Pro
       await handle.close();
     }
     await fs.rename(temporary, `${dir}/${name}`);
+    const directory = await fs.open(dir, 'r');
+    try {
+      await directory.sync();
+    } finally {
+      await directory.close();
+    }
   } catch (error) {
     // Best effort: a temporary file left behind holds no acknowledged record, and the reader skips it.
     await fs.rm(temporary, { force: true }).catch(() => {});
