@@ -104,7 +104,8 @@ export interface FsFaultRule {
   error?: FsErrorCode;
   /**
    * With `error: 'ENOSPC'` on a write (`writeFile`, `appendFile`, handle `write`): write the first
-   * `afterBytes` bytes of the data before failing, as a disk that fills up mid-write does.
+   * `afterBytes` bytes of the data before failing, as a disk that fills up mid-write does (data no
+   * longer than that is written whole, and the call still fails).
    * @defaultValue 0 (nothing is written)
    */
   afterBytes?: number;

@@ -91,6 +91,42 @@ describe('raceExplorer', () => {
     });
   }
 
+  it('runOrder runs a chosen interleaving, and says where an infeasible one departs', async () => {
+    const explorer = raceExplorer({ scenario: lostUpdate, invariant: balanceIs20, seed: 1 });
+    const lost = await explorer.runOrder(['A:read', 'B:read', 'A:write', 'B:write']);
+    expect(lost).toMatchObject({
+      interleaving: ['A:read', 'B:read', 'A:write', 'B:write'],
+      violation: 'balance is 50, expected 20',
+      deviation: undefined,
+      result: 50,
+      index: -1,
+    });
+    const serial = await explorer.runOrder(['B:read', 'B:write', 'A:read', 'A:write']);
+    expect(serial).toMatchObject({ violation: undefined, deviation: undefined, result: 20 });
+    expect(serial.interleaving).toEqual(['B:read', 'B:write', 'A:read', 'A:write']);
+
+    const infeasible = await explorer.runOrder(['A:write', 'A:read']);
+    expect(infeasible.deviation).toBe(
+      'the chosen order cannot be followed at step 1: no task waits at "A:write" (waiting: "A:read", "B:read")',
+    );
+    const short = await explorer.runOrder(['B:read']);
+    expect(short.deviation).toBe(
+      'the chosen order ended after 1 steps with tasks still waiting at "A:read", "B:write"',
+    );
+    const long = await explorer.runOrder(['A:read', 'A:write', 'B:read', 'B:write', 'C:read']);
+    expect(long.deviation).toBe('the run ended after 4 of the 5 chosen steps (next: "C:read")');
+    expect(() => explorer.runOrder([])).toThrow('runOrder: option "order" must be a non-empty array');
+
+    // The interleaving of a violation found by exploring is itself a runnable order.
+    const found = (await explorer.explore()).violation;
+    const again = await explorer.runOrder(found?.interleaving ?? []);
+    expect(again).toMatchObject({
+      violation: found?.violation,
+      interleaving: found?.interleaving,
+      deviation: undefined,
+    });
+  });
+
   it('explores the same schedules for the same seed, and different ones for another', async () => {
     const traces = async (seed: number) => {
       const out: string[] = [];

@@ -87,6 +87,8 @@ export interface ScheduleRun<T> {
   readonly interleaving: readonly string[];
   /** What broke, when something did: the invariant's message, the scenario's error or a deadlock. */
   readonly violation: string | undefined;
+  /** For {@link RaceExplorer.runOrder}: why the chosen order could not be followed (`undefined` when it was). */
+  readonly deviation: string | undefined;
   /** The scenario's result, when it returned. */
   readonly result: T | undefined;
   /** Virtual ms the schedule took. */
@@ -111,20 +113,32 @@ interface Parked {
 /** Orders one schedule's tasks at their await points. */
 class Scheduler {
   readonly trace: string[] = [];
+  /** Why a chosen order could not be followed, when it could not. */
+  deviation: string | undefined = undefined;
   private readonly parked: Parked[] = [];
   private deciding = false;
+  private position = 0;
 
   constructor(
     private readonly runtime: VirtualRuntime,
     private readonly random: Random,
     private readonly strategy: RaceStrategy,
     private readonly maxDelayMs: number,
+    /** A chosen order of labels (then the strategy is `order`, choosing by the script). */
+    private readonly script?: readonly string[],
   ) {}
+
+  /** Called when the run is over: a chosen order must have been followed to its end. */
+  finish(): void {
+    const script = this.script;
+    if (script === undefined || this.deviation !== undefined || this.position === script.length) return;
+    this.deviation = `the run ended after ${this.position} of the ${script.length} chosen steps (next: "${script[this.position]}")`;
+  }
 
   point(label: string): Promise<void> {
     return new Promise<void>((resolve) => {
       const clock = this.runtime.clock;
-      if (this.strategy === 'delay') {
+      if (this.strategy === 'delay' && this.script === undefined) {
         const delay = this.random.int(0, this.maxDelayMs);
         clock.setTimer(
           delay,
@@ -155,10 +169,30 @@ class Scheduler {
     this.deciding = false;
     const parked = this.parked;
     if (parked.length === 0) return;
-    const [chosen] = parked.splice(this.random.int(0, parked.length - 1), 1) as [Parked];
+    const [chosen] = parked.splice(this.choose(parked), 1) as [Parked];
     this.trace.push(chosen.label);
     chosen.resolve();
     if (parked.length > 0) this.armDecision();
+  }
+
+  private choose(parked: readonly Parked[]): number {
+    const script = this.script;
+    if (script === undefined) return this.random.int(0, parked.length - 1);
+    const wanted = script[this.position];
+    const index = wanted === undefined ? -1 : parked.findIndex((p) => p.label === wanted);
+    if (index >= 0) {
+      this.position++;
+      return index;
+    }
+    if (this.deviation === undefined) {
+      const waiting = parked.map((p) => `"${p.label}"`).join(', ');
+      this.deviation =
+        wanted === undefined
+          ? `the chosen order ended after ${script.length} steps with tasks still waiting at ${waiting}`
+          : `the chosen order cannot be followed at step ${this.position + 1}: no task waits at "${wanted}" (waiting: ${waiting})`;
+    }
+    // Off the script: let the earliest parked task go, so that the run can still finish.
+    return 0;
   }
 }
 
@@ -269,13 +303,33 @@ export class RaceExplorer<T> {
     return this.runSchedule(seed, index);
   }
 
-  private async runSchedule(seed: string, index: number): Promise<ScheduleRun<T>> {
+  /**
+   * Runs the scenario once with the tasks passing their points in exactly the order given (labels as
+   * reported in an interleaving): a regression test for an interleaving found once. If no task waits
+   * at the next label when the scheduler must choose, or the run ends early, `deviation` says where.
+   * @example
+   * const run = await explorer.runOrder(['A:read', 'B:read', 'A:write', 'B:write']);
+   * run.violation; // 'balance 50, expected 20'
+   */
+  runOrder(order: readonly string[]): Promise<ScheduleRun<T>> {
+    if (!Array.isArray(order) || order.length === 0 || order.some((l) => typeof l !== 'string')) {
+      throw invalid('runOrder', 'order', order, 'a non-empty array of point labels');
+    }
+    return this.runSchedule(`${this.seed}/order`, -1, Object.freeze([...order]));
+  }
+
+  private async runSchedule(
+    seed: string,
+    index: number,
+    script?: readonly string[],
+  ): Promise<ScheduleRun<T>> {
     const runtime = virtualRuntime(seed);
     const scheduler = new Scheduler(
       runtime,
       runtime.random.fork('scheduler'),
       this.strategy,
       this.maxDelayMs,
+      script,
     );
     const ctx: RaceContext = {
       runtime,
@@ -319,11 +373,13 @@ export class RaceExplorer<T> {
         violation = this.check(outcome.value);
       }
     }
+    scheduler.finish();
     const run: ScheduleRun<T> = {
       seed,
       index,
       interleaving: Object.freeze([...scheduler.trace]),
       violation,
+      deviation: scheduler.deviation,
       result,
       virtualMs: runtime.clock.now(),
     };
