@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as realFs from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { record, settle } from '../../test/support.js';
 import type { EventOf } from '../core/events.js';
@@ -91,9 +92,14 @@ describe('faultyFs on the real file system', () => {
     // Another operation, another path: untouched.
     await fs.appendFile(target, 'a');
     await fs.writeFile(join(dir, 'other.json'), '{}');
+    // A URL names the same path.
+    await expect(fs.writeFile(pathToFileURL(target), '{}')).rejects.toMatchObject({
+      code: 'EACCES',
+      path: target,
+    });
     expect(await fs.readFile(target, 'utf8')).toBe('a');
-    expect(fs.calls).toBe(5);
-    expect(fs.injected).toBe(1);
+    expect(fs.calls).toBe(6);
+    expect(fs.injected).toBe(2);
   });
 
   it('writes the first afterBytes bytes before ENOSPC (writeFile, appendFile, handle.write)', async () => {
@@ -314,6 +320,16 @@ describe('memoryFs', () => {
     expect(Object.keys(missing as object)).toEqual(Object.keys(real as object));
     expect(missing).toMatchObject({ code: 'ENOENT', syscall: 'open', path: '/a/b/f.txt' });
     await expect(fs.mkdir('/x/y')).rejects.toMatchObject({ code: 'ENOENT', syscall: 'mkdir' });
+    const directory = await fs.open('/a', 'r');
+    await directory.sync();
+    expect((await directory.stat()).isDirectory()).toBe(true);
+    await expect(directory.write('x')).rejects.toMatchObject({ code: 'EBADF', syscall: 'write' });
+    await expect(directory.readFile()).rejects.toMatchObject({ code: 'EISDIR' });
+    await directory.close();
+    await expect(fs.open('/a', 'w')).rejects.toMatchObject({ code: 'EISDIR', syscall: 'open', path: '/a' });
+    const readOnly = await fs.open('/a/g.txt', 'r');
+    await expect(readOnly.write('x')).rejects.toMatchObject({ code: 'EBADF' });
+    await readOnly.close();
     await expect(fs.writeFile('/nope/f', 'x')).rejects.toMatchObject({ code: 'ENOENT', syscall: 'open' });
     await expect(fs.rm('/a')).rejects.toMatchObject({ code: 'ERR_FS_EISDIR' });
     await fs.rm('/a', { recursive: true });

@@ -75,6 +75,9 @@ function flagOf(options: Encoding, fallback: string): string {
 
 const FLAGS = ['r', 'r+', 'w', 'wx', 'w+', 'a', 'ax', 'a+'];
 
+/** What a directory opened read-only reads as (it is never written: its handle refuses writes). */
+const DIRECTORY: FileNode = Object.freeze({ data: Buffer.alloc(0), mtimeMs: 0 }) as FileNode;
+
 /**
  * The in-memory file system. Paths are POSIX paths resolved against `/`; the root directory exists.
  * @example
@@ -149,7 +152,8 @@ export class MemoryFileSystem {
     const resolved = this.resolve(path);
     if (!FLAGS.includes(flag)) throw new TypeError(`memoryFs: unsupported open flag ${JSON.stringify(flag)}`);
     if (this.dirs.has(resolved)) {
-      if (flag === 'r') return { data: Buffer.alloc(0), mtimeMs: 0 };
+      // Opening a directory read-only is how its entries are fsynced; nothing can be written to it.
+      if (flag === 'r') return DIRECTORY;
       throw fsError('EISDIR', 'open', given);
     }
     const existing = this.files.get(resolved);
@@ -195,10 +199,14 @@ export class MemoryFileSystem {
     const live = (syscall: string): void => {
       if (closed) throw fsError('EBADF', syscall);
     };
+    const writable = (syscall: string): void => {
+      live(syscall);
+      if (file === DIRECTORY || flags === 'r') throw fsError('EBADF', syscall);
+    };
     return {
       fd,
       write: async (data, offsetOrPosition, lengthOrEncoding, at) => {
-        live('write');
+        writable('write');
         let chunk: Buffer;
         let where: number | null | undefined;
         if (typeof data === 'string') {
@@ -216,16 +224,17 @@ export class MemoryFileSystem {
         return { bytesWritten: written };
       },
       writeFile: async (data, options) => {
-        live('write');
+        writable('write');
         this.truncateNode(file, 0);
         this.put(file, 0, bytes(data, encodingOf(options)));
       },
       appendFile: async (data, options) => {
-        live('write');
+        writable('write');
         this.put(file, file.data.length, bytes(data, encodingOf(options)));
       },
       readFile: async (options) => {
         live('read');
+        if (file === DIRECTORY) throw fsError('EISDIR', 'read');
         const encoding = encodingOf(options);
         const copy = Buffer.from(file.data);
         return encoding === undefined ? copy : copy.toString(encoding);
@@ -240,10 +249,10 @@ export class MemoryFileSystem {
       },
       stat: async () => {
         live('fstat');
-        return fileStats(file.data.length, file.mtimeMs);
+        return file === DIRECTORY ? dirStats() : fileStats(file.data.length, file.mtimeMs);
       },
       truncate: async (length = 0) => {
-        live('ftruncate');
+        writable('ftruncate');
         this.truncateNode(file, length);
       },
       close: async () => {
