@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import * as realFs from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { record, settle } from '../../test/support.js';
+import { mountTmpfs, type Tmpfs } from '../../test/tmpfs.js';
 import type { EventOf } from '../core/events.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { FS_OPERATIONS, faultyFs, fsError, globToRegExp } from './fs.js';
@@ -361,35 +361,20 @@ describe('memoryFs', () => {
 // ---------------------------------------------------------------------------------------------
 // A real disk running out of space: a 1 MiB tmpfs mounted by the test.
 
-function tryMount(target: string): string {
-  if (process.platform !== 'linux') return 'mounting a tmpfs needs Linux';
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', target], { stdio: 'pipe' });
-    return '';
-  } catch (error) {
-    const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
-    return `cannot mount a tmpfs here (${stderr || String(error)}); needs root with CAP_SYS_ADMIN`;
-  }
-}
-
 describe('a real disk-full on a 1 MiB tmpfs', () => {
-  let mountPoint = '';
-  let skipped = '';
+  let disk: Tmpfs;
 
   beforeAll(async () => {
-    mountPoint = await realFs.mkdtemp(join(tmpdir(), 'bulwark-tmpfs-'));
-    skipped = tryMount(mountPoint);
-    if (skipped !== '') process.stderr.write(`[skip] real disk-full test: ${skipped}\n`);
+    disk = await mountTmpfs('1m');
   });
 
   afterAll(async () => {
-    if (skipped === '') execFileSync('umount', [mountPoint]);
-    await realFs.rm(mountPoint, { recursive: true, force: true });
+    await disk.unmount();
   });
 
   it('throws the ENOSPC that faultyFs and memoryFs imitate, after writing what fits', async (ctx) => {
-    if (skipped !== '') ctx.skip();
-    const file = join(mountPoint, 'big.bin');
+    if (disk.path === undefined) ctx.skip();
+    const file = join(disk.path as string, 'big.bin');
     const real = await caught(realFs.writeFile(file, Buffer.alloc(2 * 1024 * 1024, 1)));
     expect(shape(real)).toEqual(shape(fsError('ENOSPC', 'write')));
     const written = (await realFs.stat(file)).size;

@@ -1,6 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import * as realFs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mountTmpfs, type Tmpfs } from '../../../test/tmpfs.js';
+import { createRuntime } from '../../core/runtime.js';
 import { runScenario } from '../runner.js';
-import { disk } from './disk.js';
+import { disk, plainWriter, readBack, recordLine, safeWriter } from './disk.js';
 
 describe('disk scenario', () => {
   it('loses and corrupts records with the plain writer, and nothing with the safe one', async () => {
@@ -42,5 +47,64 @@ describe('disk scenario', () => {
     expect(a.values['safe.corrupted_files']).toBe(0);
     expect(a.metrics['plain.intact']?.rate).toBeLessThan(0.7);
     expect(a.passed).toBe(true);
+  });
+});
+
+describe("the disk scenario's writers on a real full disk (a 1 MiB tmpfs)", () => {
+  let tmpfs: Tmpfs;
+  let fallbackDir: string;
+
+  beforeAll(async () => {
+    tmpfs = await mountTmpfs('1m', 'disk writers on a real full disk');
+    fallbackDir = await realFs.mkdtemp(join(tmpdir(), 'bulwark-fallback-'));
+  });
+
+  afterAll(async () => {
+    await tmpfs.unmount();
+    await realFs.rm(fallbackDir, { recursive: true, force: true });
+  });
+
+  it('plain append tears its log when the disk fills; the safe writer keeps every record whole', async (ctx) => {
+    if (tmpfs.path === undefined) ctx.skip();
+    const records = 300;
+    const line = (seq: number) => recordLine(seq, 10_000); // 300 × ~10 KB (3 pages each): more than the disk holds
+    const plainDir = join(tmpfs.path as string, 'plain');
+    await realFs.mkdir(plainDir);
+    const plain = plainWriter(realFs, join(plainDir, 'app.log'));
+    let acknowledged = 0;
+    for (let seq = 0; seq < records; seq++) {
+      try {
+        await plain(seq, line(seq));
+        acknowledged++;
+      } catch (error) {
+        expect(error).toMatchObject({ code: 'ENOSPC', syscall: 'write' });
+      }
+    }
+    const plainBack = await readBack(realFs, [plainDir]);
+    expect(acknowledged).toBeGreaterThan(50);
+    expect(acknowledged).toBeLessThan(records);
+    expect(plainBack.intact.size).toBe(acknowledged);
+    expect(plainBack.corruptedFiles).toBe(1); // the append that ran out of space left half a record
+    await realFs.rm(plainDir, { recursive: true });
+
+    const safeDir = join(tmpfs.path as string, 'safe');
+    await realFs.mkdir(safeDir);
+    const safe = safeWriter(realFs, safeDir, fallbackDir, createRuntime({ seed: 1 }), {
+      maxAttempts: 2,
+      backoffMs: 1,
+      degradeAfterFailures: 2,
+      probeAfterMs: 60_000,
+    });
+    // Records span several pages, so on the nearly full disk a single write() can store part of one and
+    // report success (a short write): the writer must not take that for a stored record.
+    for (let seq = 0; seq < records; seq++) await safe(seq, line(seq));
+    const safeBack = await readBack(realFs, [safeDir, fallbackDir]);
+    expect(safeBack.intact.size).toBe(records);
+    expect(safeBack.corruptedFiles).toBe(0);
+    expect(safeBack.duplicates).toBe(0);
+    expect(safeBack.strayTempFiles).toBe(0);
+    const inFallback = await readBack(realFs, [fallbackDir]);
+    expect(inFallback.intact.size).toBeGreaterThan(0);
+    expect(inFallback.intact.size).toBeLessThan(records);
   });
 });

@@ -38,14 +38,23 @@ function checksum(text: string): string {
   return (hash >>> 0).toString(16).padStart(8, '0');
 }
 
-function recordLine(seq: number, bytes: number): string {
-  const payload = `record-${seq}-`.padEnd(bytes, String.fromCharCode(97 + (seq % 26)));
-  return `${seq} ${checksum(`${seq} ${payload}`)} ${payload}\n`;
-}
-
 const LINE = /^(\d+) ([0-9a-f]{8}) (.*)$/;
 
-interface ReadBack {
+/** What the writers and the reader need of a file system: `node:fs/promises`, `memoryFs()`, `faultyFs(…)`. */
+export interface LogFs {
+  readdir(path: string): Promise<string[]>;
+  readFile(path: string, encoding: 'utf8'): Promise<string | Buffer>;
+  appendFile(path: string, data: string): Promise<void>;
+  open(
+    path: string,
+    flags: string,
+  ): Promise<{ writeFile(data: string): Promise<void>; sync(): Promise<void>; close(): Promise<void> }>;
+  rename(from: string, to: string): Promise<void>;
+  rm(path: string, options: { force: boolean }): Promise<void>;
+}
+
+/** What reading the logs back found. */
+export interface ReadBack {
   intact: Set<number>;
   duplicates: number;
   files: number;
@@ -53,8 +62,14 @@ interface ReadBack {
   strayTempFiles: number;
 }
 
-/** Reads every log file under `dirs` and checks every record line. */
-async function readBack(disk: MemoryFileSystem, dirs: readonly string[]): Promise<ReadBack> {
+/** @internal The line of record `seq`: `seq checksum payload\n`, `bytes` of payload. */
+export function recordLine(seq: number, bytes: number): string {
+  const payload = `record-${seq}-`.padEnd(bytes, String.fromCharCode(97 + (seq % 26)));
+  return `${seq} ${checksum(`${seq} ${payload}`)} ${payload}\n`;
+}
+
+/** @internal Reads every log file in `dirs` (skipping temporary files) and checks every record line. */
+export async function readBack(disk: LogFs, dirs: readonly string[]): Promise<ReadBack> {
   const result: ReadBack = {
     intact: new Set(),
     duplicates: 0,
@@ -75,7 +90,7 @@ async function readBack(disk: MemoryFileSystem, dirs: readonly string[]): Promis
         continue;
       }
       result.files++;
-      const text = (await disk.readFile(`${dir}/${name}`, 'utf8')) as string;
+      const text = String(await disk.readFile(`${dir}/${name}`, 'utf8'));
       let corrupted = !text.endsWith('\n') && text.length > 0;
       for (const line of text.split('\n')) {
         if (line === '') continue;
@@ -94,7 +109,8 @@ async function readBack(disk: MemoryFileSystem, dirs: readonly string[]): Promis
   return result;
 }
 
-interface Params {
+/** @internal The scenario's parameters. */
+export interface DiskParams {
   recordBytes: number;
   intervalMs: number;
   enospcRate: number;
@@ -109,7 +125,7 @@ interface Params {
 }
 
 /** The same faults for both writers: one failing disk each, built from the same rules and seed. */
-async function failingDisk(runtime: Runtime, params: Params, label: string) {
+async function failingDisk(runtime: Runtime, params: DiskParams, label: string) {
   const disk = new MemoryFileSystem();
   await disk.mkdir(DATA, { recursive: true });
   await disk.mkdir(FALLBACK, { recursive: true });
@@ -137,20 +153,20 @@ async function failingDisk(runtime: Runtime, params: Params, label: string) {
   return { disk, fs };
 }
 
-type Fs = Awaited<ReturnType<typeof failingDisk>>['fs'];
-
 /**
  * temp file + write + fsync + close + rename, then fsync the directory so the rename itself is durable:
  * the segment appears whole or not at all. Segments are named by sequence number, so writing one again
  * (a retry after the rename succeeded but the directory fsync failed) replaces it with the same bytes.
  */
-async function writeSegment(fs: Fs, dir: string, seq: number, line: string): Promise<void> {
+async function writeSegment(fs: LogFs, dir: string, seq: number, line: string): Promise<void> {
   const name = `${String(seq).padStart(8, '0')}.log`;
   const temporary = `${dir}/.${name}.tmp`;
   try {
     const handle = await fs.open(temporary, 'w');
     try {
-      await handle.write(line);
+      // writeFile, not write: a single write() on a nearly full disk may store part of the data and
+      // report success (a short write); writeFile goes on until all of it is stored or it fails.
+      await handle.writeFile(line);
       await handle.sync();
     } finally {
       await handle.close();
@@ -167,6 +183,54 @@ async function writeSegment(fs: Fs, dir: string, seq: number, line: string): Pro
     await fs.rm(temporary, { force: true }).catch(() => {});
     throw error;
   }
+}
+
+/** A log writer: resolves when record `seq` (the text `line`) is stored, rejects when it is not. */
+export type LogWriter = (seq: number, line: string) => Promise<void>;
+
+/** @internal The plain writer: one `appendFile` per record to `log`, nothing else. */
+export function plainWriter(fs: LogFs, log: string): LogWriter {
+  return (_seq, line) => fs.appendFile(log, line);
+}
+
+/**
+ * @internal The safe writer: each record a segment written with {@link writeSegment}, retrying what a
+ * later attempt may pass, and (through a breaker and a fallback) writing to `fallbackDir` while `dataDir`
+ * keeps failing. Call it for one record at a time.
+ */
+export function safeWriter(
+  fs: LogFs,
+  dataDir: string,
+  fallbackDir: string,
+  runtime: Runtime,
+  params: Pick<DiskParams, 'maxAttempts' | 'backoffMs' | 'degradeAfterFailures' | 'probeAfterMs'>,
+): LogWriter {
+  const retried = () =>
+    retry({
+      maxAttempts: params.maxAttempts,
+      backoff: backoff.exponential({ initial: params.backoffMs, factor: 2 }).withJitter('full'),
+      retryOn: (error) => TRANSIENT.has(codeOf(error) ?? ''),
+      runtime,
+    });
+  // Records are written one at a time, so the fallback can name the record being written.
+  let current = { seq: 0, line: '' };
+  const toFallback = retried();
+  const writer = pipeline(
+    fallback(() => toFallback.execute(() => writeSegment(fs, fallbackDir, current.seq, current.line)), {
+      runtime,
+    }),
+    circuitBreaker({
+      name: 'data-dir',
+      consecutiveFailures: params.degradeAfterFailures,
+      halfOpenAfter: params.probeAfterMs,
+      runtime,
+    }),
+    retried(),
+  );
+  return (seq, line) => {
+    current = { seq, line };
+    return writer.execute(() => writeSegment(fs, dataDir, seq, line));
+  };
 }
 
 /** The `disk` scenario. */
@@ -202,28 +266,8 @@ export const disk = defineScenario({
     const plain = await failingDisk(runtime, params, 'plain');
     const safe = await failingDisk(runtime, params, 'safe');
 
-    const retried = () =>
-      retry({
-        maxAttempts: params.maxAttempts,
-        backoff: backoff.exponential({ initial: params.backoffMs, factor: 2 }).withJitter('full'),
-        retryOn: (error) => TRANSIENT.has(codeOf(error) ?? ''),
-        runtime,
-      });
-    // Records are written one at a time, so the fallback can name the record being written.
-    let current = { seq: 0, line: '' };
-    const toFallback = retried();
-    const safeWriter = pipeline(
-      fallback(() => toFallback.execute(() => writeSegment(safe.fs, FALLBACK, current.seq, current.line)), {
-        runtime,
-      }),
-      circuitBreaker({
-        name: 'data-dir',
-        consecutiveFailures: params.degradeAfterFailures,
-        halfOpenAfter: params.probeAfterMs,
-        runtime,
-      }),
-      retried(),
-    );
+    const plainWrite = plainWriter(plain.fs, LOG);
+    const safeWrite = safeWriter(safe.fs, DATA, FALLBACK, runtime, params);
 
     let plainAcknowledged = 0;
     let safeAcknowledged = 0;
@@ -234,14 +278,13 @@ export const disk = defineScenario({
       const line = recordLine(seq, params.recordBytes);
       const began = clock.now();
       try {
-        await plain.fs.appendFile(LOG, line);
+        await plainWrite(seq, line);
         plainAcknowledged++;
       } catch {
         // The plain writer reports the failure and moves on: the record is gone.
       }
-      current = { seq, line };
       try {
-        await safeWriter.execute(() => writeSegment(safe.fs, DATA, seq, line));
+        await safeWrite(seq, line);
         safeAcknowledged++;
         record.latency('safe.write_ms', clock.now() - began);
       } catch {
