@@ -40,6 +40,7 @@ export type FsOperation =
   | 'stat'
   | 'readdir';
 
+/** Every {@link FsOperation}, in documentation order (a rule without `operations` applies to all). */
 export const FS_OPERATIONS: readonly FsOperation[] = [
   'readFile',
   'writeFile',

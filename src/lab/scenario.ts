@@ -26,7 +26,11 @@ export class ServiceUnavailableError extends BulwarkError {
   }
 }
 
-/** True when the scenario needs an external service and so runs only when named. */
+/**
+ * True when the scenario needs an external service and so runs only when named.
+ * @example
+ * const everyDefault = [...builtinScenarios().values()].filter((s) => !isOptIn(s)); // what `bulwark lab` runs
+ */
 export function isOptIn(scenario: { services?: readonly string[] }): boolean {
   return (scenario.services?.length ?? 0) > 0;
 }
