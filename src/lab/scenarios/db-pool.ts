@@ -107,6 +107,7 @@ interface Params {
   acquireTimeoutMs: number;
   timeoutMs: number;
   queue: number;
+  deadlineMs: number;
 }
 
 type Work = 'fast' | 'slow' | 'leak';
@@ -250,6 +251,7 @@ async function runArm(
       : undefined;
   let succeeded = 0;
   let answered = 0;
+  let inTime = 0;
   const start = clock.now();
   const inFlight: Promise<void>[] = [];
   for (let i = 0; i < works.length; i++) {
@@ -271,8 +273,10 @@ async function runArm(
         record.latency(`${arm}.latency_ms`, clock.now() - began);
         return;
       }
-      record.latency(`${arm}.latency_ms`, clock.now() - began);
+      const took = clock.now() - began;
+      record.latency(`${arm}.latency_ms`, took);
       answered++;
+      if (took <= params.deadlineMs) inTime++;
       if (outcome === 'db') succeeded++;
     };
     inFlight.push(request().finally(onDone));
@@ -283,6 +287,7 @@ async function runArm(
   const tasks = works.length;
   record.countMany(`${arm}.success`, succeeded, tasks);
   record.countMany(`${arm}.answered`, answered, tasks);
+  record.countMany(`${arm}.answered_in_time`, inTime, tasks);
   for (const kind of KINDS) record.countMany(`${arm}.error.${kind}`, errors.get(kind) ?? 0, tasks);
 }
 
@@ -308,6 +313,8 @@ export const dbPool = defineScenario({
     timeoutMs: 200,
     /** The protected arm's bulkhead queue (its limit is `poolMax`; the timeout bounds the wait). */
     queue: 16,
+    /** What the caller can wait: an answer later than this counts against `answered_in_time`. */
+    deadlineMs: 300,
   },
   defaults: { tasks: 200 },
   clock: 'system',
@@ -325,6 +332,11 @@ export const dbPool = defineScenario({
   },
   comparisons: [
     { metric: 'answered', before: 'unprotected.answered', after: 'protected.answered' },
+    {
+      metric: 'answered in time (deadlineMs)',
+      before: 'unprotected.answered_in_time',
+      after: 'protected.answered_in_time',
+    },
     {
       metric: 'acquire timeouts',
       before: 'unprotected.error.acquire_timeout',
