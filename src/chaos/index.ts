@@ -21,6 +21,18 @@ export {
   type OutcomeFaultOptions,
   TimeoutFault,
 } from './faults.js';
+export {
+  type FaultyFs,
+  type FaultyFsOptions,
+  FS_OPERATIONS,
+  type FsErrorCode,
+  type FsFaultRule,
+  type FsFunctionName,
+  type FsOperation,
+  type FsPromisesLike,
+  faultyFs,
+  fsError,
+} from './fs.js';
 // HTTP faults (the undici interceptor loads undici only in `installHttpFaults`); the TCP fault proxy is
 // `bulwark/chaos/tcp`, kept out of here because it brings the config loader (yaml, zod) and servers.
 export {
@@ -36,6 +48,22 @@ export {
   type InstalledHttpFaults,
   installHttpFaults,
 } from './http/index.js';
+export {
+  type MemoryFileHandle,
+  MemoryFileSystem,
+  type MemoryFsOptions,
+  type MemoryStats,
+  memoryFs,
+} from './memory-fs.js';
+export {
+  type ExploreResult,
+  type RaceContext,
+  RaceExplorer,
+  type RaceExplorerOptions,
+  type RaceStrategy,
+  raceExplorer,
+  type ScheduleRun,
+} from './race.js';
 export * from './resources.js';
 export {
   isSchedule,

@@ -5,7 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { capture } from '../../test/support.js';
 import type { LabReport, ScenarioReport } from '../lab/document.js';
 import type { RunScenarioOptions } from '../lab/runner.js';
+import { runScenario } from '../lab/runner.js';
 import { defineScenario, type Scenario } from '../lab/scenario.js';
+import { dbPool } from '../lab/scenarios/index.js';
 import { rate } from '../lab/stats.js';
 import { defaultLabDependencies, didYouMean, type LabDependencies, labCommand } from './lab.js';
 import { main } from './main.js';
@@ -95,9 +97,12 @@ describe('bulwark lab: input', () => {
   it.each([
     [
       ['netwrok'],
-      'bulwark: lab: unknown scenario "netwrok" (did you mean "network"?); known: network, resource, queue, engine, rate-limit',
+      'bulwark: lab: unknown scenario "netwrok" (did you mean "network"?); known: network, resource, queue, engine, rate-limit, disk, race, db-pool',
     ],
-    [['zzz'], 'bulwark: lab: unknown scenario "zzz"; known: network, resource, queue, engine, rate-limit'],
+    [
+      ['zzz'],
+      'bulwark: lab: unknown scenario "zzz"; known: network, resource, queue, engine, rate-limit, disk, race, db-pool',
+    ],
     [['--tasks', '0'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "0"'],
     [['--tasks', '1.5'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "1.5"'],
     [['--tasks', '1e3'], 'bulwark: lab: --tasks must be an integer from 1 to 100000000, got "1e3"'],
@@ -230,9 +235,23 @@ describe('bulwark lab: the real scenarios', () => {
   it('two runs with the same seed give identical reports outside meta', async () => {
     const run = async (seed: string) => {
       const c = capture();
-      // The virtual-clock scenarios: only they repeat byte for byte (rate-limit runs in real time).
+      // The virtual-clock scenarios repeat byte for byte (rate-limit runs in real time, db-pool needs
+      // PostgreSQL); 40 tasks: the race scenario explores 300 schedules per task.
       const code = await main(
-        ['lab', 'network', 'resource', 'queue', 'engine', '--json', '--tasks', '300', '--seed', seed],
+        [
+          'lab',
+          'network',
+          'resource',
+          'queue',
+          'engine',
+          'disk',
+          'race',
+          '--json',
+          '--tasks',
+          '40',
+          '--seed',
+          seed,
+        ],
         c.io,
       );
       return { code, report: JSON.parse(c.out()) as LabReport };
@@ -242,10 +261,12 @@ describe('bulwark lab: the real scenarios', () => {
     expect(a.code).toBe(b.code);
     expect(JSON.stringify(withoutMeta(b.report))).toBe(JSON.stringify(withoutMeta(a.report)));
     expect(a.report.scenarios.map((s) => [s.name, s.tasks])).toEqual([
-      ['network', 300],
-      ['resource', 300],
-      ['queue', 300],
-      ['engine', 300],
+      ['network', 40],
+      ['resource', 40],
+      ['queue', 40],
+      ['engine', 40],
+      ['disk', 40],
+      ['race', 40],
     ]);
     const c = await run('6');
     expect(JSON.stringify(withoutMeta(c.report))).not.toBe(JSON.stringify(withoutMeta(a.report)));
@@ -368,5 +389,62 @@ describe('bulwark lab --param', () => {
     const c = capture();
     expect(await main(['lab', 'queue', ...flags], c.io)).toBe(2);
     expect(c.err().split('\n')[0]).toBe(message);
+  });
+});
+
+describe('bulwark lab: scenarios that need a service', () => {
+  const needsDb = defineScenario({
+    ...stubScenario('needs-db'),
+    services: ['postgres'],
+  }) as unknown as Scenario;
+
+  it('leaves them out when no scenario is named, runs them when named, and --list says so', async () => {
+    const ran: string[] = [];
+    const { defaultOut: _, ...noFiles } = defaultLabDependencies;
+    const deps: LabDependencies = {
+      ...noFiles,
+      scenarios: () =>
+        new Map([
+          ['alpha', stubScenario('alpha')],
+          ['needs-db', needsDb],
+        ]),
+      run: async (scenario, options) => {
+        ran.push(scenario.name);
+        return stubReport(scenario, options, true);
+      },
+    };
+    expect(await labCommand([], capture().io, deps)).toBe(0);
+    expect(ran).toEqual(['alpha']);
+    expect(await labCommand(['needs-db'], capture().io, deps)).toBe(0);
+    expect(ran).toEqual(['alpha', 'needs-db']);
+    const c = capture();
+    expect(await labCommand(['--list'], c.io, deps)).toBe(0);
+    expect(c.out()).toContain(
+      'needs-db  the needs-db stub (100 tasks by default; needs postgres, runs only when named)',
+    );
+  });
+
+  it('bulwark lab db-pool with PostgreSQL unreachable exits 2 with one line, no stack trace, no files', async () => {
+    const unreachable = defineScenario({
+      ...dbPool,
+      params: { ...dbPool.params, url: 'postgres://postgres@127.0.0.1:1/test' },
+    }) as unknown as Scenario;
+    const out = await mkdtemp(join(tmpdir(), 'bulwark-lab-'));
+    try {
+      const c = capture();
+      const code = await labCommand(['db-pool', '--out', out], c.io, {
+        ...defaultLabDependencies,
+        scenarios: () => new Map([['db-pool', unreachable]]),
+        run: runScenario,
+      });
+      expect(code).toBe(2);
+      expect(c.err()).toBe(
+        'bulwark: lab: db-pool needs PostgreSQL at 127.0.0.1:1/test: connect ECONNREFUSED 127.0.0.1:1\n',
+      );
+      expect(c.out()).toBe('');
+      expect(await readdir(out)).toEqual([]);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
   });
 });

@@ -7,11 +7,12 @@
 import { mkdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { SystemClock } from '../core/clock.js';
+import { isBulwarkError } from '../core/errors.js';
 import type { Seed } from '../core/random.js';
 import type { LabReport, ScenarioReport } from '../lab/document.js';
 import { renderHtml, renderMarkdown, renderTerminal } from '../lab/report/index.js';
 import { type RunScenarioOptions, runScenario } from '../lab/runner.js';
-import { type ParamValue, resolveParams, type Scenario } from '../lab/scenario.js';
+import { isOptIn, type ParamValue, resolveParams, type Scenario } from '../lab/scenario.js';
 import { builtinScenarios } from '../lab/scenarios/index.js';
 import { loadScenarioFile, ScenarioFileError } from '../lab/yaml.js';
 import { type CommandIO, UsageError, writeAtomic } from './io.js';
@@ -48,9 +49,10 @@ export const defaultLabDependencies: LabDependencies = {
 
 const HELP = `Usage: bulwark lab [scenario…] [--seed S] [--tasks N] [--runs K] [--file F]… [--out DIR | --no-out] [--json] [--list]
 
-Runs the chaos lab's scenarios (all of them when none is named) on a virtual clock and prints, for each,
-the success rate before and after its resilience mechanism with 95% intervals, the improvement, its
-p-value and a verdict. The same seed gives the same numbers.
+Runs the chaos lab's scenarios (all of them when none is named, except those that need an external
+service such as PostgreSQL, which run only when named) on a virtual clock and prints, for each, the
+success rate before and after its resilience mechanism with 95% intervals, the improvement, its
+p-value and a verdict. The same seed gives the same numbers (real-time scenarios such as db-pool vary).
 
 Options:
   --seed S       Base seed, a number or a string (default 1)
@@ -69,7 +71,8 @@ Options:
   --list         List the scenarios, one line each
   -h, --help     Show this help
 
-Exit code: 0 when every scenario passes its checks, 1 when one does not, 2 on bad input.
+Exit code: 0 when every scenario passes its checks, 1 when one does not, 2 on bad input or when a
+service a named scenario needs is unreachable.
 `;
 
 /** Work (tasks × runs over the selected scenarios) from which a progress line is worth drawing. */
@@ -270,8 +273,9 @@ export async function labCommand(
       ...[...known.keys(), ...fromFiles.map((s) => s.name)].map((name) => name.length),
     );
     for (const scenario of [...known.values(), ...fromFiles]) {
+      const optIn = isOptIn(scenario) ? `; needs ${scenario.services?.join(', ')}, runs only when named` : '';
       io.out(
-        `${scenario.name.padEnd(width)}  ${scenario.description} (${scenario.defaults.tasks} tasks by default)\n`,
+        `${scenario.name.padEnd(width)}  ${scenario.description} (${scenario.defaults.tasks} tasks by default${optIn})\n`,
       );
     }
     return 0;
@@ -286,7 +290,8 @@ export async function labCommand(
   if (out === '') throw new UsageError('lab: --out must name a directory');
 
   const selected: Scenario[] = [];
-  for (const name of positionals.length === 0 && files.length === 0 ? known.keys() : positionals) {
+  const everyDefault = [...known.values()].filter((s) => !isOptIn(s)).map((s) => s.name);
+  for (const name of positionals.length === 0 && files.length === 0 ? everyDefault : positionals) {
     const scenario = known.get(name);
     if (scenario === undefined) {
       const guess = didYouMean(name, known.keys());
@@ -318,7 +323,15 @@ export async function labCommand(
       if (progress !== undefined) {
         options.onProgress = (done, total) => progress.update(scenario.name, done, total);
       }
-      scenarios.push(await deps.run(scenario, options));
+      try {
+        scenarios.push(await deps.run(scenario, options));
+      } catch (error) {
+        // A missing database is the environment, not a bug: one line, no stack trace, nothing written.
+        if (!isBulwarkError(error, 'SERVICE_UNAVAILABLE')) throw error;
+        progress?.clear();
+        io.err(`bulwark: lab: ${error.message}\n`);
+        return 2;
+      }
       scenarioWallMs[scenario.name] = deps.now() - t0;
     }
   } finally {

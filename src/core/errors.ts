@@ -39,6 +39,7 @@ export type BulwarkErrorCode =
   | 'TOXIC_NOT_FOUND'
   | 'TOXIC_EXISTS'
   | 'PROXY_CONFIG'
+  | 'SERVICE_UNAVAILABLE'
   // Later modules add their own codes; a string keeps the guard open to them.
   | (string & {});
 

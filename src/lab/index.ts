@@ -12,13 +12,15 @@ export {
   type Check,
   type ComparisonSpec,
   defineScenario,
+  isOptIn,
   type ParamValue,
   type Recorder,
   type Scenario,
   type ScenarioContext,
   type ScenarioDefinition,
   type ScenarioSetup,
+  ServiceUnavailableError,
 } from './scenario.js';
-export { builtinScenarios, network, resource } from './scenarios/index.js';
+export { builtinScenarios, dbPool, disk, network, race, resource } from './scenarios/index.js';
 export * from './stats.js';
 export { loadScenarioFile, parseScenarioFile, ScenarioFileError } from './yaml.js';

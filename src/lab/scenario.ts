@@ -3,9 +3,37 @@
  * bounded recorder (counters, maxima and log histograms; nothing per task), plus the analytic predictions,
  * before/after comparisons and checks its report carries.
  */
+import { BulwarkError } from '../core/errors.js';
 import type { Runtime } from '../core/runtime.js';
 import { invalid } from '../policy/options.js';
 import { LogHistogram } from './histogram.js';
+
+/**
+ * Thrown by a scenario's `run` when a service it needs (see `services`) cannot be reached; the message
+ * is one line that says what is missing and where.
+ * @example
+ * throw new ServiceUnavailableError('postgres', 'db-pool needs PostgreSQL at 127.0.0.1:5432: connect ECONNREFUSED');
+ */
+export class ServiceUnavailableError extends BulwarkError {
+  override readonly name = 'ServiceUnavailableError';
+  constructor(
+    /** The service, e.g. `'postgres'`. */
+    readonly service: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('SERVICE_UNAVAILABLE', message, { ...options, retryable: false });
+  }
+}
+
+/**
+ * True when the scenario needs an external service and so runs only when named.
+ * @example
+ * const everyDefault = [...builtinScenarios().values()].filter((s) => !isOptIn(s)); // what `bulwark lab` runs
+ */
+export function isOptIn(scenario: { services?: readonly string[] }): boolean {
+  return (scenario.services?.length ?? 0) > 0;
+}
 
 /** A JSON-serialisable parameter value. */
 export type ParamValue = number | string | boolean;
@@ -82,6 +110,14 @@ export interface ScenarioDefinition<P extends Record<string, ParamValue>> {
    * @defaultValue 'virtual'
    */
   clock?: 'virtual' | 'system' | ((params: Readonly<P>) => 'virtual' | 'system');
+  /**
+   * External services the scenario needs, e.g. `['postgres']`. A scenario that needs one is opt-in:
+   * `bulwark lab` with no names leaves it out (so the lab runs on a machine with nothing installed), and
+   * runs it only when named. When a service is unreachable, `run` throws a
+   * {@link ServiceUnavailableError}, which the CLI reports as one line.
+   * @defaultValue `[]`
+   */
+  services?: readonly string[];
   /** Runs `ctx.tasks` tasks on `ctx.runtime`, recording outcomes with `ctx.record`. */
   run(ctx: ScenarioContext<P>): Promise<void> | void;
   /** Closed-form predictions of rate metrics, by metric. */
@@ -107,6 +143,7 @@ const DEFINITION_KEYS: readonly string[] = [
   'params',
   'defaults',
   'clock',
+  'services',
   'run',
   'analytic',
   'comparisons',
@@ -166,6 +203,13 @@ export function defineScenario<P extends Record<string, ParamValue>>(
   checkTasks(WHERE, 'defaults.tasks', defaults.tasks);
   if (clock !== undefined && clock !== 'virtual' && clock !== 'system' && typeof clock !== 'function') {
     throw invalid(WHERE, 'clock', clock, '"virtual", "system" or a function of the parameters');
+  }
+  const { services } = definition;
+  if (
+    services !== undefined &&
+    (!Array.isArray(services) || services.some((s) => typeof s !== 'string' || s.length === 0))
+  ) {
+    throw invalid(WHERE, 'services', services, 'an array of service names such as ["postgres"]');
   }
   if (typeof run !== 'function') throw invalid(WHERE, 'run', run, 'a function');
   if (analytic !== undefined && typeof analytic !== 'function') {
