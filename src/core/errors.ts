@@ -17,6 +17,7 @@ export type BulwarkErrorCode =
   | 'CANCELLED'
   | 'HEDGE_FAILED'
   | 'INVALID_STATE'
+  | 'HISTORY_UNAVAILABLE'
   // Later modules add their own codes; a string keeps the guard open to them.
   | (string & {});
 

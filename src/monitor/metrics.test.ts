@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Registry, register as globalRegistry } from 'prom-client';
+import { register as globalRegistry, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { BulwarkEvent } from '../core/events.js';
 import { virtualRuntime } from '../core/runtime.js';
@@ -44,7 +44,8 @@ function lint(text: string): string[] {
     if (/_(milli|micro|nano)?seconds?_|_ms$|_milliseconds|_minutes|_hours/.test(name)) {
       problems.push(`${name}: not in base units`);
     }
-    if (/duration|latency/.test(name) && !name.endsWith('_seconds')) problems.push(`${name}: duration not in _seconds`);
+    if (/duration|latency/.test(name) && !name.endsWith('_seconds'))
+      problems.push(`${name}: duration not in _seconds`);
   }
   for (const line of samples(text)) {
     const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
@@ -75,7 +76,12 @@ async function withBreakerRun() {
   const rt = virtualRuntime(1);
   const metrics = new PrometheusMetrics();
   metrics.attach(rt.events);
-  const breaker = circuitBreaker({ name: 'payments', consecutiveFailures: 2, halfOpenAfter: '10s', runtime: rt });
+  const breaker = circuitBreaker({
+    name: 'payments',
+    consecutiveFailures: 2,
+    halfOpenAfter: '10s',
+    runtime: rt,
+  });
   const before = await metrics.text();
   const fail = () => breaker.execute(() => Promise.reject(new Error('down'))).catch(() => undefined);
   await rt.clock.run(async () => {
@@ -104,7 +110,9 @@ describe('PrometheusMetrics', () => {
     expect(sample(after, 'bulwark_calls_total{policy="payments",outcome="success"}')).toBe(1);
     expect(sample(after, 'bulwark_calls_total{policy="payments",outcome="failure"}')).toBe(2);
     expect(sample(after, 'bulwark_calls_total{policy="payments",outcome="rejected"}')).toBe(1);
-    expect(sample(after, 'bulwark_call_duration_seconds_sum{policy="payments",outcome="success"}')).toBe(0.25);
+    expect(sample(after, 'bulwark_call_duration_seconds_sum{policy="payments",outcome="success"}')).toBe(
+      0.25,
+    );
     expect(sample(after, 'bulwark_call_duration_seconds_count{policy="payments",outcome="success"}')).toBe(1);
     expect(
       sample(after, 'bulwark_call_duration_seconds_bucket{le="0.1",policy="payments",outcome="success"}'),
@@ -112,7 +120,9 @@ describe('PrometheusMetrics', () => {
     expect(
       sample(after, 'bulwark_call_duration_seconds_bucket{le="0.25",policy="payments",outcome="success"}'),
     ).toBe(1);
-    expect(sample(after, 'bulwark_circuit_transitions_total{policy="payments",from="closed",to="open"}')).toBe(1);
+    expect(
+      sample(after, 'bulwark_circuit_transitions_total{policy="payments",from="closed",to="open"}'),
+    ).toBe(1);
     expect(sample(after, 'bulwark_circuit_state{policy="payments",state="open"}')).toBe(1);
     expect(sample(after, 'bulwark_circuit_state{policy="payments",state="closed"}')).toBe(0);
   });
@@ -125,9 +135,15 @@ describe('PrometheusMetrics', () => {
     });
     const text = await metrics.text();
     expect(sample(text, 'bulwark_circuit_state{policy="payments",state="closed"}')).toBe(1);
-    expect(sample(text, 'bulwark_circuit_transitions_total{policy="payments",from="closed",to="open"}')).toBe(1);
-    expect(sample(text, 'bulwark_circuit_transitions_total{policy="payments",from="open",to="half-open"}')).toBe(1);
-    expect(sample(text, 'bulwark_circuit_transitions_total{policy="payments",from="half-open",to="closed"}')).toBe(1);
+    expect(sample(text, 'bulwark_circuit_transitions_total{policy="payments",from="closed",to="open"}')).toBe(
+      1,
+    );
+    expect(
+      sample(text, 'bulwark_circuit_transitions_total{policy="payments",from="open",to="half-open"}'),
+    ).toBe(1);
+    expect(
+      sample(text, 'bulwark_circuit_transitions_total{policy="payments",from="half-open",to="closed"}'),
+    ).toBe(1);
   });
 
   it('counts retries per policy', async () => {
@@ -162,7 +178,14 @@ describe('PrometheusMetrics', () => {
       { type: 'queue.job', source: 'emails', at: 5, outcome: 'added', jobId: 'j-1', attempt: 0 },
       { type: 'queue.job', source: 'emails', at: 6, outcome: 'added', jobId: 'j-2', attempt: 0 },
       { type: 'queue.job', source: 'emails', at: 7, outcome: 'dead', jobId: 'j-1', attempt: 3, error: 'x' },
-      { type: 'queue.failover', source: 'emails', at: 8, from: 'redis', to: 'sqlite', reason: 'QUEUE_UNAVAILABLE' },
+      {
+        type: 'queue.failover',
+        source: 'emails',
+        at: 8,
+        from: 'redis',
+        to: 'sqlite',
+        reason: 'QUEUE_UNAVAILABLE',
+      },
       { type: 'fault.injected', source: 'refused', at: 9, fault: 'error', call: 1, code: 'ECONNREFUSED' },
       { type: 'fault.injected', source: 'refused', at: 10, fault: 'error', call: 4, code: 'ECONNREFUSED' },
     ];
@@ -174,7 +197,9 @@ describe('PrometheusMetrics', () => {
     expect(sample(text, 'bulwark_queue_depth{queue="emails",state="dead"}')).toBe(3);
     expect(sample(text, 'bulwark_queue_jobs_total{queue="emails",outcome="added"}')).toBe(2);
     expect(sample(text, 'bulwark_queue_jobs_total{queue="emails",outcome="dead"}')).toBe(1);
-    expect(sample(text, 'bulwark_queue_failover_total{from="redis",to="sqlite",reason="QUEUE_UNAVAILABLE"}')).toBe(1);
+    expect(
+      sample(text, 'bulwark_queue_failover_total{from="redis",to="sqlite",reason="QUEUE_UNAVAILABLE"}'),
+    ).toBe(1);
     expect(sample(text, 'bulwark_faults_injected_total{fault="refused"}')).toBe(2);
     // A job id never becomes a label.
     expect(text).not.toContain('j-1');
@@ -220,7 +245,14 @@ describe('PrometheusMetrics', () => {
   it('bounds the label values: names beyond maxNames share the _overflow series', async () => {
     const metrics = new PrometheusMetrics({ maxNames: 2 });
     for (let i = 0; i < 50; i++) {
-      metrics.observe({ type: 'call', source: `p${i}`, at: i, kind: 'retry', outcome: 'success', durationMs: 1 });
+      metrics.observe({
+        type: 'call',
+        source: `p${i}`,
+        at: i,
+        kind: 'retry',
+        outcome: 'success',
+        durationMs: 1,
+      });
     }
     const text = await metrics.text();
     expect(sample(text, 'bulwark_calls_total{policy="p0",outcome="success"}')).toBe(1);
@@ -243,8 +275,12 @@ describe('PrometheusMetrics', () => {
 
   it('rejects bad options naming the option and the accepted range', () => {
     expect(() => new PrometheusMetrics({ maxNames: 0 })).toThrow(/"maxNames" must be an integer from 1/);
-    expect(() => new PrometheusMetrics({ buckets: [1, 0.5] })).toThrow(/"buckets" must be a non-empty ascending/);
-    expect(() => new PrometheusMetrics({ registry: {} as Registry })).toThrow(/"registry" must be a prom-client/);
+    expect(() => new PrometheusMetrics({ buckets: [1, 0.5] })).toThrow(
+      /"buckets" must be a non-empty ascending/,
+    );
+    expect(() => new PrometheusMetrics({ registry: {} as Registry })).toThrow(
+      /"registry" must be a prom-client/,
+    );
     expect(() => new PrometheusMetrics({ bucket: [] } as never)).toThrow(/unknown option "bucket"/);
   });
 

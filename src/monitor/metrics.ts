@@ -8,7 +8,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { BulwarkEvent, BulwarkEventType, CallOutcome, CircuitStateName, EventSink } from '../core/events.js';
+import type {
+  BulwarkEvent,
+  BulwarkEventType,
+  CallOutcome,
+  CircuitStateName,
+  EventSink,
+} from '../core/events.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
 import type { JobOutcome, JobState } from '../queue/events.js';
 
@@ -42,7 +48,14 @@ export const METRIC_EVENT_TYPES: readonly BulwarkEventType[] = [
 ];
 
 export const CIRCUIT_STATES: readonly CircuitStateName[] = ['closed', 'open', 'half-open', 'isolated'];
-const CALL_OUTCOMES: readonly CallOutcome[] = ['success', 'failure', 'rejected', 'timeout', 'cancelled', 'fallback'];
+const CALL_OUTCOMES: readonly CallOutcome[] = [
+  'success',
+  'failure',
+  'rejected',
+  'timeout',
+  'cancelled',
+  'fallback',
+];
 const JOB_STATES: readonly JobState[] = ['waiting', 'delayed', 'active', 'completed', 'dead'];
 
 /** The label value that replaces names beyond {@link PrometheusMetricsOptions.maxNames}. */
@@ -108,7 +121,9 @@ export class PrometheusMetrics {
     if (
       !Array.isArray(buckets) ||
       buckets.length === 0 ||
-      buckets.some((b, i) => typeof b !== 'number' || !(b > 0) || !Number.isFinite(b) || (i > 0 && b <= buckets[i - 1]))
+      buckets.some(
+        (b, i) => typeof b !== 'number' || !(b > 0) || !Number.isFinite(b) || (i > 0 && b <= buckets[i - 1]),
+      )
     ) {
       throw invalid(where, 'buckets', buckets, 'a non-empty ascending array of finite numbers > 0 (seconds)');
     }
@@ -281,7 +296,8 @@ export class PrometheusMetrics {
 
   private setCircuitState(policy: string, current: CircuitStateName): void {
     const bounded = this.bounded(policy);
-    for (const state of CIRCUIT_STATES) this.circuitState.labels(bounded, state).set(state === current ? 1 : 0);
+    for (const state of CIRCUIT_STATES)
+      this.circuitState.labels(bounded, state).set(state === current ? 1 : 0);
   }
 
   private callChildrenOf(source: string): CallChildren {

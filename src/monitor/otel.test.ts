@@ -104,7 +104,11 @@ describe('OpenTelemetryMetrics', () => {
       { name: 'bulwark.call.duration', value: 0.5, attributes: { policy: 'payments', outcome: 'success' } },
       { name: 'bulwark.calls', value: 1, attributes: { policy: 'payments', outcome: 'failure' } },
       { name: 'bulwark.call.duration', value: 0, attributes: { policy: 'payments', outcome: 'failure' } },
-      { name: 'bulwark.circuit.transitions', value: 1, attributes: { policy: 'payments', from: 'closed', to: 'open' } },
+      {
+        name: 'bulwark.circuit.transitions',
+        value: 1,
+        attributes: { policy: 'payments', from: 'closed', to: 'open' },
+      },
     ]);
     expect(meter.collect('bulwark.circuit.state').filter((p) => p.value === 1)).toEqual([
       { value: 1, attributes: { policy: 'payments', state: 'open' } },
@@ -114,21 +118,40 @@ describe('OpenTelemetryMetrics', () => {
   it('maps queue, bulkhead and fault events; close() removes the gauge callbacks', () => {
     const meter = recordingMeter();
     const otel = new OpenTelemetryMetrics({ meter });
-    otel.observe({ type: 'queue.depth', source: 'q', at: 0, depth: { waiting: 3, delayed: 0, active: 1, completed: 9, dead: 2 } });
+    otel.observe({
+      type: 'queue.depth',
+      source: 'q',
+      at: 0,
+      depth: { waiting: 3, delayed: 0, active: 1, completed: 9, dead: 2 },
+    });
     otel.observe({ type: 'queue.job', source: 'q', at: 1, outcome: 'completed', jobId: '42', attempt: 1 });
-    otel.observe({ type: 'queue.failover', source: 'q', at: 2, from: 'redis', to: 'sqlite', reason: 'unhealthy' });
+    otel.observe({
+      type: 'queue.failover',
+      source: 'q',
+      at: 2,
+      from: 'redis',
+      to: 'sqlite',
+      reason: 'unhealthy',
+    });
     otel.observe({ type: 'bulkhead.changed', source: 'db', at: 3, active: 5, queued: 0, capacity: 8 });
     otel.observe({ type: 'bulkhead.rejected', source: 'db', at: 4, active: 8, queued: 8 });
     otel.observe({ type: 'fault.injected', source: 'hang', at: 5, fault: 'timeout', call: 3 });
     otel.observe({ type: 'retry', source: 'r', at: 6, attempt: 1, delayMs: 100, error: new Error('x') });
     expect(meter.points).toEqual([
       { name: 'bulwark.queue.jobs', value: 1, attributes: { queue: 'q', outcome: 'completed' } },
-      { name: 'bulwark.queue.failover', value: 1, attributes: { from: 'redis', to: 'sqlite', reason: 'unhealthy' } },
+      {
+        name: 'bulwark.queue.failover',
+        value: 1,
+        attributes: { from: 'redis', to: 'sqlite', reason: 'unhealthy' },
+      },
       { name: 'bulwark.bulkhead.rejected', value: 1, attributes: { policy: 'db' } },
       { name: 'bulwark.faults.injected', value: 1, attributes: { fault: 'hang' } },
       { name: 'bulwark.retry.attempts', value: 1, attributes: { policy: 'r' } },
     ]);
-    expect(meter.collect('bulwark.queue.depth')).toContainEqual({ value: 2, attributes: { queue: 'q', state: 'dead' } });
+    expect(meter.collect('bulwark.queue.depth')).toContainEqual({
+      value: 2,
+      attributes: { queue: 'q', state: 'dead' },
+    });
     expect(meter.collect('bulwark.bulkhead.active')).toEqual([{ value: 5, attributes: { policy: 'db' } }]);
     otel.close();
     expect(meter.collect('bulwark.queue.depth')).toEqual([]);
@@ -137,7 +160,9 @@ describe('OpenTelemetryMetrics', () => {
   it('works on the API no-op meter and rejects bad options', () => {
     const otel = new OpenTelemetryMetrics({ meter: createNoopMeter() });
     otel.observe({ type: 'call', source: 'p', at: 0, kind: 'retry', outcome: 'success', durationMs: 3 });
-    expect(() => new OpenTelemetryMetrics({ meter: {} as Meter })).toThrow(/"meter" must be an OpenTelemetry Meter/);
+    expect(() => new OpenTelemetryMetrics({ meter: {} as Meter })).toThrow(
+      /"meter" must be an OpenTelemetry Meter/,
+    );
     expect(() => new OpenTelemetryMetrics({ meter: createNoopMeter(), maxNames: -1 })).toThrow(/"maxNames"/);
     expect(() => new OpenTelemetryMetrics(undefined as never)).toThrow(/"options" must be an object/);
   });

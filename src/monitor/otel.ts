@@ -8,7 +8,14 @@
  * Only the types of `@opentelemetry/api` are imported: the caller passes its `Meter`, so the package is
  * needed only by those who use it (it is an optional peer dependency).
  */
-import type { Attributes, Counter, Histogram, Meter, ObservableGauge, ObservableResult } from '@opentelemetry/api';
+import type {
+  Attributes,
+  Counter,
+  Histogram,
+  Meter,
+  ObservableGauge,
+  ObservableResult,
+} from '@opentelemetry/api';
 import type { BulwarkEvent, CallOutcome, CircuitStateName, EventSink } from '../core/events.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
 import type { JobState } from '../queue/events.js';
@@ -68,7 +75,8 @@ export class OpenTelemetryMetrics {
 
   constructor(options: OpenTelemetryMetricsOptions) {
     const where = 'OpenTelemetryMetrics';
-    if (typeof options !== 'object' || options === null) throw invalid(where, 'options', options, 'an object');
+    if (typeof options !== 'object' || options === null)
+      throw invalid(where, 'options', options, 'an object');
     knownKeys(where, options, ['meter', 'buckets', 'maxNames']);
     const meter = options.meter;
     if (typeof meter !== 'object' || meter === null || typeof meter.createCounter !== 'function') {
@@ -80,7 +88,10 @@ export class OpenTelemetryMetrics {
     }
     this.maxNames = intOption(where, 'maxNames', options.maxNames, 1000, 1, 1_000_000);
     const n = OTEL_METRIC_NAMES;
-    this.calls = meter.createCounter(n.calls, { description: 'Calls through a policy, by outcome.', unit: '{call}' });
+    this.calls = meter.createCounter(n.calls, {
+      description: 'Calls through a policy, by outcome.',
+      unit: '{call}',
+    });
     this.callDuration = meter.createHistogram(n.callDuration, {
       description: 'Duration of calls through a policy, by outcome.',
       unit: 's',
@@ -165,7 +176,11 @@ export class OpenTelemetryMetrics {
         this.queueJobs.add(1, { queue: this.bounded(event.source), outcome: event.outcome });
         return;
       case 'queue.failover':
-        this.queueFailover.add(1, { from: this.bounded(event.from), to: this.bounded(event.to), reason: event.reason });
+        this.queueFailover.add(1, {
+          from: this.bounded(event.from),
+          to: this.bounded(event.to),
+          reason: event.reason,
+        });
         return;
       case 'fault.injected':
         this.faultsInjected.add(1, { fault: this.bounded(event.source) });
@@ -180,7 +195,12 @@ export class OpenTelemetryMetrics {
     for (const [gauge, callback] of this.callbacks.splice(0)) gauge.removeCallback(callback);
   }
 
-  private gauge(meter: Meter, name: string, description: string, callback: (result: ObservableResult) => void) {
+  private gauge(
+    meter: Meter,
+    name: string,
+    description: string,
+    callback: (result: ObservableResult) => void,
+  ) {
     const gauge = meter.createObservableGauge(name, { description });
     gauge.addCallback(callback);
     this.gauges.push(gauge);

@@ -1,0 +1,206 @@
+/**
+ * A monitor: one subscriber that feeds the Prometheus metrics, the optional OpenTelemetry bridge, the
+ * dashboard's live view and its SQLite history from runtime events. Attach it to any number of runtimes
+ * (or event sinks), feed it events from elsewhere with `ingest`, and serve the dashboard with `serve`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BulwarkEvent, EventSink } from '../core/events.js';
+import { type Runtime, systemRuntime } from '../core/runtime.js';
+import { intOption, invalid, knownKeys } from '../policy/options.js';
+import type { DashboardServer, DashboardServerOptions } from './dashboard/server.js';
+import { type HistoryPoint, type HistoryQuery, HistoryStore } from './history.js';
+import { LiveAggregator, type LiveSnapshot } from './live.js';
+import { PrometheusMetrics, type PrometheusMetricsOptions } from './metrics.js';
+import { OpenTelemetryMetrics, type OpenTelemetryMetricsOptions } from './otel.js';
+
+export interface MonitorOptions {
+  /** Where the monitor's own time comes from (live windows, minutes of history). @defaultValue the system runtime */
+  runtime?: Runtime;
+  /**
+   * The SQLite file of the per-minute history, `':memory:'`, or `false` for none.
+   * @defaultValue false
+   */
+  history?: string | false;
+  /** Days of history kept. @defaultValue 7 */
+  retentionDays?: number;
+  /** Options of the Prometheus metrics (registry, buckets, maxNames). */
+  metrics?: PrometheusMetricsOptions;
+  /** Also record OpenTelemetry instruments on this meter. */
+  openTelemetry?: OpenTelemetryMetricsOptions;
+  /** Distinct names per dashboard section (policies, queues, plans, faults). @defaultValue 1000 */
+  maxNames?: number;
+}
+
+/** Something the dashboard can act on, e.g. a circuit breaker (`isolate`, `reset`). */
+export interface Controllable {
+  readonly name: string;
+}
+
+type Actions = Record<string, () => void | Promise<void>>;
+
+/**
+ * Metrics and the live dashboard for everything that emits through a runtime's events.
+ * @example
+ * const monitor = createMonitor({ history: '.bulwark/dashboard.db' });
+ * monitor.attach(runtime);
+ * const dashboard = await monitor.serve();   // http://127.0.0.1:7420
+ * app.get('/metrics', monitor.metricsHandler());
+ */
+export class Monitor {
+  readonly runtime: Runtime;
+  readonly metrics: PrometheusMetrics;
+  readonly openTelemetry: OpenTelemetryMetrics | undefined;
+  readonly history: HistoryStore | undefined;
+  readonly live: LiveAggregator;
+  private readonly detachers = new Set<() => void>();
+  private readonly controls = new Map<string, Actions>();
+  private readonly listeners = new Set<() => void>();
+  private readonly servers = new Set<DashboardServer>();
+  private closed = false;
+
+  constructor(options: MonitorOptions = {}) {
+    const where = 'createMonitor';
+    knownKeys(where, options, ['history', 'retentionDays', 'metrics', 'openTelemetry', 'maxNames']);
+    const history = options.history ?? false;
+    if (history !== false && (typeof history !== 'string' || history === '')) {
+      throw invalid(where, 'history', history, 'a file path, ":memory:" or false');
+    }
+    const maxNames = intOption(where, 'maxNames', options.maxNames, 1000, 1, 1_000_000);
+    this.runtime = options.runtime ?? systemRuntime();
+    this.metrics = new PrometheusMetrics(options.metrics);
+    this.openTelemetry =
+      options.openTelemetry === undefined ? undefined : new OpenTelemetryMetrics(options.openTelemetry);
+    this.history =
+      history === false
+        ? undefined
+        : new HistoryStore({
+            path: history,
+            clock: this.runtime.clock,
+            ...(options.retentionDays === undefined ? {} : { retentionDays: options.retentionDays }),
+          });
+    const store = this.history;
+    this.live = new LiveAggregator({
+      clock: this.runtime.clock,
+      maxNames,
+      ...(store === undefined ? {} : { onMinute: (rows) => store.write(rows) }),
+    });
+  }
+
+  /**
+   * Subscribes to a runtime's (or an event sink's) events; returns the function that detaches.
+   * @example
+   * const detach = monitor.attach(runtime);
+   */
+  attach(source: Runtime | EventSink): () => void {
+    if (this.closed) throw invalid('Monitor.attach', 'monitor', 'closed', 'open (not closed)');
+    const events = 'events' in source ? source.events : source;
+    if (typeof events?.subscribe !== 'function') {
+      throw invalid('Monitor.attach', 'source', source, 'a Runtime or an EventSink');
+    }
+    const unsubscribe = events.subscribe((event) => this.ingest(event));
+    const detach = () => {
+      unsubscribe();
+      this.detachers.delete(detach);
+    };
+    this.detachers.add(detach);
+    return detach;
+  }
+
+  /** Records one event, from any source (an attached runtime, a file, another process). */
+  ingest(event: BulwarkEvent): void {
+    if (this.closed) return;
+    this.metrics.observe(event);
+    this.openTelemetry?.observe(event);
+    this.live.ingest(event);
+    for (const listener of this.listeners) listener();
+  }
+
+  /**
+   * Lets the dashboard act on `target` (by its name): a circuit breaker gets "isolate" and "reset"
+   * buttons. Other objects can pass their own actions. Returns the function that removes them.
+   * @example
+   * monitor.expose(breaker);                                  // isolate / reset
+   * monitor.expose({ name: 'emails' }, { pause: () => queue.pause() });
+   */
+  expose(target: Controllable, actions?: Actions): () => void {
+    const name = target?.name;
+    if (typeof name !== 'string' || name === '')
+      throw invalid('Monitor.expose', 'target.name', name, 'a non-empty string');
+    let resolved = actions;
+    if (resolved === undefined) {
+      const t = target as Controllable & { isolate?: unknown; reset?: unknown };
+      if (typeof t.isolate !== 'function' || typeof t.reset !== 'function') {
+        throw invalid('Monitor.expose', 'actions', actions, 'given (target has no isolate() and reset())');
+      }
+      resolved = {
+        isolate: () => (t.isolate as () => void).call(t),
+        reset: () => (t.reset as () => void).call(t),
+      };
+    }
+    this.controls.set(name, resolved);
+    return () => {
+      if (this.controls.get(name) === resolved) this.controls.delete(name);
+    };
+  }
+
+  /** Runs a control action exposed with {@link Monitor.expose}; false when there is no such action. */
+  async control(name: string, action: string): Promise<boolean> {
+    const run = this.controls.get(name)?.[action];
+    if (run === undefined || !Object.hasOwn(this.controls.get(name) as Actions, action)) return false;
+    await run();
+    return true;
+  }
+
+  /** The live view now (what the dashboard's stream sends). */
+  snapshot(): LiveSnapshot {
+    const controls: Record<string, string[]> = {};
+    for (const [name, actions] of this.controls) controls[name] = Object.keys(actions);
+    return this.live.snapshot(controls);
+  }
+
+  /** Per-minute history of one name ([] when the monitor keeps none). */
+  query(query: HistoryQuery): HistoryPoint[] {
+    return this.history?.query(query) ?? [];
+  }
+
+  /** A handler serving the Prometheus exposition text, for any Node HTTP server. */
+  metricsHandler(): (request: IncomingMessage, response: ServerResponse) => void {
+    return this.metrics.handler();
+  }
+
+  /** @internal Called on every ingested event (the dashboard marks its stream dirty). */
+  onEvent(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Starts the dashboard server (127.0.0.1:7420 unless told otherwise).
+   * @example
+   * const dashboard = await monitor.serve({ port: 0 });
+   * console.log(dashboard.url);
+   */
+  async serve(options: DashboardServerOptions = {}): Promise<DashboardServer> {
+    const { startDashboard } = await import('./dashboard/server.js');
+    const server = await startDashboard(this, options);
+    this.servers.add(server);
+    server.closed.then(() => this.servers.delete(server));
+    return server;
+  }
+
+  /** Detaches from every source, stops the servers, writes the unfinished minute and closes the history. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const detach of [...this.detachers]) detach();
+    await Promise.all([...this.servers].map((s) => s.close()));
+    this.closed = true;
+    this.live.flush();
+    this.openTelemetry?.close();
+    this.history?.close();
+  }
+}
+
+/** Creates a {@link Monitor}. */
+export function createMonitor(options?: MonitorOptions): Monitor {
+  return new Monitor(options);
+}
