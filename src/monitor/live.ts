@@ -82,6 +82,18 @@ class MinuteLatency {
     h.record(ms >= 0 && Number.isFinite(ms) ? ms : 0);
   }
 
+  /** The histogram of one whole minute (`minute` = epoch ms / 60 000), when its slots are still held. */
+  ofMinute(minute: number): LogHistogram {
+    const first = (minute * 60) / LATENCY_SLOT_SECONDS;
+    const out = new LogHistogram();
+    for (let i = 0; i < LATENCY_SLOTS; i++) {
+      const h = this.slots[i];
+      const stamp = this.stamps[i] as number;
+      if (h !== undefined && stamp >= first && stamp < first + LATENCY_SLOTS) out.merge(h);
+    }
+    return out;
+  }
+
   merged(second: number): LogHistogram {
     const current = Math.floor(second / LATENCY_SLOT_SECONDS);
     const out = new LogHistogram();
@@ -123,14 +135,22 @@ export interface RollupRow {
 
 export type Scope = 'policy' | 'queue' | 'plan' | 'fault';
 
+const OUTCOMES: readonly CallOutcome[] = ['success', 'failure', 'rejected', 'timeout', 'cancelled', 'fallback'];
+const OUTCOME_INDEX: Record<CallOutcome, number> = {
+  success: 0,
+  failure: 1,
+  rejected: 2,
+  timeout: 3,
+  cancelled: 4,
+  fallback: 5,
+};
+
 class MinuteRollup {
   readonly sums = new Map<string, number>();
   readonly maxima = new Map<string, number>();
-  latency: LogHistogram | undefined;
-  recordLatency(ms: number): void {
-    if (this.latency === undefined) this.latency = new LogHistogram();
-    this.latency.record(ms >= 0 && Number.isFinite(ms) ? ms : 0);
-  }
+  /** Calls by outcome index: the hot path, kept out of the maps. */
+  readonly outcomes = new Float64Array(OUTCOMES.length);
+  bulkheadPeak = -1;
   add(metric: string, n = 1): void {
     this.sums.set(metric, (this.sums.get(metric) ?? 0) + n);
   }
@@ -163,6 +183,9 @@ class PolicyStats {
   readonly transitions: { second: number; severity: number }[] = [];
   severityBefore = 0;
   readonly latency = new MinuteLatency();
+  /** This minute's rollup, cached so that a call does not look it up by key. */
+  rollup: MinuteRollup | undefined;
+  rollupEpoch = -1;
   constructor(readonly name: string) {}
 }
 
@@ -303,6 +326,8 @@ export class LiveAggregator {
   private readonly faults = new Map<string, FaultStats>();
   private readonly resources = new Map<string, ResourceSnapshot>();
   private rollups = new Map<string, MinuteRollup>();
+  /** Bumped whenever the rollups are handed over, which invalidates the rollups cached on policies. */
+  private epoch = 0;
   private minute: number;
 
   constructor(options: LiveAggregatorOptions) {
@@ -334,10 +359,9 @@ export class LiveAggregator {
         p.outcomes[event.outcome]++;
         p.calls.add(second, 1);
         p.latency.record(second, event.durationMs);
-        const r = this.rollup('policy', event.source);
-        r.add('calls');
-        r.add(event.outcome);
-        r.recordLatency(event.durationMs);
+        const outcomes = this.policyRollup(p).outcomes;
+        const o = OUTCOME_INDEX[event.outcome];
+        outcomes[o] = (outcomes[o] as number) + 1;
         if (event.outcome !== 'success') {
           p.failures.add(second, 1);
           const kind = event.outcome === 'failure' ? errorKind(event.error) : event.outcome.toUpperCase();
@@ -377,8 +401,15 @@ export class LiveAggregator {
       case 'bulkhead.changed': {
         const p = this.policy(event.source);
         if (p === undefined) return;
-        p.bulkhead = { active: event.active, queued: event.queued, capacity: event.capacity };
-        this.rollup('policy', event.source).max('bulkhead_active', event.active);
+        const b = p.bulkhead;
+        if (b === undefined) p.bulkhead = { active: event.active, queued: event.queued, capacity: event.capacity };
+        else {
+          b.active = event.active;
+          b.queued = event.queued;
+          b.capacity = event.capacity;
+        }
+        const r = this.policyRollup(p);
+        if (event.active > r.bulkheadPeak) r.bulkheadPeak = event.active;
         return;
       }
       case 'bulkhead.rejected': {
@@ -626,6 +657,14 @@ export class LiveAggregator {
     return r;
   }
 
+  private policyRollup(p: PolicyStats): MinuteRollup {
+    if (p.rollupEpoch !== this.epoch || p.rollup === undefined) {
+      p.rollup = this.rollup('policy', p.name);
+      p.rollupEpoch = this.epoch;
+    }
+    return p.rollup;
+  }
+
   private rollOver(now: number): void {
     this.emitRollups();
     this.minute = Math.floor(now / 60_000);
@@ -634,18 +673,31 @@ export class LiveAggregator {
   private emitRollups(): void {
     const rollups = this.rollups;
     this.rollups = new Map();
+    this.epoch++;
     if (this.onMinute === undefined || rollups.size === 0) return;
     const minute = this.minute * 60_000;
     const rows: RollupRow[] = [];
     for (const [key, r] of rollups) {
       const [scope, name] = key.split('\u0000') as [Scope, string];
       const maxima = Object.fromEntries(r.maxima);
-      if (r.latency !== undefined && r.latency.count > 0) {
-        maxima.p50 = r.latency.quantile(0.5);
-        maxima.p90 = r.latency.quantile(0.9);
-        maxima.p99 = r.latency.quantile(0.99);
+      if (r.bulkheadPeak >= 0) maxima.bulkhead_active = r.bulkheadPeak;
+      const sums = Object.fromEntries(r.sums);
+      let calls = 0;
+      for (let o = 0; o < OUTCOMES.length; o++) {
+        const n = r.outcomes[o] as number;
+        if (n > 0) sums[OUTCOMES[o] as string] = n;
+        calls += n;
       }
-      rows.push({ minute, scope, name, sums: Object.fromEntries(r.sums), maxima });
+      if (calls > 0) {
+        sums.calls = calls;
+        const latency = this.policies.get(name)?.latency.ofMinute(this.minute);
+        if (latency !== undefined && latency.count > 0) {
+          maxima.p50 = latency.quantile(0.5);
+          maxima.p90 = latency.quantile(0.9);
+          maxima.p99 = latency.quantile(0.99);
+        }
+      }
+      rows.push({ minute, scope, name, sums, maxima });
     }
     this.onMinute(rows);
   }

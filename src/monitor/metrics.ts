@@ -3,8 +3,11 @@
  * instance owns a private registry, so two monitors in one process never share series, and the
  * process-global `prom-client` registry is left to the application.
  *
- * Per-event cost is kept small: label children are looked up once per name and cached, so a `call`
- * event is a map lookup, a counter increment and a histogram observation.
+ * Per-event cost is kept small. `call` events (one per policy per call, the hot path) are counted in
+ * plain typed arrays — a map lookup, two increments and a bucket search — and handed to prom-client
+ * only when the registry is collected (a scrape). prom-client's own `inc`/`observe` hash their labels on
+ * every call, which costs about a microsecond each. The other events are rare and go to prom-client
+ * directly.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -82,10 +85,33 @@ export interface PrometheusMetricsOptions {
   maxNames?: number;
 }
 
-type CallChildren = {
-  counters: Record<CallOutcome, Counter.Internal>;
-  durations: Record<CallOutcome, Histogram.Internal<string>>;
+const OUTCOME_INDEX: Record<CallOutcome, number> = {
+  success: 0,
+  failure: 1,
+  rejected: 2,
+  timeout: 3,
+  cancelled: 4,
+  fallback: 5,
 };
+
+/** Calls of one policy: per outcome a count, a sum of seconds and (non-cumulative) bucket counts. */
+class CallSeries {
+  readonly counts = new Float64Array(CALL_OUTCOMES.length);
+  readonly sums = new Float64Array(CALL_OUTCOMES.length);
+  readonly buckets: Float64Array;
+  constructor(
+    readonly policy: string,
+    readonly width: number,
+  ) {
+    this.buckets = new Float64Array(CALL_OUTCOMES.length * width);
+  }
+}
+
+interface MetricValue {
+  labels: Record<string, string | number>;
+  value: number;
+  metricName?: string;
+}
 
 /**
  * Prometheus metrics fed by runtime events.
@@ -99,7 +125,7 @@ export class PrometheusMetrics {
   private readonly maxNames: number;
   private readonly names = new Set<string>();
   private readonly calls: Counter<string>;
-  private readonly callDuration: Histogram<string>;
+  private readonly bounds: Float64Array;
   private readonly retryAttempts: Counter<string>;
   private readonly circuitState: Gauge<string>;
   private readonly circuitTransitions: Counter<string>;
@@ -109,7 +135,8 @@ export class PrometheusMetrics {
   private readonly queueJobs: Counter<string>;
   private readonly queueFailover: Counter<string>;
   private readonly faultsInjected: Counter<string>;
-  private readonly callChildren = new Map<string, CallChildren>();
+  private readonly callSeries = new Map<string, CallSeries>();
+  private readonly bulkheads = new Map<string, number>();
 
   constructor(options: PrometheusMetricsOptions = {}) {
     const where = 'PrometheusMetrics';
@@ -131,19 +158,24 @@ export class PrometheusMetrics {
     const registry = options.registry ?? new Registry();
     this.registry = registry;
     const registers = [registry];
+    this.bounds = Float64Array.from(buckets);
+    const callSeries = this.callSeries;
     this.calls = new Counter({
       name: METRIC_NAMES.calls,
       help: 'Calls through a policy, by outcome.',
       labelNames: ['policy', 'outcome'],
       registers,
+      collect() {
+        this.reset();
+        for (const series of callSeries.values()) {
+          for (let o = 0; o < CALL_OUTCOMES.length; o++) {
+            const count = series.counts[o] as number;
+            if (count > 0) this.inc({ policy: series.policy, outcome: CALL_OUTCOMES[o] as string }, count);
+          }
+        }
+      },
     });
-    this.callDuration = new Histogram({
-      name: METRIC_NAMES.callDuration,
-      help: 'Duration of calls through a policy, in seconds, by outcome.',
-      labelNames: ['policy', 'outcome'],
-      buckets: [...buckets],
-      registers,
-    });
+    registry.registerMetric(this.durationMetric() as unknown as Histogram);
     this.retryAttempts = new Counter({
       name: METRIC_NAMES.retryAttempts,
       help: 'Retries made by a retry policy (attempts after the first).',
@@ -162,11 +194,16 @@ export class PrometheusMetrics {
       labelNames: ['policy', 'from', 'to'],
       registers,
     });
+    const bulkheads = this.bulkheads;
+    // `bulkhead.changed` comes twice per call (enter, leave): kept in a map, set on collection.
     this.bulkheadActive = new Gauge({
       name: METRIC_NAMES.bulkheadActive,
       help: 'Calls running inside a bulkhead.',
       labelNames: ['policy'],
       registers,
+      collect() {
+        for (const [policy, active] of bulkheads) this.set({ policy }, active);
+      },
     });
     this.bulkheadRejected = new Counter({
       name: METRIC_NAMES.bulkheadRejected,
@@ -238,9 +275,18 @@ export class PrometheusMetrics {
   observe(event: BulwarkEvent): void {
     switch (event.type) {
       case 'call': {
-        const children = this.callChildrenOf(event.source);
-        children.counters[event.outcome].inc();
-        children.durations[event.outcome].observe(event.durationMs / 1000);
+        const series = this.callSeriesOf(event.source);
+        const o = OUTCOME_INDEX[event.outcome];
+        const seconds = event.durationMs / 1000;
+        const counts = series.counts;
+        const sums = series.sums;
+        counts[o] = (counts[o] as number) + 1;
+        sums[o] = (sums[o] as number) + seconds;
+        const bounds = this.bounds;
+        let b = 0;
+        while (b < bounds.length && seconds > (bounds[b] as number)) b++;
+        const i = o * series.width + b;
+        series.buckets[i] = (series.buckets[i] as number) + 1;
         return;
       }
       case 'retry':
@@ -256,7 +302,7 @@ export class PrometheusMetrics {
         return;
       }
       case 'bulkhead.changed':
-        this.bulkheadActive.labels(this.bounded(event.source)).set(event.active);
+        this.bulkheads.set(this.bounded(event.source), event.active);
         return;
       case 'bulkhead.rejected':
         this.bulkheadRejected.labels(this.bounded(event.source)).inc();
@@ -283,7 +329,8 @@ export class PrometheusMetrics {
   /** Clears every series (the registry keeps the metric definitions). */
   reset(): void {
     this.registry.resetMetrics();
-    this.callChildren.clear();
+    this.callSeries.clear();
+    this.bulkheads.clear();
     this.names.clear();
   }
 
@@ -300,19 +347,47 @@ export class PrometheusMetrics {
       this.circuitState.labels(bounded, state).set(state === current ? 1 : 0);
   }
 
-  private callChildrenOf(source: string): CallChildren {
-    const policy = this.bounded(source);
-    let children = this.callChildren.get(policy);
-    if (children === undefined) {
-      const counters = {} as CallChildren['counters'];
-      const durations = {} as CallChildren['durations'];
-      for (const outcome of CALL_OUTCOMES) {
-        counters[outcome] = this.calls.labels(policy, outcome);
-        durations[outcome] = this.callDuration.labels(policy, outcome);
-      }
-      children = { counters, durations };
-      this.callChildren.set(policy, children);
+  private callSeriesOf(source: string): CallSeries {
+    let series = this.callSeries.get(source);
+    if (series === undefined) {
+      const policy = this.bounded(source);
+      series = this.callSeries.get(policy) ?? new CallSeries(policy, this.bounds.length + 1);
+      // Names beyond maxNames share the overflow series: the map holds at most maxNames + 1 keys.
+      this.callSeries.set(policy, series);
     }
-    return children;
+    return series;
+  }
+
+  /**
+   * `bulwark_call_duration_seconds` as a metric object prom-client's registry formats like its own
+   * histograms (cumulative `_bucket` with `le` first, then `_sum` and `_count`).
+   */
+  private durationMetric() {
+    const name = METRIC_NAMES.callDuration;
+    const help = 'Duration of calls through a policy, in seconds, by outcome.';
+    const get = () => {
+      const values: MetricValue[] = [];
+      const bounds = this.bounds;
+      for (const series of this.callSeries.values()) {
+        for (let o = 0; o < CALL_OUTCOMES.length; o++) {
+          const count = series.counts[o] as number;
+          if (count === 0) continue;
+          const labels = { policy: series.policy, outcome: CALL_OUTCOMES[o] as string };
+          let cumulative = 0;
+          for (let b = 0; b <= bounds.length; b++) {
+            cumulative += series.buckets[o * series.width + b] as number;
+            values.push({
+              labels: { le: b < bounds.length ? (bounds[b] as number) : '+Inf', ...labels },
+              value: cumulative,
+              metricName: `${name}_bucket`,
+            });
+          }
+          values.push({ labels, value: series.sums[o] as number, metricName: `${name}_sum` });
+          values.push({ labels, value: count, metricName: `${name}_count` });
+        }
+      }
+      return { name, help, type: 'histogram', values, aggregator: 'sum' };
+    };
+    return { name, help, type: 'histogram', aggregator: 'sum', get: async () => get(), reset: () => {} };
   }
 }

@@ -54,7 +54,6 @@ export class Monitor {
   readonly live: LiveAggregator;
   private readonly detachers = new Set<() => void>();
   private readonly controls = new Map<string, Actions>();
-  private readonly listeners = new Set<() => void>();
   private readonly servers = new Set<DashboardServer>();
   private closed = false;
 
@@ -112,7 +111,6 @@ export class Monitor {
     this.metrics.observe(event);
     this.openTelemetry?.observe(event);
     this.live.ingest(event);
-    for (const listener of this.listeners) listener();
   }
 
   /**
@@ -166,12 +164,6 @@ export class Monitor {
   /** A handler serving the Prometheus exposition text, for any Node HTTP server. */
   metricsHandler(): (request: IncomingMessage, response: ServerResponse) => void {
     return this.metrics.handler();
-  }
-
-  /** @internal Called on every ingested event (the dashboard marks its stream dirty). */
-  onEvent(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
   }
 
   /**

@@ -166,10 +166,9 @@ export async function startDashboard(
   const clients = new Set<Client>();
   let lastEventAt = Number.NEGATIVE_INFINITY;
   let lastWriteAt = clock.now();
+  // New events since the last snapshot: the aggregator's event count moved (no per-event callback).
+  let seenEvents = -1;
   let dirty = true;
-  const stopListening = monitor.onEvent(() => {
-    dirty = true;
-  });
 
   let boundPort = port;
   const cookieName = () => `bulwark_dashboard_${boundPort}`;
@@ -198,6 +197,10 @@ export async function startDashboard(
     timer = clock.setTimer(intervalMs, tick, undefined);
     monitor.live.tick();
     const now = clock.now();
+    if (monitor.live.events !== seenEvents) {
+      seenEvents = monitor.live.events;
+      dirty = true;
+    }
     if (dirty) lastEventAt = now;
     if (clients.size === 0) return;
     if (dirty || now - lastEventAt < LIVE_WINDOW_MS) {
@@ -391,7 +394,6 @@ export async function startDashboard(
     close() {
       closing ??= new Promise<void>((resolve) => {
         timer?.cancel();
-        stopListening();
         for (const client of clients) client.response.end();
         clients.clear();
         server.close(() => {
