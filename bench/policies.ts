@@ -119,6 +119,10 @@ const pipelineOn = (runtime: Runtime) =>
     bulkhead({ limit: 100, runtime }),
   );
 const metricsOffPipeline = pipelineOn(createRuntime());
+// What the policies' own event emission costs once anyone listens: the floor under any subscriber.
+const noopRuntime = createRuntime();
+noopRuntime.events.subscribe(() => {});
+const noopPipeline = pipelineOn(noopRuntime);
 const prometheusRuntime = createRuntime();
 new PrometheusMetrics().attach(prometheusRuntime.events);
 const prometheusPipeline = pipelineOn(prometheusRuntime);
@@ -157,7 +161,16 @@ const rows: Row[] = [
     label: 'bulwark pipeline, aggressive timeout',
     run: via(aggressivePipeline),
   },
-  { key: 'pipeline_metrics_off_ns', label: 'pipeline, metrics off (own runtime)', run: via(metricsOffPipeline) },
+  {
+    key: 'pipeline_metrics_off_ns',
+    label: 'pipeline, metrics off (own runtime)',
+    run: via(metricsOffPipeline),
+  },
+  {
+    key: 'pipeline_noop_subscriber_ns',
+    label: 'pipeline, a no-op subscriber (emission only)',
+    run: via(noopPipeline),
+  },
   { key: 'pipeline_prometheus_ns', label: 'pipeline, Prometheus metrics on', run: via(prometheusPipeline) },
   { key: 'pipeline_metrics_on_ns', label: 'pipeline, metrics on (whole monitor)', run: via(monitorPipeline) },
   {
@@ -234,6 +247,12 @@ const summary = {
   cockatiel_vs_pipeline: Number((n('cockatiel_ns') / n('pipeline_ns')).toFixed(1)),
   opossum_vs_pipeline: Number((n('opossum_ns') / n('pipeline_ns')).toFixed(2)),
   prometheus_vs_metrics_off: Number((n('pipeline_prometheus_ns') / n('pipeline_metrics_off_ns')).toFixed(2)),
+  noop_subscriber_vs_metrics_off: Number(
+    (n('pipeline_noop_subscriber_ns') / n('pipeline_metrics_off_ns')).toFixed(2),
+  ),
+  metrics_on_vs_noop_subscriber: Number(
+    (n('pipeline_metrics_on_ns') / n('pipeline_noop_subscriber_ns')).toFixed(2),
+  ),
   metrics_on_vs_off: Number((n('pipeline_metrics_on_ns') / n('pipeline_metrics_off_ns')).toFixed(2)),
   opossum_vs_pipeline_aggressive: Number((n('opossum_ns') / n('pipeline_aggressive_ns')).toFixed(2)),
   medians: Object.fromEntries(Object.entries(medians).map(([k, v]) => [k, Math.round(v)])),

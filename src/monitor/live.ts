@@ -135,7 +135,14 @@ export interface RollupRow {
 
 export type Scope = 'policy' | 'queue' | 'plan' | 'fault';
 
-const OUTCOMES: readonly CallOutcome[] = ['success', 'failure', 'rejected', 'timeout', 'cancelled', 'fallback'];
+const OUTCOMES: readonly CallOutcome[] = [
+  'success',
+  'failure',
+  'rejected',
+  'timeout',
+  'cancelled',
+  'fallback',
+];
 const OUTCOME_INDEX: Record<CallOutcome, number> = {
   success: 0,
   failure: 1,
@@ -402,7 +409,8 @@ export class LiveAggregator {
         const p = this.policy(event.source);
         if (p === undefined) return;
         const b = p.bulkhead;
-        if (b === undefined) p.bulkhead = { active: event.active, queued: event.queued, capacity: event.capacity };
+        if (b === undefined)
+          p.bulkhead = { active: event.active, queued: event.queued, capacity: event.capacity };
         else {
           b.active = event.active;
           b.queued = event.queued;

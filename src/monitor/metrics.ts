@@ -10,7 +10,7 @@
  * directly.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, type Histogram, Registry } from 'prom-client';
 import type {
   BulwarkEvent,
   BulwarkEventType,

@@ -198,10 +198,10 @@ export async function startDashboard(
     monitor.live.tick();
     const now = clock.now();
     if (monitor.live.events !== seenEvents) {
+      if (seenEvents >= 0 || monitor.live.events > 0) lastEventAt = now;
       seenEvents = monitor.live.events;
       dirty = true;
     }
-    if (dirty) lastEventAt = now;
     if (clients.size === 0) return;
     if (dirty || now - lastEventAt < LIVE_WINDOW_MS) {
       dirty = false;

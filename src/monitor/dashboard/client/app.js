@@ -6,7 +6,6 @@
 import uPlot from 'uplot';
 
 const $ = (id) => document.getElementById(id);
-const STATE_NAMES = ['closed', 'half-open', 'open', 'isolated'];
 const COLOURS = { green: '#2f9e44', yellow: '#f0b400', orange: '#f76707', red: '#e03131', blue: '#1c7ed6' };
 
 const view = {
@@ -178,7 +177,20 @@ function policyRow(name) {
   cells.circle = el('span', 'circle');
   circleCell.append(cells.circle);
   tr.append(circleCell);
-  for (const key of ['name', 'kind', 'state', 'rate', 'success', 'errors', 'retries', 'timeouts', 'p50', 'p90', 'p99', 'bulkhead']) {
+  for (const key of [
+    'name',
+    'kind',
+    'state',
+    'rate',
+    'success',
+    'errors',
+    'retries',
+    'timeouts',
+    'p50',
+    'p90',
+    'p99',
+    'bulkhead',
+  ]) {
     const numeric = ['rate', 'success', 'retries', 'timeouts', 'p50', 'p90', 'p99'].includes(key);
     const td = el('td', numeric ? 'num' : key === 'errors' ? 'errors' : '');
     td.dataset.col = key;
@@ -205,7 +217,8 @@ function renderPolicies(s) {
   );
   shown.sort((a, b) => {
     if (view.sort === 'name') return a.name.localeCompare(b.name);
-    if (view.sort === 'errors') return b.errorRate - a.errorRate || b.total - a.total || a.name.localeCompare(b.name);
+    if (view.sort === 'errors')
+      return b.errorRate - a.errorRate || b.total - a.total || a.name.localeCompare(b.name);
     return b.rate - a.rate || b.total - a.total || a.name.localeCompare(b.name);
   });
   const tbody = $('policies').tBodies[0];
@@ -328,9 +341,12 @@ async function loadHistory(name, now) {
   const from = now - 24 * 3600 * 1000;
   let points = [];
   try {
-    const response = await fetch(`/api/history?scope=policy&name=${encodeURIComponent(name)}&from=${from}&to=${now + 60000}`, {
-      credentials: 'same-origin',
-    });
+    const response = await fetch(
+      `/api/history?scope=policy&name=${encodeURIComponent(name)}&from=${from}&to=${now + 60000}`,
+      {
+        credentials: 'same-origin',
+      },
+    );
     if (response.ok) points = (await response.json()).points;
   } catch {
     points = [];
@@ -370,7 +386,8 @@ function renderDetail(s) {
   const p = s.policies.find((x) => x.name === name);
   if (p === undefined) return;
   $('detail-name').textContent = p.name;
-  $('detail-kind').textContent = `${p.kind}${p.state ? ` · ${p.state}` : ''} · ${p.total} calls · opened ${p.opens}×`;
+  $('detail-kind').textContent =
+    `${p.kind}${p.state ? ` · ${p.state}` : ''} · ${p.total} calls · opened ${p.opens}×`;
   const controls = $('detail-controls');
   const actions = s.controls[name] ?? [];
   if (controls.dataset.for !== name || controls.childElementCount !== actions.length) {
