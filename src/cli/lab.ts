@@ -14,6 +14,7 @@ import { type RunScenarioOptions, runScenario } from '../lab/runner.js';
 import type { Scenario } from '../lab/scenario.js';
 import { builtinScenarios } from '../lab/scenarios/index.js';
 import { loadScenarioFile, ScenarioFileError } from '../lab/yaml.js';
+import type { DashboardDependencies } from './dashboard.js';
 import { type CommandIO, UsageError } from './io.js';
 
 /** What the command runs on; tests replace parts of it. */
@@ -29,6 +30,8 @@ export interface LabDependencies {
   version?: string;
   /** Loads a scenario file (`--file`). @defaultValue `loadScenarioFile` */
   loadFile?: (path: string) => Promise<Scenario>;
+  /** What `--live` serves the dashboard with. @defaultValue stop on Ctrl-C */
+  liveDashboard?: DashboardDependencies;
 }
 
 const systemClock = new SystemClock();
@@ -55,6 +58,9 @@ Options:
                  problem as file:line:column: field: message
   --out DIR      Write report.json, report.md and report.html to DIR (created if missing)
   --json         Print the report document as JSON instead of the table
+  --live         Watch the run on the live dashboard (http://127.0.0.1:7420/), which stays up after
+                 the run until Ctrl-C
+  --port N       The live dashboard's port (default 7420; 0 for any free one)
   --list         List the scenarios, one line each
   -h, --help     Show this help
 
@@ -170,6 +176,8 @@ export async function labCommand(
         out: { type: 'string' },
         file: { type: 'string', multiple: true },
         json: { type: 'boolean', default: false },
+        live: { type: 'boolean', default: false },
+        port: { type: 'string' },
         list: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -234,6 +242,20 @@ export async function labCommand(
     if (!selected.includes(scenario)) selected.push(scenario);
   }
   selected.push(...fromFiles);
+  if (values.port !== undefined && !values.live) throw new UsageError('lab: --port is for --live');
+  const livePort = values.port === undefined ? 7420 : Number(values.port);
+  if (!/^\d+$/.test(String(values.port ?? '7420')) || livePort > 65_535) {
+    throw new UsageError(
+      `lab: --port must be an integer from 0 to 65535, got ${JSON.stringify(values.port)}`,
+    );
+  }
+  const live = values.live
+    ? await (await import('./dashboard.js')).startLiveDashboard(
+        io,
+        { port: livePort, title: `lab: ${selected.map((s) => s.name).join(', ')} (seed ${String(seed)})` },
+        deps.liveDashboard,
+      )
+    : undefined;
 
   const work = selected.reduce((sum, s) => sum + (tasks ?? s.defaults.tasks) * (runs ?? 1), 0);
   const progress = progressLine(io, deps, work);
@@ -249,9 +271,13 @@ export async function labCommand(
       if (progress !== undefined) {
         options.onProgress = (done, total) => progress.update(scenario.name, done, total);
       }
+      if (live !== undefined) options.events = live.events;
       scenarios.push(await deps.run(scenario, options));
       scenarioWallMs[scenario.name] = deps.now() - t0;
     }
+  } catch (error) {
+    await live?.close();
+    throw error;
   } finally {
     progress?.clear();
   }
@@ -277,6 +303,7 @@ export async function labCommand(
       for (const [name, text] of files) await writeAtomic(out, name, text);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
+      await live?.close();
       throw new UsageError(`lab: cannot write the reports to ${out}: ${reason}`);
     }
     const say = values.json ? io.err : io.out;
@@ -293,5 +320,6 @@ export async function labCommand(
       `Reproduce: bulwark lab ${[...(positionals.length > 0 ? selected.filter((s) => !fromFiles.includes(s)).map((s) => s.name) : []), ...flags].join(' ')}\n`,
     );
   }
+  await live?.finish();
   return scenarios.every((s) => s.passed) ? 0 : 1;
 }

@@ -31,6 +31,8 @@ Commands:
                      (reproducible from --seed; see bulwark demo --help)
   lab [scenario…]    Run the chaos lab's failure scenarios and report success before and after
                      resilience, with 95% intervals (see bulwark lab --help)
+  dashboard          Serve the live dashboard and Prometheus metrics, fed by an event file
+                     (see bulwark dashboard --help; bulwark lab --live watches a lab run)
   help               Show this help
   version            Print the version
 
@@ -39,7 +41,7 @@ Options:
   -v, --version      Print the version
 
 The library is documented in the README: https://www.npmjs.com/package/bulwark
-More commands (proxy, run, dashboard, analyze) arrive with their modules.
+More commands (proxy, run, analyze) arrive with their modules.
 `;
 
 /** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
@@ -55,6 +57,8 @@ export async function main(argv: readonly string[], io: CommandIO = defaultIO): 
       return 0;
     }
     if (first === 'demo') return await demoCommand(rest, io);
+    // Loaded on demand: the dashboard brings in prom-client and SQLite, which other commands do not need.
+    if (first === 'dashboard') return await (await import('./dashboard.js')).dashboardCommand(rest, io);
     if (first === 'lab') return await labCommand(rest, io, { ...defaultLabDependencies, version: version() });
     if (first.startsWith('-')) throw new UsageError(`unknown option ${first}`);
     throw new UsageError(`unknown command "${first}"`);
