@@ -187,7 +187,7 @@ describe('bulwark dashboard', () => {
     const reply = (await (await fetch(`${url2}api/history?scope=policy&name=payments`)).json()) as {
       points: { values: Record<string, number> }[];
     };
-    expect(reply.points[0].values).toMatchObject({ calls: 2, failure: 1 });
+    expect(reply.points[0]?.values).toMatchObject({ calls: 2, failure: 1 });
     again.stop();
     expect(await second).toBe(0);
   });
