@@ -227,7 +227,7 @@ describe('bulwark lab --live', () => {
       () => snapshot(url),
       (x) => x.policies.some((p) => p.name === 'retry' && p.total === 300),
     );
-    expect(s.policies.map((p) => p.name).sort()).toEqual(['hang', 'refused', 'retry', 'timeout']);
+    expect(s.policies.map((p) => p.name).sort()).toEqual(['retry', 'timeout']);
     expect(s.faults.map((f) => f.name).sort()).toEqual(['hang', 'refused']);
     expect(seenDuringRun).toBeGreaterThan(0);
     expect(c.err()).toMatch(/Live dashboard: http:\/\/127\.0\.0\.1:\d+\//);

@@ -353,6 +353,8 @@ export class LiveAggregator {
     this.events++;
     switch (event.type) {
       case 'policy.created': {
+        // Faults are policies too, but what they do is shown under faults (from `fault.injected`).
+        if (event.kind.startsWith('fault.')) return;
         const p = this.policy(event.source);
         if (p === undefined) return;
         p.kind = event.kind;

@@ -93,11 +93,15 @@ function drawSpark(canvas, calls, failures, states) {
   ctx.beginPath();
   for (let i = 0; i < n; i++) ctx[i === 0 ? 'moveTo' : 'lineTo'](i * step, y(calls[i]));
   ctx.stroke();
-  if (failures) {
-    ctx.strokeStyle = COLOURS.red;
+  if (failures?.some((v) => v > 0)) {
+    // Failures as a filled area: nothing shows while there are none.
+    ctx.fillStyle = 'rgba(224, 49, 49, 0.55)';
     ctx.beginPath();
-    for (let i = 0; i < n; i++) ctx[i === 0 ? 'moveTo' : 'lineTo'](i * step, y(failures[i]));
-    ctx.stroke();
+    ctx.moveTo(0, y(0));
+    for (let i = 0; i < n; i++) ctx.lineTo(i * step, y(failures[i]));
+    ctx.lineTo((n - 1) * step, y(0));
+    ctx.closePath();
+    ctx.fill();
   }
 }
 
