@@ -391,7 +391,7 @@ function renderDetail(s) {
   if (p === undefined) return;
   $('detail-name').textContent = p.name;
   $('detail-kind').textContent =
-    `${p.kind}${p.state ? ` · ${p.state}` : ''} · ${p.total} calls · opened ${p.opens}×`;
+    `${p.kind}${p.state ? ` · ${p.state}` : ''} · ${p.total} calls${p.state ? ` · opened ${p.opens}×` : ''}`;
   const controls = $('detail-controls');
   const actions = s.controls[name] ?? [];
   if (controls.dataset.for !== name || controls.childElementCount !== actions.length) {
