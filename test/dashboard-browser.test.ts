@@ -38,7 +38,7 @@ browser.describe('dashboard in a real browser', () => {
   beforeAll(async () => {
     temp = mkdtempSync(join(tmpdir(), 'bulwark-browser-'));
     await buildDashboard(join(temp, 'assets'));
-    monitor = createMonitor({ runtime: createRuntime({ seed: 1 }), history: ':memory:' });
+    monitor = createMonitor({ history: ':memory:' });
     server = await monitor.serve({
       port: 0,
       assetsDir: join(temp, 'assets'),

@@ -48,7 +48,7 @@ function controlled(env: Record<string, string> = {}) {
   const deps: DashboardDependencies = {
     waitForStop: () => stop.promise,
     env,
-    runtime: createRuntime({ seed: 1 }),
+
     assetsDir,
     onListening: (url, monitor) => listening.resolve({ url, monitor }),
   };

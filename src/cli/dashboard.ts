@@ -6,9 +6,10 @@
  */
 import { access, constants } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { type Clock, SystemClock } from '../core/clock.js';
 import { isBulwarkError } from '../core/errors.js';
 import type { EventSink } from '../core/events.js';
-import { createRuntime, type Runtime } from '../core/runtime.js';
+import { createRuntime } from '../core/runtime.js';
 import { followEventFile } from '../monitor/event-file.js';
 import { createMonitor, type Monitor } from '../monitor/monitor.js';
 import { type CommandIO, UsageError } from './io.js';
@@ -19,8 +20,8 @@ export interface DashboardDependencies {
   waitForStop: () => Promise<void>;
   /** The environment (`BULWARK_DASHBOARD_TOKEN`). */
   env: Readonly<Record<string, string | undefined>>;
-  /** The monitor's runtime. @defaultValue a system runtime */
-  runtime?: Runtime;
+  /** The monitor's clock. @defaultValue a `SystemClock` */
+  clock?: Clock;
   /** The built page's directory. @defaultValue the package's */
   assetsDir?: string;
   /** Called once the server listens (tests read the URL from here). */
@@ -148,10 +149,10 @@ export async function dashboardCommand(
   const title =
     (values.title as string | undefined) ?? (eventsFile === undefined ? 'history' : `events: ${eventsFile}`);
 
-  const runtime = deps.runtime ?? createRuntime();
+  const clock = deps.clock ?? new SystemClock();
   let monitor: Monitor;
   try {
-    monitor = createMonitor({ runtime, history: db, retentionDays: retention });
+    monitor = createMonitor({ clock, history: db, retentionDays: retention });
   } catch (error) {
     return startFailure('dashboard', error, host, portNumber);
   }
@@ -173,7 +174,7 @@ export async function dashboardCommand(
       eventsFile === undefined
         ? undefined
         : await followEventFile(eventsFile, {
-            clock: runtime.clock,
+            clock,
             onEvent: (event) => monitor.ingest(event),
             onProblem: (problem) => {
               problems++;
@@ -218,8 +219,7 @@ export async function startLiveDashboard(
   options: { port: number; title: string },
   deps: DashboardDependencies = defaultDashboardDependencies,
 ): Promise<LiveDashboard> {
-  const runtime = deps.runtime ?? createRuntime();
-  const monitor = createMonitor({ runtime, history: ':memory:' });
+  const monitor = createMonitor({ clock: deps.clock ?? new SystemClock(), history: ':memory:' });
   const sink = createRuntime().events;
   monitor.attach(sink);
   let server: Awaited<ReturnType<Monitor['serve']>>;

@@ -4,8 +4,9 @@
  * (or event sinks), feed it events from elsewhere with `ingest`, and serve the dashboard with `serve`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Clock, SystemClock } from '../core/clock.js';
 import type { BulwarkEvent, EventSink } from '../core/events.js';
-import { type Runtime, systemRuntime } from '../core/runtime.js';
+import type { Runtime } from '../core/runtime.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
 import type { DashboardServer, DashboardServerOptions } from './dashboard/server.js';
 import { type HistoryPoint, type HistoryQuery, HistoryStore } from './history.js';
@@ -14,8 +15,13 @@ import { PrometheusMetrics, type PrometheusMetricsOptions } from './metrics.js';
 import { OpenTelemetryMetrics, type OpenTelemetryMetricsOptions } from './otel.js';
 
 export interface MonitorOptions {
-  /** Where the monitor's own time comes from (live windows, minutes of history). @defaultValue the system runtime */
-  runtime?: Runtime;
+  /**
+   * The monitor's own time: its live windows and the minutes of its history. Events are placed by when
+   * they arrive, not by their `at`, so runtimes on virtual clocks (the lab) are watched in real time.
+   * This does not attach anything: use {@link Monitor.attach}.
+   * @defaultValue a `SystemClock`
+   */
+  clock?: Clock;
   /**
    * The SQLite file of the per-minute history, `':memory:'`, or `false` for none.
    * @defaultValue false
@@ -47,7 +53,7 @@ type Actions = Record<string, () => void | Promise<void>>;
  * app.get('/metrics', monitor.metricsHandler());
  */
 export class Monitor {
-  readonly runtime: Runtime;
+  readonly clock: Clock;
   readonly metrics: PrometheusMetrics;
   readonly openTelemetry: OpenTelemetryMetrics | undefined;
   readonly history: HistoryStore | undefined;
@@ -59,13 +65,25 @@ export class Monitor {
 
   constructor(options: MonitorOptions = {}) {
     const where = 'createMonitor';
-    knownKeys(where, options, ['history', 'retentionDays', 'metrics', 'openTelemetry', 'maxNames']);
+    knownKeys(where, options, ['clock', 'history', 'retentionDays', 'metrics', 'openTelemetry', 'maxNames']);
+    if ('runtime' in options) {
+      throw invalid(
+        where,
+        'runtime',
+        'given',
+        'left out: pass `clock`, and attach runtimes with monitor.attach(runtime)',
+      );
+    }
     const history = options.history ?? false;
     if (history !== false && (typeof history !== 'string' || history === '')) {
       throw invalid(where, 'history', history, 'a file path, ":memory:" or false');
     }
     const maxNames = intOption(where, 'maxNames', options.maxNames, 1000, 1, 1_000_000);
-    this.runtime = options.runtime ?? systemRuntime();
+    const clock = options.clock ?? new SystemClock();
+    if (typeof clock?.now !== 'function' || typeof clock.setTimer !== 'function') {
+      throw invalid(where, 'clock', clock, 'a Clock');
+    }
+    this.clock = clock;
     this.metrics = new PrometheusMetrics(options.metrics);
     this.openTelemetry =
       options.openTelemetry === undefined ? undefined : new OpenTelemetryMetrics(options.openTelemetry);
@@ -74,12 +92,12 @@ export class Monitor {
         ? undefined
         : new HistoryStore({
             path: history,
-            clock: this.runtime.clock,
+            clock: this.clock,
             ...(options.retentionDays === undefined ? {} : { retentionDays: options.retentionDays }),
           });
     const store = this.history;
     this.live = new LiveAggregator({
-      clock: this.runtime.clock,
+      clock: this.clock,
       maxNames,
       ...(store === undefined ? {} : { onMinute: (rows) => store.write(rows) }),
     });

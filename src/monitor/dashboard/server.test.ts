@@ -23,7 +23,7 @@ afterEach(async () => {
 });
 
 async function start(options: Parameters<Monitor['serve']>[0] = {}) {
-  const monitor = createMonitor({ runtime: createRuntime({ seed: 1 }), history: ':memory:' });
+  const monitor = createMonitor({ history: ':memory:' });
   open.push({ monitor });
   const server = await monitor.serve({ port: 0, assetsDir, intervalMs: 50, ...options });
   return { monitor, server };
@@ -171,7 +171,7 @@ describe('dashboard server', () => {
   });
 
   it('requires a token to bind a non-loopback address, and then on every request', async () => {
-    const monitor = createMonitor({ runtime: createRuntime({ seed: 1 }) });
+    const monitor = createMonitor();
     open.push({ monitor });
     await expect(monitor.serve({ host: '0.0.0.0', port: 0, assetsDir })).rejects.toThrow(
       /option "token" must be set when binding 0\.0\.0\.0/,

@@ -162,7 +162,7 @@ export async function startDashboard(
   // A per-server secret for control POSTs when the user configured none; crypto, not the seeded runtime
   // random: it must be unguessable, not reproducible.
   const controlToken = token ?? randomBytes(24).toString('hex');
-  const clock = monitor.runtime.clock;
+  const clock = monitor.clock;
   const clients = new Set<Client>();
   let lastEventAt = Number.NEGATIVE_INFINITY;
   let lastWriteAt = clock.now();
