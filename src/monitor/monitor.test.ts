@@ -54,7 +54,14 @@ describe('Monitor', () => {
     remove();
     expect(await monitor.control('payments', 'reset')).toBe(false);
     let paused = false;
-    monitor.expose({ name: 'emails' }, { pause: () => void (paused = true) });
+    monitor.expose(
+      { name: 'emails' },
+      {
+        pause: () => {
+          paused = true;
+        },
+      },
+    );
     expect(await monitor.control('emails', 'pause')).toBe(true);
     expect(paused).toBe(true);
     expect(() => monitor.expose({ name: 'plain' })).toThrow(/"actions" must be given/);
