@@ -20,6 +20,9 @@ import {
 } from 'cockatiel';
 import CircuitBreakerOpossum from 'opossum';
 import { SystemClock } from '../src/core/clock.js';
+import { createRuntime, type Runtime } from '../src/core/runtime.js';
+import { createMonitor } from '../src/monitor/index.js';
+import { PrometheusMetrics } from '../src/monitor/metrics.js';
 import {
   bulkhead,
   circuitBreaker,
@@ -106,6 +109,27 @@ const aggressivePipeline = pipeline(
   timeout({ after: '1s', strategy: 'aggressive' }),
   bulkhead({ limit: 100 }),
 );
+// The same pipeline on runtimes of its own: with nothing subscribed, with the Prometheus metrics alone,
+// and with a whole monitor (metrics and the dashboard's live aggregation) attached.
+const pipelineOn = (runtime: Runtime) =>
+  pipeline(
+    retry({ maxAttempts: 3, runtime }),
+    circuitBreaker({ consecutiveFailures: 5, runtime }),
+    timeout('1s', { runtime }),
+    bulkhead({ limit: 100, runtime }),
+  );
+const metricsOffPipeline = pipelineOn(createRuntime());
+// What the policies' own event emission costs once anyone listens: the floor under any subscriber.
+const noopRuntime = createRuntime();
+noopRuntime.events.subscribe(() => {});
+const noopPipeline = pipelineOn(noopRuntime);
+const prometheusRuntime = createRuntime();
+new PrometheusMetrics().attach(prometheusRuntime.events);
+const prometheusPipeline = pipelineOn(prometheusRuntime);
+const monitorRuntime = createRuntime();
+const monitor = createMonitor();
+monitor.attach(monitorRuntime);
+const monitorPipeline = pipelineOn(monitorRuntime);
 const cockatiel = wrap(
   retryCockatiel(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }),
   cbCockatiel(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) }),
@@ -138,6 +162,18 @@ const rows: Row[] = [
     run: via(aggressivePipeline),
   },
   {
+    key: 'pipeline_metrics_off_ns',
+    label: 'pipeline, metrics off (own runtime)',
+    run: via(metricsOffPipeline),
+  },
+  {
+    key: 'pipeline_noop_subscriber_ns',
+    label: 'pipeline, a no-op subscriber (emission only)',
+    run: via(noopPipeline),
+  },
+  { key: 'pipeline_prometheus_ns', label: 'pipeline, Prometheus metrics on', run: via(prometheusPipeline) },
+  { key: 'pipeline_metrics_on_ns', label: 'pipeline, metrics on (whole monitor)', run: via(monitorPipeline) },
+  {
     key: 'cockatiel_ns',
     label: 'cockatiel wrap(retry, circuitBreaker, timeout)',
     run: () => cockatiel.execute(work),
@@ -150,6 +186,7 @@ for (const [key, m] of Object.entries(await measureInterleaved(rows))) {
   medians[key] = m.median;
 }
 opossum.shutdown();
+await monitor.close();
 
 // Failure path with 50,000 calls in the breaker's window. Neither breaker may open (thresholds out of
 // reach), so every measured call runs the failure bookkeeping.
@@ -209,11 +246,20 @@ const summary = {
   pipeline_vs_bare: Number((n('pipeline_ns') / n('bare_ns')).toFixed(2)),
   cockatiel_vs_pipeline: Number((n('cockatiel_ns') / n('pipeline_ns')).toFixed(1)),
   opossum_vs_pipeline: Number((n('opossum_ns') / n('pipeline_ns')).toFixed(2)),
+  prometheus_vs_metrics_off: Number((n('pipeline_prometheus_ns') / n('pipeline_metrics_off_ns')).toFixed(2)),
+  noop_subscriber_vs_metrics_off: Number(
+    (n('pipeline_noop_subscriber_ns') / n('pipeline_metrics_off_ns')).toFixed(2),
+  ),
+  metrics_on_vs_noop_subscriber: Number(
+    (n('pipeline_metrics_on_ns') / n('pipeline_noop_subscriber_ns')).toFixed(2),
+  ),
+  metrics_on_vs_off: Number((n('pipeline_metrics_on_ns') / n('pipeline_metrics_off_ns')).toFixed(2)),
   opossum_vs_pipeline_aggressive: Number((n('opossum_ns') / n('pipeline_aggressive_ns')).toFixed(2)),
   medians: Object.fromEntries(Object.entries(medians).map(([k, v]) => [k, Math.round(v)])),
   targets: {
     pipeline_le_cockatiel_div_20: n('pipeline_ns') <= n('cockatiel_ns') / 20,
     pipeline_le_opossum_div_2: n('pipeline_ns') <= n('opossum_ns') / 2,
+    metrics_on_le_2x_off: n('pipeline_metrics_on_ns') <= 2 * n('pipeline_metrics_off_ns'),
     breaker_fail_le_10us: n('breaker_fail_ns') <= 10_000,
   },
   meta: {

@@ -15,6 +15,7 @@ import { type RunScenarioOptions, runScenario } from '../lab/runner.js';
 import { isOptIn, type ParamValue, resolveParams, type Scenario } from '../lab/scenario.js';
 import { builtinScenarios } from '../lab/scenarios/index.js';
 import { loadScenarioFile, ScenarioFileError } from '../lab/yaml.js';
+import type { DashboardDependencies } from './dashboard.js';
 import { type CommandIO, UsageError, writeAtomic } from './io.js';
 
 /** What the command runs on; tests replace parts of it. */
@@ -35,6 +36,8 @@ export interface LabDependencies {
   defaultOut?: string;
   /** Loads a scenario file (`--file`). @defaultValue `loadScenarioFile` */
   loadFile?: (path: string) => Promise<Scenario>;
+  /** What `--live` serves the dashboard with. @defaultValue stop on Ctrl-C */
+  liveDashboard?: DashboardDependencies;
 }
 
 const systemClock = new SystemClock();
@@ -68,6 +71,9 @@ Options:
   --no-out       Do not write the report files
   --json         Print the report document as JSON instead of the table (then the files are
                  written only with an explicit --out)
+  --live         Watch the run on the live dashboard (http://127.0.0.1:7420/), which stays up after
+                 the run until Ctrl-C
+  --port N       The live dashboard's port (default 7420; 0 for any free one)
   --list         List the scenarios, one line each
   -h, --help     Show this help
 
@@ -224,6 +230,8 @@ export async function labCommand(
         file: { type: 'string', multiple: true },
         param: { type: 'string', multiple: true },
         json: { type: 'boolean', default: false },
+        live: { type: 'boolean', default: false },
+        port: { type: 'string' },
         list: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -306,6 +314,20 @@ export async function labCommand(
   selected.push(...fromFiles);
   const paramFlags = (values.param as string[] | undefined) ?? [];
   const params = paramFlags.length === 0 ? undefined : parseParams(paramFlags, selected);
+  if (values.port !== undefined && !values.live) throw new UsageError('lab: --port is for --live');
+  const livePort = values.port === undefined ? 7420 : Number(values.port);
+  if (!/^\d+$/.test(String(values.port ?? '7420')) || livePort > 65_535) {
+    throw new UsageError(
+      `lab: --port must be an integer from 0 to 65535, got ${JSON.stringify(values.port)}`,
+    );
+  }
+  const live = values.live
+    ? await (await import('./dashboard.js')).startLiveDashboard(
+        io,
+        { port: livePort, title: `lab: ${selected.map((s) => s.name).join(', ')} (seed ${String(seed)})` },
+        deps.liveDashboard,
+      )
+    : undefined;
 
   const work = selected.reduce((sum, s) => sum + (tasks ?? s.defaults.tasks) * (runs ?? 1), 0);
   const progress = progressLine(io, deps, work);
@@ -323,17 +345,22 @@ export async function labCommand(
       if (progress !== undefined) {
         options.onProgress = (done, total) => progress.update(scenario.name, done, total);
       }
+      if (live !== undefined) options.events = live.events;
       try {
         scenarios.push(await deps.run(scenario, options));
       } catch (error) {
         // A missing database is the environment, not a bug: one line, no stack trace, nothing written.
         if (!isBulwarkError(error, 'SERVICE_UNAVAILABLE')) throw error;
         progress?.clear();
+        await live?.close();
         io.err(`bulwark: lab: ${error.message}\n`);
         return 2;
       }
       scenarioWallMs[scenario.name] = deps.now() - t0;
     }
+  } catch (error) {
+    await live?.close();
+    throw error;
   } finally {
     progress?.clear();
   }
@@ -359,6 +386,7 @@ export async function labCommand(
       for (const [name, text] of files) await writeAtomic(out, name, text);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
+      await live?.close();
       throw new UsageError(`lab: cannot write the reports to ${out}: ${reason}`);
     }
     const say = values.json ? io.err : io.out;
@@ -376,5 +404,6 @@ export async function labCommand(
       `Reproduce: bulwark lab ${[...(positionals.length > 0 ? selected.filter((s) => !fromFiles.includes(s)).map((s) => s.name) : []), ...flags].join(' ')}\n`,
     );
   }
+  await live?.finish();
   return scenarios.every((s) => s.passed) ? 0 : 1;
 }

@@ -43,6 +43,8 @@ Commands:
                      resume after a crash (validate, run, resume, show; see bulwark plan --help)
   proxy              Run a Toxiproxy-compatible TCP fault proxy (latency, timeouts, resets…)
                      driven by its HTTP API or a --config file (see bulwark proxy --help)
+  dashboard          Serve the live dashboard and Prometheus metrics, fed by an event file
+                     (see bulwark dashboard --help; bulwark lab --live watches a lab run)
   help               Show this help
   version            Print the version
 
@@ -51,7 +53,7 @@ Options:
   -v, --version      Print the version
 
 The library is documented in the README: https://www.npmjs.com/package/bulwark
-More commands (proxy, dashboard, analyze) arrive with their modules.
+More commands (analyze) arrive with their modules.
 `;
 
 /** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
@@ -67,6 +69,8 @@ export async function main(argv: readonly string[], io: CommandIO = defaultIO): 
       return 0;
     }
     if (first === 'demo') return await demoCommand(rest, io);
+    // Loaded on demand: the dashboard brings in prom-client and SQLite, which other commands do not need.
+    if (first === 'dashboard') return await (await import('./dashboard.js')).dashboardCommand(rest, io);
     if (first === 'lab') return await labCommand(rest, io, { ...defaultLabDependencies, version: version() });
     if (first === 'run') return await runCommand(rest, io);
     if (first === 'queue') return await queueCommand(rest, io);

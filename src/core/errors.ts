@@ -40,6 +40,7 @@ export type BulwarkErrorCode =
   | 'TOXIC_EXISTS'
   | 'PROXY_CONFIG'
   | 'SERVICE_UNAVAILABLE'
+  | 'HISTORY_UNAVAILABLE'
   // Later modules add their own codes; a string keeps the guard open to them.
   | (string & {});
 

@@ -4,6 +4,7 @@
  */
 
 import { SystemClock } from '../core/clock.js';
+import type { EventSink } from '../core/events.js';
 import type { Seed } from '../core/random.js';
 import { createRuntime, virtualRuntime } from '../core/runtime.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
@@ -40,6 +41,8 @@ export interface RunScenarioOptions {
   params?: Readonly<Record<string, unknown>>;
   /** Called as tasks finish: `done` of `total` over all runs. */
   onProgress?: (done: number, total: number) => void;
+  /** The event sink of every run's runtime, to watch a run as it executes (`bulwark lab --live`). */
+  events?: EventSink;
 }
 
 /** The seed of run `index` of a run with base seed `seed`. */
@@ -99,7 +102,7 @@ export async function runScenario<P extends Record<string, ParamValue>>(
 ): Promise<ScenarioReport> {
   const where = 'runScenario';
   if (typeof options !== 'object' || options === null) throw invalid(where, 'options', options, 'an object');
-  knownKeys(where, options, ['seed', 'tasks', 'runs', 'params', 'onProgress']);
+  knownKeys(where, options, ['seed', 'tasks', 'runs', 'params', 'onProgress', 'events']);
   const { seed } = options;
   if (!(typeof seed === 'string' || (typeof seed === 'number' && Number.isFinite(seed)))) {
     throw invalid(where, 'seed', seed, 'a number or a string');
@@ -121,10 +124,17 @@ export async function runScenario<P extends Record<string, ParamValue>>(
       onProgress === undefined ? () => {} : (done: number) => onProgress(before + done, runs * tasks);
     if (clock === 'system') {
       // Real time: seeded decisions, real I/O; elapsed time is wall time and belongs in `meta`.
-      const runtime = createRuntime({ seed: runSeed(seed, i), clock: new SystemClock() });
+      const runtime = createRuntime({
+        seed: runSeed(seed, i),
+        clock: new SystemClock(),
+        ...(options.events === undefined ? {} : { events: options.events }),
+      });
       await scenario.run({ runtime, tasks, params, record, progress });
     } else {
-      const runtime = virtualRuntime(runSeed(seed, i));
+      const runtime = virtualRuntime(
+        runSeed(seed, i),
+        options.events === undefined ? {} : { events: options.events },
+      );
       await runtime.clock.run(async () => {
         await scenario.run({ runtime, tasks, params, record, progress });
       });

@@ -1,0 +1,474 @@
+/**
+ * The dashboard page. Plain JavaScript for the browser, bundled with uPlot by esbuild at build time
+ * (scripts/build-dashboard.mjs). It reads the server's event stream (`/events`): an `info` event, then a
+ * coalesced `snapshot` about once a second. Every name and value is put in the page as text, never as HTML.
+ */
+import uPlot from 'uplot';
+
+const $ = (id) => document.getElementById(id);
+const COLOURS = { green: '#2f9e44', yellow: '#f0b400', orange: '#f76707', red: '#e03131', blue: '#1c7ed6' };
+
+const view = {
+  snapshot: undefined,
+  filter: '',
+  sort: 'volume',
+  selected: undefined,
+  rows: new Map(),
+  overview: undefined,
+  detailLive: undefined,
+  detailHistory: undefined,
+  historyFor: undefined,
+  historyAt: 0,
+};
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function formatRate(n) {
+  if (n >= 1000) return `${(n / 1000).toFixed(1)}k`;
+  if (n >= 100) return n.toFixed(0);
+  return n.toFixed(n >= 10 ? 1 : 2);
+}
+
+function formatMs(ms) {
+  if (ms === null || ms === undefined) return '–';
+  if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
+  if (ms >= 10) return `${ms.toFixed(0)} ms`;
+  return `${ms.toFixed(1)} ms`;
+}
+
+function formatPercent(ratio) {
+  if (ratio === null || ratio === undefined) return '–';
+  const pct = ratio * 100;
+  return `${pct >= 99.95 || pct === 0 ? pct.toFixed(0) : pct.toFixed(1)}%`;
+}
+
+/** Hystrix-style health: the circuit state first, then the error rate of the last minute. */
+function health(policy) {
+  if (policy.state === 'open' || policy.state === 'isolated') return 'red';
+  if (policy.errorRate > 0.5) return 'red';
+  if (policy.state === 'half-open' || policy.errorRate > 0.1) return 'orange';
+  if (policy.errorRate > 0.01) return 'yellow';
+  return 'green';
+}
+
+function errorsText(errors) {
+  const entries = Object.entries(errors).sort((a, b) => b[1] - a[1]);
+  if (entries.length === 0) return '–';
+  return entries
+    .slice(0, 4)
+    .map(([kind, n]) => `${kind} ${n}`)
+    .join(' · ');
+}
+
+/** A 120 × 26 sparkline: calls (grey), failures (red), and a red band while the circuit was open. */
+function drawSpark(canvas, calls, failures, states) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = 120;
+  const height = 26;
+  if (canvas.width !== width * ratio) {
+    canvas.width = width * ratio;
+    canvas.height = height * ratio;
+    canvas.style.width = `${width}px`;
+    canvas.style.height = `${height}px`;
+  }
+  const ctx = canvas.getContext('2d');
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  ctx.clearRect(0, 0, width, height);
+  const n = calls.length;
+  const step = width / Math.max(1, n - 1);
+  if (states) {
+    ctx.fillStyle = 'rgba(224, 49, 49, 0.18)';
+    for (let i = 0; i < n; i++) if (states[i] >= 2) ctx.fillRect(i * step - step / 2, 0, step, height);
+  }
+  let max = 1;
+  for (const v of calls) if (v > max) max = v;
+  const y = (v) => height - 2 - (v / max) * (height - 4);
+  ctx.lineWidth = 1.25;
+  ctx.strokeStyle = '#868e96';
+  ctx.beginPath();
+  for (let i = 0; i < n; i++) ctx[i === 0 ? 'moveTo' : 'lineTo'](i * step, y(calls[i]));
+  ctx.stroke();
+  if (failures?.some((v) => v > 0)) {
+    // Failures as a filled area: nothing shows while there are none.
+    ctx.fillStyle = 'rgba(224, 49, 49, 0.55)';
+    ctx.beginPath();
+    ctx.moveTo(0, y(0));
+    for (let i = 0; i < n; i++) ctx.lineTo(i * step, y(failures[i]));
+    ctx.lineTo((n - 1) * step, y(0));
+    ctx.closePath();
+    ctx.fill();
+  }
+}
+
+function secondsAxis(now, n) {
+  const end = Math.floor(now / 1000);
+  return Array.from({ length: n }, (_, i) => end - n + 1 + i);
+}
+
+function chart(container, series, data, height = 200) {
+  const width = Math.max(300, container.clientWidth || 600);
+  return new uPlot(
+    {
+      width,
+      height,
+      series: [{}, ...series],
+      axes: [{ stroke: '#6b7385' }, { stroke: '#6b7385', size: 50 }],
+      legend: { live: false },
+      cursor: { drag: { x: false, y: false } },
+    },
+    data,
+    container,
+  );
+}
+
+function renderOverview(s) {
+  const n = 120;
+  const calls = new Array(n).fill(0);
+  const failures = new Array(n).fill(0);
+  for (const p of s.policies) {
+    for (let i = 0; i < n; i++) {
+      calls[i] += p.spark.calls[i] ?? 0;
+      failures[i] += p.spark.failures[i] ?? 0;
+    }
+  }
+  const data = [secondsAxis(s.now, n), calls, failures];
+  if (view.overview === undefined) {
+    view.overview = chart(
+      $('overview-chart'),
+      [
+        { label: 'calls/s', stroke: COLOURS.blue, width: 1.5, fill: 'rgba(28,126,214,0.08)' },
+        { label: 'failures/s', stroke: COLOURS.red, width: 1.5 },
+      ],
+      data,
+    );
+  } else view.overview.setData(data);
+}
+
+function renderTiles(s) {
+  let rate = 0;
+  let calls = 0;
+  let failed = 0;
+  let open = 0;
+  for (const p of s.policies) {
+    rate += p.rate;
+    const lastMinute = p.spark.calls.slice(-60).reduce((a, b) => a + b, 0);
+    const failedMinute = p.spark.failures.slice(-60).reduce((a, b) => a + b, 0);
+    calls += lastMinute;
+    failed += failedMinute;
+    if (p.state === 'open' || p.state === 'isolated') open++;
+  }
+  $('tile-rate').textContent = formatRate(rate);
+  $('tile-success').textContent = calls === 0 ? '–' : formatPercent((calls - failed) / calls);
+  $('tile-open').textContent = String(open);
+  $('tile-open').style.color = open > 0 ? COLOURS.red : '';
+  $('tile-faults').textContent = String(s.faults.reduce((a, f) => a + f.count, 0));
+  $('tile-events').textContent = String(s.events);
+  $('clock').textContent = new Date(s.now).toLocaleTimeString();
+}
+
+function policyRow(name) {
+  let row = view.rows.get(name);
+  if (row !== undefined) return row;
+  const tr = el('tr', 'clickable');
+  tr.dataset.name = name;
+  const cells = {};
+  const circleCell = el('td', 'circle-cell');
+  cells.circle = el('span', 'circle');
+  circleCell.append(cells.circle);
+  tr.append(circleCell);
+  for (const key of [
+    'name',
+    'kind',
+    'state',
+    'rate',
+    'success',
+    'errors',
+    'retries',
+    'timeouts',
+    'p50',
+    'p90',
+    'p99',
+    'bulkhead',
+  ]) {
+    const numeric = ['rate', 'success', 'retries', 'timeouts', 'p50', 'p90', 'p99'].includes(key);
+    const td = el('td', numeric ? 'num' : key === 'errors' ? 'errors' : '');
+    td.dataset.col = key;
+    cells[key] = td;
+    tr.append(td);
+  }
+  cells.stateBadge = el('span', 'state');
+  cells.state.append(cells.stateBadge);
+  const sparkCell = el('td');
+  cells.spark = el('canvas', 'spark');
+  sparkCell.append(cells.spark);
+  tr.append(sparkCell);
+  tr.addEventListener('click', () => select(name));
+  row = { tr, cells };
+  view.rows.set(name, row);
+  return row;
+}
+
+function renderPolicies(s) {
+  const filter = view.filter.trim().toLowerCase();
+  const maxRate = Math.max(1, ...s.policies.map((p) => p.rate));
+  const shown = s.policies.filter(
+    (p) => filter === '' || p.name.toLowerCase().includes(filter) || p.kind.toLowerCase().includes(filter),
+  );
+  shown.sort((a, b) => {
+    if (view.sort === 'name') return a.name.localeCompare(b.name);
+    if (view.sort === 'errors')
+      return b.errorRate - a.errorRate || b.total - a.total || a.name.localeCompare(b.name);
+    return b.rate - a.rate || b.total - a.total || a.name.localeCompare(b.name);
+  });
+  const tbody = $('policies').tBodies[0];
+  const rows = [];
+  for (const p of shown) {
+    const { tr, cells } = policyRow(p.name);
+    const h = health(p);
+    const size = Math.round(10 + 22 * Math.sqrt(Math.min(1, p.rate / maxRate)));
+    cells.circle.dataset.health = h;
+    cells.circle.style.width = `${size}px`;
+    cells.circle.style.height = `${size}px`;
+    cells.circle.title = `${h}: ${formatPercent(p.errorRate)} errors in the last minute`;
+    cells.name.textContent = p.name;
+    cells.kind.textContent = p.kind || '–';
+    cells.stateBadge.textContent = p.state ?? '–';
+    cells.stateBadge.dataset.state = p.state ?? 'none';
+    cells.rate.textContent = formatRate(p.rate);
+    cells.success.textContent = formatPercent(p.successRate);
+    cells.errors.textContent = errorsText(p.errors);
+    cells.retries.textContent = String(p.retries);
+    cells.timeouts.textContent = String(p.timeouts);
+    cells.p50.textContent = formatMs(p.latency.p50);
+    cells.p90.textContent = formatMs(p.latency.p90);
+    cells.p99.textContent = formatMs(p.latency.p99);
+    cells.bulkhead.textContent = '';
+    if (p.bulkhead !== null) {
+      const bar = el('span', 'bar');
+      const fill = el('span');
+      fill.style.width = `${Math.min(100, (p.bulkhead.active / Math.max(1, p.bulkhead.capacity)) * 100)}%`;
+      bar.append(fill);
+      cells.bulkhead.append(bar, ` ${p.bulkhead.active}/${p.bulkhead.capacity}`);
+      if (p.bulkhead.queued > 0) cells.bulkhead.append(` +${p.bulkhead.queued} queued`);
+      if (p.bulkhead.rejected > 0) cells.bulkhead.append(` · ${p.bulkhead.rejected} rejected`);
+    }
+    tr.classList.toggle('selected', view.selected === p.name);
+    drawSpark(cells.spark, p.spark.calls, p.spark.failures, p.spark.state);
+    rows.push(tr);
+  }
+  tbody.replaceChildren(...rows);
+  $('policies-empty').hidden = s.policies.length > 0;
+  $('policies-count').textContent =
+    shown.length === s.policies.length ? `${s.policies.length}` : `${shown.length} of ${s.policies.length}`;
+}
+
+function fillTable(id, items, build) {
+  const panel = $(`${id}-panel`);
+  panel.hidden = items.length === 0;
+  if (items.length === 0) return;
+  const tbody = $(id).tBodies[0];
+  tbody.replaceChildren(
+    ...items.map((item) => {
+      const tr = el('tr');
+      for (const cell of build(item)) {
+        if (cell instanceof Node) {
+          const td = el('td');
+          td.append(cell);
+          tr.append(td);
+        } else {
+          tr.append(el('td', typeof cell === 'number' ? 'num' : '', String(cell)));
+        }
+      }
+      return tr;
+    }),
+  );
+}
+
+function spark(calls, failures) {
+  const canvas = el('canvas', 'spark');
+  drawSpark(canvas, calls, failures);
+  return canvas;
+}
+
+function renderOthers(s) {
+  fillTable('queues', s.queues, (q) => [
+    q.name,
+    q.healthy ? 'healthy' : 'unhealthy',
+    q.depth.waiting,
+    q.depth.delayed,
+    q.depth.active,
+    q.depth.dead,
+    Number(q.throughput.toFixed(2)),
+    q.failovers,
+    q.rejected,
+    q.workers,
+    spark(q.spark.completed, q.spark.failed),
+  ]);
+  fillTable('plans', s.plans, (p) => [
+    p.name,
+    p.runs.started ?? 0,
+    p.runs.succeeded ?? 0,
+    p.runs.failed ?? 0,
+    p.stepsSucceeded,
+    p.stepsFailed,
+    p.compensations,
+    p.recent
+      .slice(0, 3)
+      .map((r) => `${r.runId}: ${r.status}${r.rolledBack > 0 ? ` (${r.rolledBack} rolled back)` : ''}`)
+      .join(' · ') || '–',
+  ]);
+  fillTable('faults', s.faults, (f) => [f.name, f.kind, f.count, spark(f.spark)]);
+  fillTable('resources', s.resources, (r) => {
+    const bar = el('span', 'bar');
+    const fill = el('span');
+    fill.style.width = `${Math.min(100, (r.used / Math.max(1e-9, r.capacity)) * 100)}%`;
+    bar.append(fill);
+    return [r.name, bar, `${Number(r.used.toFixed(2))} / ${r.capacity}`];
+  });
+}
+
+function select(name) {
+  view.selected = view.selected === name ? undefined : name;
+  view.historyFor = undefined;
+  $('detail').hidden = view.selected === undefined;
+  if (view.snapshot) render(view.snapshot);
+}
+
+async function loadHistory(name, now) {
+  view.historyFor = name;
+  view.historyAt = now;
+  const from = now - 24 * 3600 * 1000;
+  let points = [];
+  try {
+    const response = await fetch(
+      `/api/history?scope=policy&name=${encodeURIComponent(name)}&from=${from}&to=${now + 60000}`,
+      {
+        credentials: 'same-origin',
+      },
+    );
+    if (response.ok) points = (await response.json()).points;
+  } catch {
+    points = [];
+  }
+  if (view.selected !== name) return;
+  const x = points.map((p) => p.minute / 1000);
+  const calls = points.map((p) => p.values.calls ?? 0);
+  const failures = points.map((p) => (p.values.calls ?? 0) - (p.values.success ?? 0));
+  const p99 = points.map((p) => p.values.p99 ?? null);
+  $('detail-history-note').textContent =
+    points.length === 0 ? '(none yet: a minute is stored once it is over)' : `${points.length} minutes`;
+  const data = [x, calls, failures, p99];
+  view.detailHistory?.destroy();
+  const container = $('detail-history');
+  container.replaceChildren();
+  view.detailHistory = new uPlot(
+    {
+      width: Math.max(300, container.clientWidth || 600),
+      height: 200,
+      series: [
+        {},
+        { label: 'calls/min', stroke: COLOURS.blue, width: 1.5 },
+        { label: 'failures/min', stroke: COLOURS.red, width: 1.5 },
+        { label: 'p99 ms', stroke: '#7048e8', width: 1, scale: 'ms' },
+      ],
+      axes: [{}, { size: 50 }, { side: 1, scale: 'ms', size: 50, grid: { show: false } }],
+      legend: { live: false },
+    },
+    data,
+    container,
+  );
+}
+
+function renderDetail(s) {
+  const name = view.selected;
+  if (name === undefined) return;
+  const p = s.policies.find((x) => x.name === name);
+  if (p === undefined) return;
+  $('detail-name').textContent = p.name;
+  $('detail-kind').textContent =
+    `${p.kind}${p.state ? ` · ${p.state}` : ''} · ${p.total} calls${p.state ? ` · opened ${p.opens}×` : ''}`;
+  const controls = $('detail-controls');
+  const actions = s.controls[name] ?? [];
+  if (controls.dataset.for !== name || controls.childElementCount !== actions.length) {
+    controls.dataset.for = name;
+    controls.replaceChildren(
+      ...actions.map((action) => {
+        const button = el('button', '', action);
+        button.type = 'button';
+        button.addEventListener('click', () => {
+          fetch('/api/control', {
+            method: 'POST',
+            credentials: 'same-origin',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ name, action }),
+          }).catch(() => undefined);
+        });
+        return button;
+      }),
+    );
+  }
+  const data = [secondsAxis(s.now, p.spark.calls.length), p.spark.calls, p.spark.failures];
+  if (view.detailLive === undefined || view.detailLive.__for !== name) {
+    view.detailLive?.destroy();
+    $('detail-live').replaceChildren();
+    view.detailLive = chart(
+      $('detail-live'),
+      [
+        { label: 'calls/s', stroke: COLOURS.blue, width: 1.5 },
+        { label: 'failures/s', stroke: COLOURS.red, width: 1.5 },
+      ],
+      data,
+    );
+    view.detailLive.__for = name;
+  } else view.detailLive.setData(data);
+  if (view.historyFor !== name || s.now - view.historyAt > 60000) loadHistory(name, s.now);
+}
+
+function render(s) {
+  view.snapshot = s;
+  renderTiles(s);
+  renderOverview(s);
+  renderPolicies(s);
+  renderDetail(s);
+  renderOthers(s);
+  document.body.dataset.events = String(s.events);
+}
+
+function connect() {
+  const status = $('status');
+  const source = new EventSource('/events', { withCredentials: true });
+  source.addEventListener('info', (e) => {
+    const info = JSON.parse(e.data);
+    $('title').textContent = `— ${info.title}`;
+    document.title = `Bulwark · ${info.title}`;
+  });
+  source.addEventListener('snapshot', (e) => {
+    status.dataset.status = 'live';
+    status.textContent = 'live';
+    render(JSON.parse(e.data));
+  });
+  source.addEventListener('error', () => {
+    status.dataset.status = 'reconnecting';
+    status.textContent = 'reconnecting…';
+  });
+}
+
+$('filter').addEventListener('input', (e) => {
+  view.filter = e.target.value;
+  if (view.snapshot) renderPolicies(view.snapshot);
+});
+$('sort').addEventListener('change', (e) => {
+  view.sort = e.target.value;
+  if (view.snapshot) renderPolicies(view.snapshot);
+});
+$('detail-close').addEventListener('click', () => select(view.selected));
+window.addEventListener('resize', () => {
+  const width = Math.max(300, $('overview-chart').clientWidth);
+  view.overview?.setSize({ width, height: 200 });
+});
+connect();

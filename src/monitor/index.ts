@@ -1,0 +1,24 @@
+/**
+ * `bulwark/monitor`: metrics (Prometheus, OpenTelemetry), the live dashboard and its history, fed by the
+ * events every Bulwark component emits through its runtime.
+ */
+export { type DashboardServer, type DashboardServerOptions, startDashboard } from './dashboard/server.js';
+export { type EventFileProblem, type FollowedFile, followEventFile, parseEventLine } from './event-file.js';
+export {
+  type HistoryPoint,
+  type HistoryQuery,
+  HistoryStore,
+  type HistoryStoreOptions,
+  HistoryUnavailableError,
+} from './history.js';
+export { errorKind, LiveAggregator, type LiveSnapshot, type PolicySnapshot, type RollupRow } from './live.js';
+export {
+  DEFAULT_BUCKETS,
+  METRIC_EVENT_TYPES,
+  METRIC_NAMES,
+  OVERFLOW_LABEL,
+  PrometheusMetrics,
+  type PrometheusMetricsOptions,
+} from './metrics.js';
+export { type Controllable, createMonitor, Monitor, type MonitorOptions } from './monitor.js';
+export { OpenTelemetryMetrics, type OpenTelemetryMetricsOptions, OTEL_METRIC_NAMES } from './otel.js';

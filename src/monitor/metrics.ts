@@ -1,0 +1,393 @@
+/**
+ * Runtime events → Prometheus metrics (prom-client), with the names and labels of DESIGN.md. Each
+ * instance owns a private registry, so two monitors in one process never share series, and the
+ * process-global `prom-client` registry is left to the application.
+ *
+ * Per-event cost is kept small. `call` events (one per policy per call, the hot path) are counted in
+ * plain typed arrays — a map lookup, two increments and a bucket search — and handed to prom-client
+ * only when the registry is collected (a scrape). prom-client's own `inc`/`observe` hash their labels on
+ * every call, which costs about a microsecond each. The other events are rare and go to prom-client
+ * directly.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Counter, Gauge, type Histogram, Registry } from 'prom-client';
+import type {
+  BulwarkEvent,
+  BulwarkEventType,
+  CallOutcome,
+  CircuitStateName,
+  EventSink,
+} from '../core/events.js';
+import { intOption, invalid, knownKeys } from '../policy/options.js';
+import type { JobOutcome, JobState } from '../queue/events.js';
+
+/** Bulwark's Prometheus metric names, as documented in DESIGN.md. */
+export const METRIC_NAMES = {
+  calls: 'bulwark_calls_total',
+  callDuration: 'bulwark_call_duration_seconds',
+  retryAttempts: 'bulwark_retry_attempts_total',
+  circuitState: 'bulwark_circuit_state',
+  circuitTransitions: 'bulwark_circuit_transitions_total',
+  bulkheadActive: 'bulwark_bulkhead_active',
+  bulkheadRejected: 'bulwark_bulkhead_rejected_total',
+  queueDepth: 'bulwark_queue_depth',
+  queueJobs: 'bulwark_queue_jobs_total',
+  queueFailover: 'bulwark_queue_failover_total',
+  faultsInjected: 'bulwark_faults_injected_total',
+} as const;
+
+/** The event types the metrics read. */
+export const METRIC_EVENT_TYPES: readonly BulwarkEventType[] = [
+  'policy.created',
+  'call',
+  'retry',
+  'circuit.transition',
+  'bulkhead.changed',
+  'bulkhead.rejected',
+  'queue.depth',
+  'queue.job',
+  'queue.failover',
+  'fault.injected',
+];
+
+export const CIRCUIT_STATES: readonly CircuitStateName[] = ['closed', 'open', 'half-open', 'isolated'];
+const CALL_OUTCOMES: readonly CallOutcome[] = [
+  'success',
+  'failure',
+  'rejected',
+  'timeout',
+  'cancelled',
+  'fallback',
+];
+const JOB_STATES: readonly JobState[] = ['waiting', 'delayed', 'active', 'completed', 'dead'];
+
+/** The label value that replaces names beyond {@link PrometheusMetricsOptions.maxNames}. */
+export const OVERFLOW_LABEL = '_overflow';
+
+/** Default latency buckets, in seconds: 1 ms to 30 s. */
+export const DEFAULT_BUCKETS: readonly number[] = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+];
+
+export interface PrometheusMetricsOptions {
+  /**
+   * The registry the metrics are registered in.
+   * @defaultValue a new private `Registry` (never prom-client's global one)
+   */
+  registry?: Registry;
+  /** Upper bounds of `bulwark_call_duration_seconds`, in seconds, ascending. @defaultValue 1 ms … 30 s */
+  buckets?: readonly number[];
+  /**
+   * How many distinct names (policies, queues, faults) get their own series; later names are counted
+   * under `_overflow`, so a bug that names policies after request ids cannot grow the registry forever.
+   * @defaultValue 1000
+   */
+  maxNames?: number;
+}
+
+const OUTCOME_INDEX: Record<CallOutcome, number> = {
+  success: 0,
+  failure: 1,
+  rejected: 2,
+  timeout: 3,
+  cancelled: 4,
+  fallback: 5,
+};
+
+/** Calls of one policy: per outcome a count, a sum of seconds and (non-cumulative) bucket counts. */
+class CallSeries {
+  readonly counts = new Float64Array(CALL_OUTCOMES.length);
+  readonly sums = new Float64Array(CALL_OUTCOMES.length);
+  readonly buckets: Float64Array;
+  constructor(
+    readonly policy: string,
+    readonly width: number,
+  ) {
+    this.buckets = new Float64Array(CALL_OUTCOMES.length * width);
+  }
+}
+
+interface MetricValue {
+  labels: Record<string, string | number>;
+  value: number;
+  metricName?: string;
+}
+
+/**
+ * Prometheus metrics fed by runtime events.
+ * @example
+ * const metrics = new PrometheusMetrics();
+ * metrics.attach(runtime.events);
+ * http.createServer(metrics.handler()).listen(9464); // GET /metrics
+ */
+export class PrometheusMetrics {
+  readonly registry: Registry;
+  private readonly maxNames: number;
+  private readonly names = new Set<string>();
+  private readonly calls: Counter<string>;
+  private readonly bounds: Float64Array;
+  private readonly retryAttempts: Counter<string>;
+  private readonly circuitState: Gauge<string>;
+  private readonly circuitTransitions: Counter<string>;
+  private readonly bulkheadActive: Gauge<string>;
+  private readonly bulkheadRejected: Counter<string>;
+  private readonly queueDepth: Gauge<string>;
+  private readonly queueJobs: Counter<string>;
+  private readonly queueFailover: Counter<string>;
+  private readonly faultsInjected: Counter<string>;
+  private readonly callSeries = new Map<string, CallSeries>();
+  private readonly bulkheads = new Map<string, number>();
+
+  constructor(options: PrometheusMetricsOptions = {}) {
+    const where = 'PrometheusMetrics';
+    knownKeys(where, options, ['registry', 'buckets', 'maxNames']);
+    if (options.registry !== undefined && !(options.registry instanceof Registry)) {
+      throw invalid(where, 'registry', options.registry, 'a prom-client Registry');
+    }
+    const buckets = options.buckets ?? DEFAULT_BUCKETS;
+    if (
+      !Array.isArray(buckets) ||
+      buckets.length === 0 ||
+      buckets.some(
+        (b, i) => typeof b !== 'number' || !(b > 0) || !Number.isFinite(b) || (i > 0 && b <= buckets[i - 1]),
+      )
+    ) {
+      throw invalid(where, 'buckets', buckets, 'a non-empty ascending array of finite numbers > 0 (seconds)');
+    }
+    this.maxNames = intOption(where, 'maxNames', options.maxNames, 1000, 1, 1_000_000);
+    const registry = options.registry ?? new Registry();
+    this.registry = registry;
+    const registers = [registry];
+    this.bounds = Float64Array.from(buckets);
+    const callSeries = this.callSeries;
+    this.calls = new Counter({
+      name: METRIC_NAMES.calls,
+      help: 'Calls through a policy, by outcome.',
+      labelNames: ['policy', 'outcome'],
+      registers,
+      collect() {
+        this.reset();
+        for (const series of callSeries.values()) {
+          for (let o = 0; o < CALL_OUTCOMES.length; o++) {
+            const count = series.counts[o] as number;
+            if (count > 0) this.inc({ policy: series.policy, outcome: CALL_OUTCOMES[o] as string }, count);
+          }
+        }
+      },
+    });
+    registry.registerMetric(this.durationMetric() as unknown as Histogram);
+    this.retryAttempts = new Counter({
+      name: METRIC_NAMES.retryAttempts,
+      help: 'Retries made by a retry policy (attempts after the first).',
+      labelNames: ['policy'],
+      registers,
+    });
+    this.circuitState = new Gauge({
+      name: METRIC_NAMES.circuitState,
+      help: 'Circuit breaker state, one-hot: 1 for the current state, 0 for the others.',
+      labelNames: ['policy', 'state'],
+      registers,
+    });
+    this.circuitTransitions = new Counter({
+      name: METRIC_NAMES.circuitTransitions,
+      help: 'Circuit breaker state transitions (counts opens shorter than a scrape interval).',
+      labelNames: ['policy', 'from', 'to'],
+      registers,
+    });
+    const bulkheads = this.bulkheads;
+    // `bulkhead.changed` comes twice per call (enter, leave): kept in a map, set on collection.
+    this.bulkheadActive = new Gauge({
+      name: METRIC_NAMES.bulkheadActive,
+      help: 'Calls running inside a bulkhead.',
+      labelNames: ['policy'],
+      registers,
+      collect() {
+        for (const [policy, active] of bulkheads) this.set({ policy }, active);
+      },
+    });
+    this.bulkheadRejected = new Counter({
+      name: METRIC_NAMES.bulkheadRejected,
+      help: 'Calls a full bulkhead rejected.',
+      labelNames: ['policy'],
+      registers,
+    });
+    this.queueDepth = new Gauge({
+      name: METRIC_NAMES.queueDepth,
+      help: 'Jobs in a queue, by state.',
+      labelNames: ['queue', 'state'],
+      registers,
+    });
+    this.queueJobs = new Counter({
+      name: METRIC_NAMES.queueJobs,
+      help: 'Job lifecycle events of a queue, by outcome.',
+      labelNames: ['queue', 'outcome'],
+      registers,
+    });
+    this.queueFailover = new Counter({
+      name: METRIC_NAMES.queueFailover,
+      help: 'Work a failover queue sent to its fallback, by reason.',
+      labelNames: ['from', 'to', 'reason'],
+      registers,
+    });
+    this.faultsInjected = new Counter({
+      name: METRIC_NAMES.faultsInjected,
+      help: 'Faults injected, by fault name.',
+      labelNames: ['fault'],
+      registers,
+    });
+  }
+
+  /** The content type of {@link PrometheusMetrics.text}. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The exposition text of every metric. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Subscribes to the event types the metrics read; returns the function that unsubscribes. */
+  attach(events: EventSink): () => void {
+    return events.subscribe((event) => this.observe(event), METRIC_EVENT_TYPES);
+  }
+
+  /**
+   * A request handler for any Node HTTP server: answers every request with the exposition text
+   * (mount it on `/metrics`).
+   */
+  handler(): (request: IncomingMessage, response: ServerResponse) => void {
+    return (_request, response) => {
+      this.text().then(
+        (text) => {
+          response.writeHead(200, { 'content-type': this.contentType, 'cache-control': 'no-store' });
+          response.end(text);
+        },
+        (error: unknown) => {
+          response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+          response.end(`cannot collect metrics: ${error instanceof Error ? error.message : String(error)}\n`);
+        },
+      );
+    };
+  }
+
+  /** Records one event (events of other types are ignored). */
+  observe(event: BulwarkEvent): void {
+    switch (event.type) {
+      case 'call': {
+        const series = this.callSeriesOf(event.source);
+        const o = OUTCOME_INDEX[event.outcome];
+        const seconds = event.durationMs / 1000;
+        const counts = series.counts;
+        const sums = series.sums;
+        counts[o] = (counts[o] as number) + 1;
+        sums[o] = (sums[o] as number) + seconds;
+        const bounds = this.bounds;
+        let b = 0;
+        while (b < bounds.length && seconds > (bounds[b] as number)) b++;
+        const i = o * series.width + b;
+        series.buckets[i] = (series.buckets[i] as number) + 1;
+        return;
+      }
+      case 'retry':
+        this.retryAttempts.labels(this.bounded(event.source)).inc();
+        return;
+      case 'policy.created':
+        if (event.kind === 'circuitBreaker') this.setCircuitState(event.source, 'closed');
+        return;
+      case 'circuit.transition': {
+        const policy = this.bounded(event.source);
+        this.setCircuitState(policy, event.to);
+        this.circuitTransitions.labels(policy, event.from, event.to).inc();
+        return;
+      }
+      case 'bulkhead.changed':
+        this.bulkheads.set(this.bounded(event.source), event.active);
+        return;
+      case 'bulkhead.rejected':
+        this.bulkheadRejected.labels(this.bounded(event.source)).inc();
+        return;
+      case 'queue.depth': {
+        const queue = this.bounded(event.source);
+        for (const state of JOB_STATES) this.queueDepth.labels(queue, state).set(event.depth[state] ?? 0);
+        return;
+      }
+      case 'queue.job':
+        this.queueJobs.labels(this.bounded(event.source), event.outcome satisfies JobOutcome).inc();
+        return;
+      case 'queue.failover':
+        this.queueFailover.labels(this.bounded(event.from), this.bounded(event.to), event.reason).inc();
+        return;
+      case 'fault.injected':
+        this.faultsInjected.labels(this.bounded(event.source)).inc();
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Clears every series (the registry keeps the metric definitions). */
+  reset(): void {
+    this.registry.resetMetrics();
+    this.callSeries.clear();
+    this.bulkheads.clear();
+    this.names.clear();
+  }
+
+  private bounded(name: string): string {
+    if (this.names.has(name)) return name;
+    if (this.names.size >= this.maxNames) return OVERFLOW_LABEL;
+    this.names.add(name);
+    return name;
+  }
+
+  private setCircuitState(policy: string, current: CircuitStateName): void {
+    const bounded = this.bounded(policy);
+    for (const state of CIRCUIT_STATES)
+      this.circuitState.labels(bounded, state).set(state === current ? 1 : 0);
+  }
+
+  private callSeriesOf(source: string): CallSeries {
+    let series = this.callSeries.get(source);
+    if (series === undefined) {
+      const policy = this.bounded(source);
+      series = this.callSeries.get(policy) ?? new CallSeries(policy, this.bounds.length + 1);
+      // Names beyond maxNames share the overflow series: the map holds at most maxNames + 1 keys.
+      this.callSeries.set(policy, series);
+    }
+    return series;
+  }
+
+  /**
+   * `bulwark_call_duration_seconds` as a metric object prom-client's registry formats like its own
+   * histograms (cumulative `_bucket` with `le` first, then `_sum` and `_count`).
+   */
+  private durationMetric() {
+    const name = METRIC_NAMES.callDuration;
+    const help = 'Duration of calls through a policy, in seconds, by outcome.';
+    const get = () => {
+      const values: MetricValue[] = [];
+      const bounds = this.bounds;
+      for (const series of this.callSeries.values()) {
+        for (let o = 0; o < CALL_OUTCOMES.length; o++) {
+          const count = series.counts[o] as number;
+          if (count === 0) continue;
+          const labels = { policy: series.policy, outcome: CALL_OUTCOMES[o] as string };
+          let cumulative = 0;
+          for (let b = 0; b <= bounds.length; b++) {
+            cumulative += series.buckets[o * series.width + b] as number;
+            values.push({
+              labels: { le: b < bounds.length ? (bounds[b] as number) : '+Inf', ...labels },
+              value: cumulative,
+              metricName: `${name}_bucket`,
+            });
+          }
+          values.push({ labels, value: series.sums[o] as number, metricName: `${name}_sum` });
+          values.push({ labels, value: count, metricName: `${name}_count` });
+        }
+      }
+      return { name, help, type: 'histogram', values, aggregator: 'sum' };
+    };
+    return { name, help, type: 'histogram', aggregator: 'sum', get: async () => get(), reset: () => {} };
+  }
+}

@@ -1,0 +1,106 @@
+import { createNoopMeter } from '@opentelemetry/api';
+import { describe, expect, it } from 'vitest';
+import { VirtualClock } from '../core/clock.js';
+import { virtualRuntime } from '../core/runtime.js';
+import { circuitBreaker } from '../policy/circuit-breaker.js';
+import { retry } from '../policy/retry.js';
+import { createMonitor } from './monitor.js';
+
+describe('Monitor', () => {
+  it('attach() feeds metrics and the live view from a runtime; detach stops it', async () => {
+    const rt = virtualRuntime(1);
+    const monitor = createMonitor({ clock: new VirtualClock({ start: 1e12 }) });
+    const detach = monitor.attach(rt);
+    const policy = retry({ name: 'fetch', maxAttempts: 2, runtime: rt });
+    let n = 0;
+    await rt.clock.run(() =>
+      policy.execute(async () => {
+        if (++n === 1) throw new Error('flaky');
+        return n;
+      }),
+    );
+    expect(monitor.snapshot().policies[0]).toMatchObject({ name: 'fetch', total: 1, retries: 1 });
+    expect(await monitor.metrics.text()).toContain('bulwark_retry_attempts_total{policy="fetch"} 1');
+    detach();
+    await rt.clock.run(() => policy.execute(async () => 1));
+    expect(monitor.snapshot().policies[0]?.total).toBe(1);
+    await monitor.close();
+  });
+
+  it('one monitor watches several runtimes; ingest() takes events from anywhere', () => {
+    const monitor = createMonitor();
+    monitor.attach(virtualRuntime(1).events);
+    const a = virtualRuntime(2);
+    monitor.attach(a);
+    a.events.emit({ type: 'fault.injected', source: 'f', at: 0, fault: 'error', call: 1 });
+    monitor.ingest({ type: 'fault.injected', source: 'f', at: 0, fault: 'error', call: 2 });
+    expect(monitor.snapshot().faults[0]?.count).toBe(2);
+    return monitor.close();
+  });
+
+  it('expose() gives breakers isolate/reset; control() runs them', async () => {
+    const rt = virtualRuntime(1);
+    const monitor = createMonitor();
+    monitor.attach(rt);
+    const breaker = circuitBreaker({ name: 'payments', runtime: rt });
+    const remove = monitor.expose(breaker);
+    expect(await monitor.control('payments', 'isolate')).toBe(true);
+    expect(breaker.state).toBe('isolated');
+    expect(monitor.snapshot().policies[0]?.state).toBe('isolated');
+    expect(await monitor.control('payments', 'reset')).toBe(true);
+    expect(breaker.state).toBe('closed');
+    expect(await monitor.control('payments', 'toString')).toBe(false);
+    expect(await monitor.control('nobody', 'reset')).toBe(false);
+    remove();
+    expect(await monitor.control('payments', 'reset')).toBe(false);
+    let paused = false;
+    monitor.expose(
+      { name: 'emails' },
+      {
+        pause: () => {
+          paused = true;
+        },
+      },
+    );
+    expect(await monitor.control('emails', 'pause')).toBe(true);
+    expect(paused).toBe(true);
+    expect(() => monitor.expose({ name: 'plain' })).toThrow(/"actions" must be given/);
+    await monitor.close();
+  });
+
+  it('close() writes the unfinished minute to the history, detaches, and is idempotent', async () => {
+    const clock = new VirtualClock({ start: 1e12 });
+    const rt = virtualRuntime(1);
+    const monitor = createMonitor({ clock, history: ':memory:' });
+    monitor.attach(rt);
+    rt.events.emit({ type: 'call', source: 'p', at: 0, kind: 'retry', outcome: 'success', durationMs: 5 });
+    const history = monitor.history;
+    expect(history).toBeDefined();
+    expect(monitor.query({ scope: 'policy', name: 'p', from: 0, to: 2e12 })).toEqual([]);
+    monitor.live.flush();
+    expect(monitor.query({ scope: 'policy', name: 'p', from: 0, to: 2e12 })[0]?.values).toMatchObject({
+      calls: 1,
+      success: 1,
+    });
+    await monitor.close();
+    await monitor.close();
+    expect(() => monitor.attach(rt)).toThrow(/closed/);
+  });
+
+  it('records OpenTelemetry instruments too when given a meter', () => {
+    const monitor = createMonitor({ openTelemetry: { meter: createNoopMeter() } });
+    expect(monitor.openTelemetry).toBeDefined();
+    monitor.ingest({ type: 'call', source: 'p', at: 0, kind: 'retry', outcome: 'success', durationMs: 1 });
+    return monitor.close();
+  });
+
+  it('validates its options', () => {
+    expect(() => createMonitor({ history: '' })).toThrow(/"history" must be a file path/);
+    expect(() => createMonitor({ maxNames: 0 })).toThrow(/"maxNames"/);
+    expect(() => createMonitor({ clock: {} as VirtualClock })).toThrow(/"clock" must be a Clock/);
+    expect(() => createMonitor({ runtime: virtualRuntime(1) } as never)).toThrow(
+      /monitor\.attach\(runtime\)/,
+    );
+    expect(() => createMonitor({ histroy: 'x' } as never)).toThrow(/unknown option "histroy"/);
+  });
+});

@@ -1,0 +1,216 @@
+/**
+ * A monitor: one subscriber that feeds the Prometheus metrics, the optional OpenTelemetry bridge, the
+ * dashboard's live view and its SQLite history from runtime events. Attach it to any number of runtimes
+ * (or event sinks), feed it events from elsewhere with `ingest`, and serve the dashboard with `serve`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Clock, SystemClock } from '../core/clock.js';
+import type { BulwarkEvent, EventSink } from '../core/events.js';
+import type { Runtime } from '../core/runtime.js';
+import { intOption, invalid, knownKeys } from '../policy/options.js';
+import type { DashboardServer, DashboardServerOptions } from './dashboard/server.js';
+import { type HistoryPoint, type HistoryQuery, HistoryStore } from './history.js';
+import { LiveAggregator, type LiveSnapshot } from './live.js';
+import { PrometheusMetrics, type PrometheusMetricsOptions } from './metrics.js';
+import { OpenTelemetryMetrics, type OpenTelemetryMetricsOptions } from './otel.js';
+
+export interface MonitorOptions {
+  /**
+   * The monitor's own time: its live windows and the minutes of its history. Events are placed by when
+   * they arrive, not by their `at`, so runtimes on virtual clocks (the lab) are watched in real time.
+   * This does not attach anything: use {@link Monitor.attach}.
+   * @defaultValue a `SystemClock`
+   */
+  clock?: Clock;
+  /**
+   * The SQLite file of the per-minute history, `':memory:'`, or `false` for none.
+   * @defaultValue false
+   */
+  history?: string | false;
+  /** Days of history kept. @defaultValue 7 */
+  retentionDays?: number;
+  /** Options of the Prometheus metrics (registry, buckets, maxNames). */
+  metrics?: PrometheusMetricsOptions;
+  /** Also record OpenTelemetry instruments on this meter. */
+  openTelemetry?: OpenTelemetryMetricsOptions;
+  /** Distinct names per dashboard section (policies, queues, plans, faults). @defaultValue 1000 */
+  maxNames?: number;
+}
+
+/** Something the dashboard can act on, e.g. a circuit breaker (`isolate`, `reset`). */
+export interface Controllable {
+  readonly name: string;
+}
+
+type Actions = Record<string, () => void | Promise<void>>;
+
+/**
+ * Metrics and the live dashboard for everything that emits through a runtime's events.
+ * @example
+ * const monitor = createMonitor({ history: '.bulwark/dashboard.db' });
+ * monitor.attach(runtime);
+ * const dashboard = await monitor.serve();   // http://127.0.0.1:7420
+ * app.get('/metrics', monitor.metricsHandler());
+ */
+export class Monitor {
+  readonly clock: Clock;
+  readonly metrics: PrometheusMetrics;
+  readonly openTelemetry: OpenTelemetryMetrics | undefined;
+  readonly history: HistoryStore | undefined;
+  readonly live: LiveAggregator;
+  private readonly detachers = new Set<() => void>();
+  private readonly controls = new Map<string, Actions>();
+  private readonly servers = new Set<DashboardServer>();
+  private closed = false;
+
+  constructor(options: MonitorOptions = {}) {
+    const where = 'createMonitor';
+    knownKeys(where, options, ['clock', 'history', 'retentionDays', 'metrics', 'openTelemetry', 'maxNames']);
+    if ('runtime' in options) {
+      throw invalid(
+        where,
+        'runtime',
+        'given',
+        'left out: pass `clock`, and attach runtimes with monitor.attach(runtime)',
+      );
+    }
+    const history = options.history ?? false;
+    if (history !== false && (typeof history !== 'string' || history === '')) {
+      throw invalid(where, 'history', history, 'a file path, ":memory:" or false');
+    }
+    const maxNames = intOption(where, 'maxNames', options.maxNames, 1000, 1, 1_000_000);
+    const clock = options.clock ?? new SystemClock();
+    if (typeof clock?.now !== 'function' || typeof clock.setTimer !== 'function') {
+      throw invalid(where, 'clock', clock, 'a Clock');
+    }
+    this.clock = clock;
+    this.metrics = new PrometheusMetrics(options.metrics);
+    this.openTelemetry =
+      options.openTelemetry === undefined ? undefined : new OpenTelemetryMetrics(options.openTelemetry);
+    this.history =
+      history === false
+        ? undefined
+        : new HistoryStore({
+            path: history,
+            clock: this.clock,
+            ...(options.retentionDays === undefined ? {} : { retentionDays: options.retentionDays }),
+          });
+    const store = this.history;
+    this.live = new LiveAggregator({
+      clock: this.clock,
+      maxNames,
+      ...(store === undefined ? {} : { onMinute: (rows) => store.write(rows) }),
+    });
+  }
+
+  /**
+   * Subscribes to a runtime's (or an event sink's) events; returns the function that detaches.
+   * @example
+   * const detach = monitor.attach(runtime);
+   */
+  attach(source: Runtime | EventSink): () => void {
+    if (this.closed) throw invalid('Monitor.attach', 'monitor', 'closed', 'open (not closed)');
+    const events = 'events' in source ? source.events : source;
+    if (typeof events?.subscribe !== 'function') {
+      throw invalid('Monitor.attach', 'source', source, 'a Runtime or an EventSink');
+    }
+    const unsubscribe = events.subscribe((event) => this.ingest(event));
+    const detach = () => {
+      unsubscribe();
+      this.detachers.delete(detach);
+    };
+    this.detachers.add(detach);
+    return detach;
+  }
+
+  /** Records one event, from any source (an attached runtime, a file, another process). */
+  ingest(event: BulwarkEvent): void {
+    if (this.closed) return;
+    this.metrics.observe(event);
+    this.openTelemetry?.observe(event);
+    this.live.ingest(event);
+  }
+
+  /**
+   * Lets the dashboard act on `target` (by its name): a circuit breaker gets "isolate" and "reset"
+   * buttons. Other objects can pass their own actions. Returns the function that removes them.
+   * @example
+   * monitor.expose(breaker);                                  // isolate / reset
+   * monitor.expose({ name: 'emails' }, { pause: () => queue.pause() });
+   */
+  expose(target: Controllable, actions?: Actions): () => void {
+    const name = target?.name;
+    if (typeof name !== 'string' || name === '')
+      throw invalid('Monitor.expose', 'target.name', name, 'a non-empty string');
+    let resolved = actions;
+    if (resolved === undefined) {
+      const t = target as Controllable & { isolate?: unknown; reset?: unknown };
+      if (typeof t.isolate !== 'function' || typeof t.reset !== 'function') {
+        throw invalid('Monitor.expose', 'actions', actions, 'given (target has no isolate() and reset())');
+      }
+      resolved = {
+        isolate: () => (t.isolate as () => void).call(t),
+        reset: () => (t.reset as () => void).call(t),
+      };
+    }
+    this.controls.set(name, resolved);
+    return () => {
+      if (this.controls.get(name) === resolved) this.controls.delete(name);
+    };
+  }
+
+  /** Runs a control action exposed with {@link Monitor.expose}; false when there is no such action. */
+  async control(name: string, action: string): Promise<boolean> {
+    const run = this.controls.get(name)?.[action];
+    if (run === undefined || !Object.hasOwn(this.controls.get(name) as Actions, action)) return false;
+    await run();
+    return true;
+  }
+
+  /** The live view now (what the dashboard's stream sends). */
+  snapshot(): LiveSnapshot {
+    const controls: Record<string, string[]> = {};
+    for (const [name, actions] of this.controls) controls[name] = Object.keys(actions);
+    return this.live.snapshot(controls);
+  }
+
+  /** Per-minute history of one name ([] when the monitor keeps none). */
+  query(query: HistoryQuery): HistoryPoint[] {
+    return this.history?.query(query) ?? [];
+  }
+
+  /** A handler serving the Prometheus exposition text, for any Node HTTP server. */
+  metricsHandler(): (request: IncomingMessage, response: ServerResponse) => void {
+    return this.metrics.handler();
+  }
+
+  /**
+   * Starts the dashboard server (127.0.0.1:7420 unless told otherwise).
+   * @example
+   * const dashboard = await monitor.serve({ port: 0 });
+   * console.log(dashboard.url);
+   */
+  async serve(options: DashboardServerOptions = {}): Promise<DashboardServer> {
+    const { startDashboard } = await import('./dashboard/server.js');
+    const server = await startDashboard(this, options);
+    this.servers.add(server);
+    server.closed.then(() => this.servers.delete(server));
+    return server;
+  }
+
+  /** Detaches from every source, stops the servers, writes the unfinished minute and closes the history. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const detach of [...this.detachers]) detach();
+    await Promise.all([...this.servers].map((s) => s.close()));
+    this.closed = true;
+    this.live.flush();
+    this.openTelemetry?.close();
+    this.history?.close();
+  }
+}
+
+/** Creates a {@link Monitor}. */
+export function createMonitor(options?: MonitorOptions): Monitor {
+  return new Monitor(options);
+}
