@@ -4,12 +4,9 @@
  * checks on the two success rates. Validated with zod (strict everywhere) before anything runs; every
  * problem is reported once, as `file:line:column: path.to.field: message`.
  */
-import { readFile } from 'node:fs/promises';
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { faults, inject } from '../chaos/faults.js';
 import { type Schedule, schedule } from '../chaos/schedule.js';
-import { type Duration, toMs } from '../core/duration.js';
 import { BulwarkError } from '../core/errors.js';
 import type { Runtime } from '../core/runtime.js';
 import { virtualRuntime } from '../core/runtime.js';
@@ -21,6 +18,20 @@ import { pipeline } from '../policy/pipeline.js';
 import type { Policy } from '../policy/policy.js';
 import { retry } from '../policy/retry.js';
 import { timeout } from '../policy/timeout.js';
+import {
+  byPosition,
+  describe,
+  duration,
+  formatPath,
+  int,
+  issueMessages,
+  type Locator,
+  oneKey,
+  type PathPart,
+  parseYaml,
+  readTextFile,
+  strict,
+} from './file-problems.js';
 import { runTasks } from './runner.js';
 import { type Check, defineScenario, type Scenario } from './scenario.js';
 
@@ -41,71 +52,6 @@ export class ScenarioFileError extends BulwarkError {
 // ---------------------------------------------------------------------------------------------
 // schema
 
-const KNOWN = 'known keys: ';
-
-/** A strict object whose unknown-key issue carries its known keys (for the did-you-mean). */
-function strict<S extends z.ZodRawShape>(shape: S) {
-  const known = Object.keys(shape);
-  return z
-    .object(shape, {
-      errorMap: (issue, ctx) =>
-        issue.code === 'unrecognized_keys'
-          ? { message: KNOWN + known.join(',') }
-          : { message: ctx.defaultError },
-    })
-    .strict();
-}
-
-/** A strict object of which exactly one of `keys` (or at most one, when `optional`) must be present. */
-function oneKey<T extends Record<string, unknown>>(keys: readonly string[], optional = false) {
-  return (value: T, ctx: z.RefinementCtx): void => {
-    const present = keys.filter((k) => value[k] !== undefined);
-    if (present.length > 1) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [present[1] as string],
-        message: `only one of ${keys.join(', ')} may be given (also got ${present[0]})`,
-      });
-    } else if (present.length === 0 && !optional) {
-      ctx.addIssue({ code: 'custom', message: `expected one of ${keys.join(', ')}` });
-    }
-  };
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'a map';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
-  return `${typeof value} ${String(value)}`;
-}
-
-/** A duration (ms or `'250ms'`), converted to ms; `positive` rejects 0. */
-function duration(positive = false) {
-  return z.unknown().transform((value, ctx): number => {
-    const expected = `a duration such as 250ms, 5s or a number of ms${positive ? ' (> 0)' : ''}`;
-    if (value === undefined) {
-      ctx.addIssue({ code: 'custom', message: `required: ${expected}` });
-      return z.NEVER;
-    }
-    let ms: number | undefined;
-    if (typeof value === 'number' || typeof value === 'string') {
-      try {
-        ms = toMs(value as Duration);
-      } catch {
-        ms = undefined;
-      }
-    }
-    if (ms === undefined || (positive && ms <= 0)) {
-      ctx.addIssue({ code: 'custom', message: `expected ${expected}, got ${describe(value)}` });
-      return z.NEVER;
-    }
-    return ms;
-  });
-}
-
-const int = (min: number) =>
-  z.number().int(`must be an integer >= ${min}`).min(min, `must be an integer >= ${min}`);
 const probability = z
   .number()
   .min(0, 'must be a probability in [0, 1]')
@@ -439,118 +385,6 @@ function toScenario(file: ScenarioFile): Scenario {
 // ---------------------------------------------------------------------------------------------
 // positions and messages
 
-type PathPart = string | number;
-
-function formatPath(path: readonly PathPart[]): string {
-  let text = '';
-  for (const part of path) {
-    if (typeof part === 'number') text += `[${part}]`;
-    else text += text === '' ? part : `.${part}`;
-  }
-  return text === '' ? '(file)' : text;
-}
-
-function levenshtein(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1]?.toLowerCase() === b[j - 1]?.toLowerCase() ? 0 : 1;
-      current[j] = Math.min(
-        (previous[j] as number) + 1,
-        (current[j - 1] as number) + 1,
-        (previous[j - 1] as number) + cost,
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length] as number;
-}
-
-function closest(name: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  for (const candidate of known) {
-    const d = levenshtein(name, candidate);
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
-}
-
-class Locator {
-  constructor(
-    private readonly contents: Node | null,
-    private readonly lines: LineCounter,
-  ) {}
-
-  /** The deepest node on `path` (its key node when `key` is set and the last part names a map key). */
-  position(path: readonly PathPart[], key = false): string {
-    let node: unknown = this.contents;
-    let at: readonly [number, number, number] | undefined = (node as Node | null)?.range ?? undefined;
-    for (let i = 0; i < path.length; i++) {
-      const part = path[i] as PathPart;
-      let next: unknown;
-      if (isMap(node)) {
-        const pair = node.items.find(
-          (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(part),
-        );
-        if (pair === undefined) break;
-        if (key && i === path.length - 1 && isScalar(pair.key) && pair.key.range) {
-          at = pair.key.range;
-          break;
-        }
-        next = pair.value;
-        if (next === null && isScalar(pair.key) && pair.key.range) at = pair.key.range;
-      } else if (isSeq(node) && typeof part === 'number') {
-        next = node.items[part];
-      } else break;
-      if (next === undefined || next === null) break;
-      node = next;
-      const range = (next as Node).range;
-      if (range) at = range;
-    }
-    const { line, col } = this.lines.linePos(at?.[0] ?? 0);
-    return `${line}:${col}`;
-  }
-}
-
-function issueMessages(issue: z.ZodIssue, file: string, locate: Locator): string[] {
-  const path = issue.path;
-  if (issue.code === 'unrecognized_keys') {
-    const known = issue.message.startsWith(KNOWN) ? issue.message.slice(KNOWN.length).split(',') : [];
-    return issue.keys.map((key) => {
-      const guess = closest(key, known);
-      const hint = guess === undefined ? `; known keys: ${known.join(', ')}` : ` (did you mean "${guess}"?)`;
-      return `${file}:${locate.position([...path, key], true)}: ${formatPath([...path, key])}: unknown key${hint}`;
-    });
-  }
-  let message: string;
-  if (issue.code === 'invalid_type') {
-    message =
-      issue.received === 'undefined'
-        ? `required: expected ${article(issue.expected)}`
-        : `expected ${article(issue.expected)}, got ${issue.received === 'array' ? 'a list' : issue.received === 'object' ? 'a map' : issue.received}`;
-  } else if (issue.code === 'invalid_enum_value') {
-    message = `expected one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')}, got ${JSON.stringify(issue.received)}`;
-  } else if (issue.code === 'invalid_union') {
-    // Checks: report against the variant the entry is closest to (metric or value).
-    return [];
-  } else {
-    message = issue.message;
-  }
-  return [`${file}:${locate.position(path)}: ${formatPath(path)}: ${message}`];
-}
-
-function article(type: string): string {
-  if (type === 'array') return 'a list';
-  if (type === 'object') return 'a map';
-  if (type === 'integer' || type === 'undefined') return `an ${type}`;
-  return `a ${type}`;
-}
-
 /** Reports a failed union (the checks): each entry against the variant its keys point to. */
 function unionMessages(issue: z.ZodIssue, file: string, locate: Locator, data: unknown): string[] {
   if (issue.code !== 'invalid_union') return [];
@@ -598,18 +432,6 @@ function semanticProblems(parsed: ScenarioFile, file: string, locate: Locator): 
   return problems;
 }
 
-/** Sorts `file:line:column: …` messages by line, then column (stable otherwise). */
-function byPosition(problems: string[]): string[] {
-  const key = (text: string): [number, number] => {
-    const match = /:(\d+):(\d+): /.exec(text);
-    return match === null ? [0, 0] : [Number(match[1]), Number(match[2])];
-  };
-  return problems
-    .map((text, i) => ({ text, i, at: key(text) }))
-    .sort((a, b) => a.at[0] - b.at[0] || a.at[1] - b.at[1] || a.i - b.i)
-    .map(({ text }) => text);
-}
-
 /**
  * Parses and validates the text of a scenario file. Returns the scenario, or throws a
  * {@link ScenarioFileError} listing every problem as `file:line:column: path: message`.
@@ -617,20 +439,9 @@ function byPosition(problems: string[]): string[] {
  * const scenario = parseScenarioFile(text, 'flaky.yaml');
  */
 export function parseScenarioFile(text: string, file: string): Scenario {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    throw new ScenarioFileError(
-      doc.errors.map((error) => {
-        const { line, col } = lines.linePos(error.pos[0]);
-        const message =
-          error.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? 'syntax error';
-        return `${file}:${line}:${col}: ${message}`;
-      }),
-    );
-  }
-  const data: unknown = doc.toJS();
-  const locate = new Locator(doc.contents as Node | null, lines);
+  const parsed = parseYaml(text, file);
+  if (!parsed.ok) throw new ScenarioFileError(parsed.problems);
+  const { data, locate } = parsed;
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new ScenarioFileError([
       `${file}:${locate.position([])}: expected a map with name, dependency, before and after; got ${describe(data)}`,
@@ -671,22 +482,8 @@ export function parseScenarioFile(text: string, file: string): Scenario {
  * const report = await runScenario(scenario, { seed: 1 });
  */
 export async function loadScenarioFile(path: string): Promise<Scenario> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const code = (error as { code?: unknown } | null)?.code;
-    const reason =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EISDIR'
-          ? 'is a directory'
-          : code === 'EACCES'
-            ? 'permission denied'
-            : error instanceof Error
-              ? error.message
-              : String(error);
-    throw new ScenarioFileError([`cannot read ${path}: ${reason}`], true);
-  }
+  const read = await readTextFile(path);
+  if (!read.ok) throw new ScenarioFileError([read.problem], true);
+  const text = read.text;
   return parseScenarioFile(text, path);
 }
