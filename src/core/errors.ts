@@ -17,6 +17,9 @@ export type BulwarkErrorCode =
   | 'CANCELLED'
   | 'HEDGE_FAILED'
   | 'INVALID_STATE'
+  | 'ALERT_DELIVERY_FAILED'
+  | 'ALERT_CONFIG'
+  | 'SUPERVISOR_ESCALATED'
   // Later modules add their own codes; a string keeps the guard open to them.
   | (string & {});
 
