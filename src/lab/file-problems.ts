@@ -232,7 +232,15 @@ export function validateYaml<S extends z.ZodTypeAny>(
   if (!parsed.ok) return parsed;
   const result = schema.safeParse(parsed.data);
   if (result.success) return { ok: true, data: result.data, locate: parsed.locate };
-  const problems = result.error.issues.flatMap((issue) => issueMessages(issue, file, parsed.locate));
+  // An entry with an unknown key (a misspelt kind) is not also reported as having no known one.
+  const unknownAt = new Set(
+    result.error.issues.filter((i) => i.code === 'unrecognized_keys').map((i) => formatPath(i.path)),
+  );
+  const issues = result.error.issues.filter(
+    (i) =>
+      !(i.code === 'custom' && i.message.startsWith('expected one of') && unknownAt.has(formatPath(i.path))),
+  );
+  const problems = issues.flatMap((issue) => issueMessages(issue, file, parsed.locate));
   return { ok: false, problems: byPosition([...new Set(problems)]) };
 }
 
