@@ -505,7 +505,9 @@ function checkRoute(
       at([...path, 'matchers', i], (error as Error).message);
     }
   });
-  (input.routes ?? []).forEach((child, i) => checkRoute(child, [...path, 'routes', i], receivers, false, at));
+  (input.routes ?? []).forEach((child, i) => {
+    checkRoute(child, [...path, 'routes', i], receivers, false, at);
+  });
 }
 
 /**
