@@ -4,6 +4,7 @@
  * stack trace.
  */
 import { readFileSync } from 'node:fs';
+import { analyzeCommand } from './analyze.js';
 import { demoCommand } from './demo.js';
 import { type CommandIO, UsageError } from './io.js';
 import { defaultLabDependencies, labCommand } from './lab.js';
@@ -31,6 +32,8 @@ Commands:
                      (reproducible from --seed; see bulwark demo --help)
   lab [scenario…]    Run the chaos lab's failure scenarios and report success before and after
                      resilience, with 95% intervals (see bulwark lab --help)
+  analyze FILE       Find failure patterns in a JSON-lines events file: signatures, bursts,
+                     correlated failures, periodic ones, futile retries (see bulwark analyze --help)
   help               Show this help
   version            Print the version
 
@@ -55,6 +58,7 @@ export async function main(argv: readonly string[], io: CommandIO = defaultIO): 
       return 0;
     }
     if (first === 'demo') return await demoCommand(rest, io);
+    if (first === 'analyze') return await analyzeCommand(rest, io);
     if (first === 'lab') return await labCommand(rest, io, { ...defaultLabDependencies, version: version() });
     if (first.startsWith('-')) throw new UsageError(`unknown option ${first}`);
     throw new UsageError(`unknown command "${first}"`);

@@ -20,6 +20,7 @@ export type BulwarkErrorCode =
   | 'ALERT_DELIVERY_FAILED'
   | 'ALERT_CONFIG'
   | 'SUPERVISOR_ESCALATED'
+  | 'EVENTS_FILE'
   // Later modules add their own codes; a string keeps the guard open to them.
   | (string & {});
 
