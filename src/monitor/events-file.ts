@@ -2,10 +2,10 @@
  * Events as JSON lines (one event object per line): how a run's events are saved and read back for
  * `bulwark analyze`. Errors are written as plain `{ name, code, message }` objects.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { BulwarkError } from '../core/errors.js';
-import type { BulwarkEvent } from '../core/events.js';
+import type { BulwarkEvent, BulwarkEventType, EventSink } from '../core/events.js';
 import type { AnalysedEvent } from './patterns.js';
 
 /** A JSON-lines events file with bad lines; one message per problem (`file:line: message`). */
@@ -98,4 +98,34 @@ export async function readEventsFile(path: string): Promise<AnalysedEvent[]> {
   if (extra > 0) problems.push(`… and ${extra} more bad lines`);
   if (problems.length > 0) throw new EventsFileError(problems);
   return events;
+}
+
+/**
+ * Appends every event of `events` (or only the given types) to `path` as JSON lines, for
+ * `bulwark analyze`. `close()` unsubscribes and flushes the file.
+ * @example
+ * const recording = recordEvents(runtime.events, 'events.jsonl');
+ * // … run …
+ * await recording.close();
+ */
+export function recordEvents(
+  events: EventSink,
+  path: string,
+  types?: readonly BulwarkEventType[],
+): { close(): Promise<void> } {
+  const out = createWriteStream(path, { flags: 'a' });
+  let failure: unknown;
+  out.on('error', (error) => {
+    failure = error;
+  });
+  const unsubscribe = events.subscribe((event) => {
+    out.write(`${eventToJsonLine(event)}\n`);
+  }, types);
+  return {
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        unsubscribe();
+        out.end(() => (failure === undefined ? resolve() : reject(failure)));
+      }),
+  };
 }

@@ -15,10 +15,11 @@ import { type Runtime, systemRuntime } from '../../core/runtime.js';
 import { type Backoff, backoff as backoffs } from '../../policy/backoff.js';
 import { durationOption, invalid, knownKeys } from '../../policy/options.js';
 import { Dispatcher } from './delivery.js';
-import { fingerprint, type Labels, type Matcher, Matchers, parseMatcher, pickLabels } from './labels.js';
+import { fingerprint, type Labels, Matchers, pickLabels } from './labels.js';
 import type { Notification, NotifiedAlert, Receiver } from './notification.js';
 import type { Alert } from './rules.js';
-import { AlertStore, type LogEntry, type OutboxCounts, type Silence } from './store.js';
+import { type SilenceInput, type SilenceStatus, Silences } from './silences.js';
+import { AlertStore, type LogEntry, type OutboxCounts } from './store.js';
 
 /** A node of the route tree. Children inherit every option they do not set. */
 export interface RouteConfig {
@@ -93,24 +94,6 @@ class Group {
     readonly route: Route,
     readonly labels: Labels,
   ) {}
-}
-
-/** A silence as created through {@link Notifier.createSilence}. */
-export interface SilenceInput {
-  /** Matchers in Alertmanager's syntax; at least one. */
-  matchers: readonly string[];
-  /** How long from now (or give `endsAt`). */
-  duration?: Duration;
-  endsAt?: number;
-  /** @defaultValue now */
-  startsAt?: number;
-  createdBy?: string;
-  comment?: string;
-}
-
-/** A silence with its state at the time asked. */
-export interface SilenceStatus extends Silence {
-  readonly state: 'pending' | 'active' | 'expired';
 }
 
 const DEFAULTS = {
@@ -233,6 +216,7 @@ export class Notifier {
   private readonly dispatcher: Dispatcher;
   private readonly externalURL: string;
   private readonly ownsStore: boolean;
+  private readonly silences: Silences;
   private closed = false;
 
   constructor(options: NotifierOptions) {
@@ -277,6 +261,7 @@ export class Notifier {
     this.ownsStore = !(options.store instanceof AlertStore);
     this.store =
       options.store instanceof AlertStore ? options.store : new AlertStore(options.store ?? ':memory:');
+    this.silences = new Silences(this.store, this.runtime);
     this.dispatcher = new Dispatcher(
       this.runtime,
       this.store,
@@ -325,8 +310,9 @@ export class Notifier {
     const receiver = this.receivers.get(group.route.receiver) as Receiver;
     const firing: StoredAlert[] = [];
     const resolved: StoredAlert[] = [];
+    const silenced = this.silences.activeAt(now);
     for (const alert of group.alerts.values()) {
-      if (this.muted(alert, now)) continue;
+      if (silenced(alert.labels) || this.inhibited(alert)) continue;
       (alert.endsAt === undefined ? firing : resolved).push(alert);
     }
     const firingSet = new Set(firing.map((a) => a.fingerprint));
@@ -398,10 +384,6 @@ export class Notifier {
     return now - last.at >= repeatInterval;
   }
 
-  private muted(alert: StoredAlert, now: number): boolean {
-    return this.silencedBy(alert.labels, now) !== undefined || this.inhibited(alert);
-  }
-
   private inhibited(alert: StoredAlert): boolean {
     if (alert.endsAt !== undefined) return false;
     for (const rule of this.inhibitRules) {
@@ -415,81 +397,23 @@ export class Notifier {
     return false;
   }
 
-  private silencedBy(labels: Labels, now: number): Silence | undefined {
-    for (const silence of this.store.silences()) {
-      if (silence.startsAt <= now && now < silence.endsAt && new Matchers(silence.matchers).matches(labels))
-        return silence;
-    }
-    return undefined;
-  }
-
   /**
-   * Creates a silence and returns its id.
+   * Creates a silence and returns its id (see {@link Silences.create}).
    * @example
    * const id = notifier.createSilence({ matchers: ['alertname="LowSuccessRate"'], duration: '2h', createdBy: 'ana', comment: 'deploy' });
    */
   createSilence(input: SilenceInput): string {
-    const where = 'createSilence';
-    knownKeys(where, input, ['matchers', 'duration', 'endsAt', 'startsAt', 'createdBy', 'comment']);
-    if (!Array.isArray(input.matchers) || input.matchers.length === 0) {
-      throw invalid(where, 'matchers', input.matchers, 'a non-empty list of matchers');
-    }
-    const matchers: Matcher[] = input.matchers.map((m) => parseMatcher(m));
-    const now = this.runtime.clock.now();
-    const startsAt = input.startsAt ?? now;
-    let endsAt: number;
-    if (input.endsAt !== undefined) endsAt = input.endsAt;
-    else if (input.duration !== undefined)
-      endsAt = startsAt + durationOption(where, 'duration', input.duration, 0, 0, true);
-    else throw invalid(where, 'duration', undefined, 'a duration (or give endsAt)');
-    if (!(endsAt > startsAt)) throw invalid(where, 'endsAt', endsAt, `a time after startsAt (${startsAt})`);
-    const random = this.runtime.random;
-    const id = [random.nextUint32(), random.nextUint32()]
-      .map((n) => n.toString(16).padStart(8, '0'))
-      .join('');
-    this.store.putSilence({
-      id,
-      matchers,
-      startsAt,
-      endsAt,
-      createdBy: input.createdBy ?? '',
-      comment: input.comment ?? '',
-    });
-    this.emitSilence(id, 'created', matchers);
-    return id;
+    return this.silences.create(input);
   }
 
   /** Ends a silence now. Returns false when no such silence is active or pending. */
   expireSilence(id: string): boolean {
-    const now = this.runtime.clock.now();
-    const silence = this.store.silences().find((s) => s.id === id);
-    if (silence === undefined || silence.endsAt <= now) return false;
-    this.store.putSilence({ ...silence, startsAt: Math.min(silence.startsAt, now), endsAt: now });
-    this.emitSilence(id, 'expired', silence.matchers);
-    return true;
+    return this.silences.expire(id);
   }
 
   /** Every silence with its state now. */
   listSilences(): SilenceStatus[] {
-    const now = this.runtime.clock.now();
-    return this.store.silences().map((s) => ({
-      ...s,
-      state: now < s.startsAt ? 'pending' : now < s.endsAt ? 'active' : 'expired',
-    }));
-  }
-
-  private emitSilence(id: string, action: 'created' | 'expired', matchers: readonly Matcher[]): void {
-    const events = this.runtime.events;
-    if (events.wants('alert.silence')) {
-      events.emit({
-        type: 'alert.silence',
-        source: 'notifier',
-        at: this.runtime.clock.now(),
-        id,
-        action,
-        matchers: new Matchers(matchers).toString(),
-      });
-    }
+    return this.silences.list();
   }
 
   /** The outbox's counts by state. */
