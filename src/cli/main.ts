@@ -8,6 +8,7 @@ import { analyzeCommand } from './analyze.js';
 import { demoCommand } from './demo.js';
 import { type CommandIO, UsageError } from './io.js';
 import { defaultLabDependencies, labCommand } from './lab.js';
+import { silenceCommand } from './silence.js';
 
 export { type CommandIO, UsageError } from './io.js';
 
@@ -34,6 +35,8 @@ Commands:
                      resilience, with 95% intervals (see bulwark lab --help)
   analyze FILE       Find failure patterns in a JSON-lines events file: signatures, bursts,
                      correlated failures, periodic ones, futile retries (see bulwark analyze --help)
+  silence ACTION     Add, expire or list alert silences in an alert store
+                     (see bulwark silence --help)
   help               Show this help
   version            Print the version
 
@@ -59,6 +62,7 @@ export async function main(argv: readonly string[], io: CommandIO = defaultIO): 
     }
     if (first === 'demo') return await demoCommand(rest, io);
     if (first === 'analyze') return await analyzeCommand(rest, io);
+    if (first === 'silence') return await silenceCommand(rest, io);
     if (first === 'lab') return await labCommand(rest, io, { ...defaultLabDependencies, version: version() });
     if (first.startsWith('-')) throw new UsageError(`unknown option ${first}`);
     throw new UsageError(`unknown command "${first}"`);
