@@ -5,8 +5,8 @@
 
 import { SystemClock } from '../core/clock.js';
 import type { Seed } from '../core/random.js';
-import { createRuntime, virtualRuntime } from '../core/runtime.js';
-import { intOption, invalid, knownKeys } from '../policy/options.js';
+import { createRuntime, type Runtime, virtualRuntime } from '../core/runtime.js';
+import { functionOption, intOption, invalid, knownKeys } from '../policy/options.js';
 import type {
   AnalyticReport,
   CheckReport,
@@ -40,6 +40,12 @@ export interface RunScenarioOptions {
   params?: Readonly<Record<string, unknown>>;
   /** Called as tasks finish: `done` of `total` over all runs. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Called with each run's runtime before the run starts, so monitoring (alert rules, pattern analysis,
+   * an events recording) can subscribe to its events and use its clock; the function it returns is
+   * called when the run ends.
+   */
+  observe?: (runtime: Runtime, run: number) => void | (() => void);
 }
 
 /** The seed of run `index` of a run with base seed `seed`. */
@@ -99,7 +105,7 @@ export async function runScenario<P extends Record<string, ParamValue>>(
 ): Promise<ScenarioReport> {
   const where = 'runScenario';
   if (typeof options !== 'object' || options === null) throw invalid(where, 'options', options, 'an object');
-  knownKeys(where, options, ['seed', 'tasks', 'runs', 'params', 'onProgress']);
+  knownKeys(where, options, ['seed', 'tasks', 'runs', 'params', 'onProgress', 'observe']);
   const { seed } = options;
   if (!(typeof seed === 'string' || (typeof seed === 'number' && Number.isFinite(seed)))) {
     throw invalid(where, 'seed', seed, 'a number or a string');
@@ -109,6 +115,11 @@ export async function runScenario<P extends Record<string, ParamValue>>(
   const runs = intOption(where, 'runs', options.runs, 1, 1, 100_000);
   const params = resolveParams(scenario, options.params);
   const onProgress = options.onProgress;
+  const observe = functionOption<(runtime: Runtime, run: number) => void | (() => void)>(
+    where,
+    'observe',
+    options.observe,
+  );
   const setup: ScenarioSetup<P> = { tasks, runs, params };
 
   const perRun: Measurements[] = [];
@@ -121,12 +132,22 @@ export async function runScenario<P extends Record<string, ParamValue>>(
     if (scenario.clock === 'system') {
       // Real time: seeded decisions, real I/O; elapsed time is wall time and belongs in `meta`.
       const runtime = createRuntime({ seed: runSeed(seed, i), clock: new SystemClock() });
-      await scenario.run({ runtime, tasks, params, record, progress });
+      const detach = observe?.(runtime, i);
+      try {
+        await scenario.run({ runtime, tasks, params, record, progress });
+      } finally {
+        detach?.();
+      }
     } else {
       const runtime = virtualRuntime(runSeed(seed, i));
-      await runtime.clock.run(async () => {
-        await scenario.run({ runtime, tasks, params, record, progress });
-      });
+      const detach = observe?.(runtime, i);
+      try {
+        await runtime.clock.run(async () => {
+          await scenario.run({ runtime, tasks, params, record, progress });
+        });
+      } finally {
+        detach?.();
+      }
       virtualMs += runtime.clock.now();
     }
     perRun.push(record);
