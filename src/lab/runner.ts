@@ -45,7 +45,7 @@ export interface RunScenarioOptions {
    * an events recording) can subscribe to its events and use its clock; the function it returns is
    * called when the run ends.
    */
-  observe?: (runtime: Runtime, run: number) => void | (() => void);
+  observe?: (runtime: Runtime, run: number) => (() => void) | undefined;
 }
 
 /** The seed of run `index` of a run with base seed `seed`. */
@@ -115,7 +115,7 @@ export async function runScenario<P extends Record<string, ParamValue>>(
   const runs = intOption(where, 'runs', options.runs, 1, 1, 100_000);
   const params = resolveParams(scenario, options.params);
   const onProgress = options.onProgress;
-  const observe = functionOption<(runtime: Runtime, run: number) => void | (() => void)>(
+  const observe = functionOption<(runtime: Runtime, run: number) => (() => void) | undefined>(
     where,
     'observe',
     options.observe,
