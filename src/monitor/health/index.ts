@@ -23,6 +23,7 @@ export {
   type ChildContext,
   type ChildSpec,
   type ChildStatus,
+  child,
   type RestartStrategy,
   type RestartType,
   Supervisor,

@@ -45,6 +45,16 @@ export interface ChildSpec<T = unknown> {
   restart?: RestartType;
 }
 
+/**
+ * Types a child spec: the instance `start` returns is what `stop` receives (an inline array of specs
+ * cannot infer that by itself).
+ * @example
+ * child({ id: 'mailer', start: (ctx) => startMailer(ctx), stop: (mailer) => mailer.close() })
+ */
+export function child<T>(spec: ChildSpec<T>): ChildSpec<T> {
+  return spec;
+}
+
 export interface SupervisorOptions {
   /** The supervisor's name (`source` of its events). @defaultValue `'supervisor'` */
   name?: string;
@@ -110,7 +120,7 @@ function describeError(error: unknown): string | undefined {
  * Keeps components running.
  * @example
  * const supervisor = new Supervisor({ runtime, strategy: 'one_for_one', intensity: 5, period: '1m' }, [
- *   { id: 'mailer', start: (ctx) => startMailer({ onFatal: (e) => ctx.crash(e) }), stop: (m) => m.close() },
+ *   child({ id: 'mailer', start: (ctx) => startMailer({ onFatal: (e) => ctx.crash(e) }), stop: (m) => m.close() }),
  * ]);
  * await supervisor.start();
  */
@@ -130,7 +140,7 @@ export class Supervisor {
   private closed = false;
   private escalated = false;
 
-  constructor(options: SupervisorOptions, children: readonly ChildSpec<never>[] | readonly ChildSpec[]) {
+  constructor(options: SupervisorOptions, children: readonly ChildSpec[]) {
     const where = 'Supervisor';
     knownKeys(where, options, ['strategy', 'intensity', 'period', 'backoff', 'resetAfter', 'onEscalate']);
     this.name = options.name ?? 'supervisor';
@@ -151,7 +161,7 @@ export class Supervisor {
     this.onEscalate = functionOption(where, 'onEscalate', options.onEscalate);
     this.random = this.runtime.random.fork(`supervisor/${this.name}`);
     const ids = new Set<string>();
-    this.children = (children as readonly ChildSpec[]).map((spec, i) => {
+    this.children = children.map((spec, i) => {
       if (typeof spec !== 'object' || spec === null || typeof spec.id !== 'string' || spec.id === '') {
         throw invalid(
           where,
