@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { virtualRuntime } from '../src/core/runtime.js';
-import { checks, HealthMonitor, healing, parseAlertConfig, Supervisor } from '../src/monitor/index.js';
+import { checks, child, HealthMonitor, healing, parseAlertConfig, Supervisor } from '../src/monitor/index.js';
 import { backoff, circuitBreaker } from '../src/policy/index.js';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
