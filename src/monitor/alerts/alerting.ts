@@ -38,6 +38,7 @@ export function startAlerting(
     ...(config.deliveryTimeout === undefined ? {} : { deliveryTimeout: config.deliveryTimeout }),
     ...(config.maxRetryAfter === undefined ? {} : { maxRetryAfter: config.maxRetryAfter }),
     ...(config.externalURL === undefined ? {} : { externalURL: config.externalURL }),
+    ...(config.retention === undefined ? {} : { retention: config.retention }),
   });
   const engine = new AlertRuleEngine({
     runtime,

@@ -203,6 +203,7 @@ const fileSchema = strict({
     timeout: duration(true).optional(),
     backoff: strict({ initial: duration(true).optional(), max: duration(true).optional() }).optional(),
     maxRetryAfter: duration().optional(),
+    retention: duration(true).optional(),
   }).optional(),
   rules: z.array(ruleEntry).optional(),
   receivers: z.array(receiverEntry).min(1, 'must list at least one receiver'),
@@ -233,6 +234,7 @@ export interface AlertConfig {
   readonly externalURL: string | undefined;
   readonly deliveryTimeout: number | undefined;
   readonly maxRetryAfter: number | undefined;
+  readonly retention: number | undefined;
   readonly retryBackoff: Backoff | undefined;
 }
 
@@ -466,6 +468,7 @@ export function parseAlertConfig(
     externalURL: data.externalURL,
     deliveryTimeout: data.delivery?.timeout,
     maxRetryAfter: data.delivery?.maxRetryAfter,
+    retention: data.delivery?.retention,
     retryBackoff:
       b === undefined
         ? undefined

@@ -6,6 +6,7 @@
  */
 import type { Timer } from '../../core/clock.js';
 import { isBulwarkError } from '../../core/errors.js';
+import { EventSink } from '../../core/events.js';
 import type { Random } from '../../core/random.js';
 import type { Runtime } from '../../core/runtime.js';
 import type { Backoff } from '../../policy/backoff.js';
@@ -122,7 +123,12 @@ export class Dispatcher {
     timeoutMs: number,
     readonly maxRetryAfterMs: number,
   ) {
-    this.deadline = timeout(timeoutMs, { runtime, name: 'alerts.delivery' });
+    // Its own silent sink: delivery deadlines are plumbing, and their `call` events would otherwise feed
+    // the very rules that raise alerts (a receiver outage showing up as failed calls).
+    this.deadline = timeout(timeoutMs, {
+      runtime: { clock: runtime.clock, random: runtime.random, events: new EventSink() },
+      name: 'alerts.delivery',
+    });
     for (const receiver of receivers) this.lanes.set(receiver.name, new Lane(this, receiver));
   }
 

@@ -214,6 +214,18 @@ describe('Notifier: delivery', () => {
     await notifier.close();
   });
 
+  it('prunes delivered notifications older than the retention', async () => {
+    const { rt, notifier, team } = setup({ retention: '1d' });
+    notifier.receive(firing('Long'));
+    await rt.clock.advance(3 * 86_400_000);
+    // Repeated every 4 h for three days; only about a day of them is kept.
+    expect(team.sent.length).toBeGreaterThanOrEqual(18);
+    const kept = notifier.outbox().delivered;
+    expect(kept).toBeGreaterThanOrEqual(6);
+    expect(kept).toBeLessThanOrEqual(8);
+    await notifier.close();
+  });
+
   it('validates its options', () => {
     const rt = virtualRuntime(1);
     const r = new FakeReceiver('team', rt);

@@ -63,6 +63,11 @@ export interface NotifierOptions {
   maxRetryAfter?: Duration;
   /** Sent as `externalURL` in notifications. @defaultValue `''` */
   externalURL?: string;
+  /**
+   * How long delivered notifications and notification-log entries are kept (Alertmanager's
+   * `--data.retention`); keep it longer than the longest `repeatInterval`. @defaultValue `'5d'`
+   */
+  retention?: Duration;
 }
 
 interface Route {
@@ -217,6 +222,8 @@ export class Notifier {
   private readonly externalURL: string;
   private readonly ownsStore: boolean;
   private readonly silences: Silences;
+  private readonly retentionMs: number;
+  private prunedAt = Number.NEGATIVE_INFINITY;
   private closed = false;
 
   constructor(options: NotifierOptions) {
@@ -230,6 +237,7 @@ export class Notifier {
       'deliveryTimeout',
       'maxRetryAfter',
       'externalURL',
+      'retention',
     ]);
     this.runtime = options.runtime ?? systemRuntime();
     if (!Array.isArray(options.receivers) || options.receivers.length === 0) {
@@ -256,6 +264,7 @@ export class Notifier {
     const timeoutMs = durationOption(where, 'deliveryTimeout', options.deliveryTimeout, 10_000, 0, true);
     const maxRetryAfter = durationOption(where, 'maxRetryAfter', options.maxRetryAfter, 3_600_000);
     this.externalURL = options.externalURL ?? '';
+    this.retentionMs = durationOption(where, 'retention', options.retention, 5 * 86_400_000, 0, true);
     const retryBackoff =
       options.retryBackoff ?? backoffs.exponential({ initial: '1s', max: '5m' }).withJitter('full');
     this.ownsStore = !(options.store instanceof AlertStore);
@@ -307,6 +316,10 @@ export class Notifier {
     if (this.closed) return;
     group.flushed = true;
     const now = this.runtime.clock.now();
+    if (now - this.prunedAt >= 3_600_000) {
+      this.prunedAt = now;
+      this.store.prune(now - this.retentionMs);
+    }
     const receiver = this.receivers.get(group.route.receiver) as Receiver;
     const firing: StoredAlert[] = [];
     const resolved: StoredAlert[] = [];

@@ -130,6 +130,8 @@ export class AlertStore {
       retry: this.db.prepare(
         'UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?',
       ),
+      pruneOutbox: this.db.prepare("DELETE FROM outbox WHERE state != 'pending' AND finished_at < ?"),
+      pruneLog: this.db.prepare('DELETE FROM nflog WHERE at < ?'),
       counts: this.db.prepare('SELECT state, COUNT(*) AS n FROM outbox GROUP BY state'),
       putSilence: this.db.prepare(
         'INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment) VALUES (?, ?, ?, ?, ?, ?) ' +
@@ -244,6 +246,12 @@ export class AlertStore {
       createdBy: row.created_by,
       comment: row.comment,
     }));
+  }
+
+  /** Deletes delivered and rejected notifications, and notification-log entries, older than `before` (ms). */
+  prune(before: number): void {
+    this.statements.pruneOutbox.run(before);
+    this.statements.pruneLog.run(before);
   }
 
   isOpen(): boolean {

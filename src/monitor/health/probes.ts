@@ -10,6 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Timer } from '../../core/clock.js';
 import type { Duration } from '../../core/duration.js';
+import { EventSink } from '../../core/events.js';
 import { type Runtime, systemRuntime } from '../../core/runtime.js';
 import { durationOption, functionOption, intOption, invalid, knownKeys } from '../../policy/options.js';
 import { timeout } from '../../policy/timeout.js';
@@ -107,7 +108,12 @@ class Probe {
         '1 for liveness and startup probes (as in Kubernetes)',
       );
     }
-    this.deadline = timeout(timeoutMs, { runtime, name: `${component.name}.${kind}` });
+    // A silent sink: the probe reports itself as `health.check`; its deadline's `call` events would count
+    // as the component's own calls in rules and pattern analysis.
+    this.deadline = timeout(timeoutMs, {
+      runtime: { clock: runtime.clock, random: runtime.random, events: new EventSink() },
+      name: `${component.name}.${kind}`,
+    });
     // Kubernetes: a container is live until its liveness probe fails, and not ready until readiness passes.
     this.healthy = kind === 'liveness';
   }
