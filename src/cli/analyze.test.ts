@@ -87,6 +87,30 @@ describe('bulwark analyze', () => {
     expect(md.out()).toMatch(/^# Failure patterns\n/);
   });
 
+  it('analyses the events of a lab run (bulwark lab --events), inventing no pattern in uniform faults', async () => {
+    const file = join(dir, 'lab.jsonl');
+    const lab = capture();
+    expect(await main(['lab', 'network', '--tasks', '2000', '--no-out', '--events', file], lab.io)).toBe(0);
+    const c = capture();
+    expect(await main(['analyze', file, '--json'], c.io)).toBe(0);
+    const report = JSON.parse(c.out());
+    expect(report.failures).toBeGreaterThan(500);
+    // The network scenario's faults are independent draws at a constant rate: no burst, no correlation, no period.
+    expect(report.bursts).toEqual([]);
+    expect(report.correlations).toEqual([]);
+    expect(report.periodic).toEqual([]);
+    expect(report.signatures.map((s: { code: string }) => s.code)).toEqual(
+      expect.arrayContaining(['ECONNREFUSED', 'TIMEOUT']),
+    );
+    // Its retries recover 1 - 0.44² ≈ 81% of retried calls: not futile.
+    expect(report.retries).toHaveLength(1);
+    expect(report.retries[0].successRate).toBeGreaterThan(0.75);
+    expect(report.retries[0].futile).toBe(false);
+    const bad = capture();
+    expect(await main(['lab', '--events', file], bad.io)).toBe(2);
+    expect(bad.err()).toMatch(/^bulwark: lab: --events records one run of one scenario/);
+  });
+
   it('exits 2 listing each bad line, and on a missing file', async () => {
     const bad = join(dir, 'bad.jsonl');
     writeFileSync(bad, '{"type":"call","source":"a","at":1}\nnot json\n\n{"type":"call"}\n[1]\n');

@@ -4,17 +4,20 @@
  * `./lab-report` by default).
  * Exit code 0 when every scenario passes its checks, 1 when one does not, 2 on bad input.
  */
+import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SystemClock } from '../core/clock.js';
 import type { Seed } from '../core/random.js';
+import type { Runtime } from '../core/runtime.js';
 import type { LabReport, ScenarioReport } from '../lab/document.js';
 import { renderHtml, renderMarkdown, renderTerminal } from '../lab/report/index.js';
 import { type RunScenarioOptions, runScenario } from '../lab/runner.js';
 import type { Scenario } from '../lab/scenario.js';
 import { builtinScenarios } from '../lab/scenarios/index.js';
 import { loadScenarioFile, ScenarioFileError } from '../lab/yaml.js';
+import { eventToJsonLine } from '../monitor/events-file.js';
 import { type CommandIO, UsageError } from './io.js';
 
 /** What the command runs on; tests replace parts of it. */
@@ -47,7 +50,7 @@ export const defaultLabDependencies: LabDependencies = {
   defaultOut: 'lab-report',
 };
 
-const HELP = `Usage: bulwark lab [scenario…] [--seed S] [--tasks N] [--runs K] [--file F]… [--out DIR | --no-out] [--json] [--list]
+const HELP = `Usage: bulwark lab [scenario…] [--seed S] [--tasks N] [--runs K] [--file F]… [--out DIR | --no-out] [--json] [--events FILE] [--list]
 
 Runs the chaos lab's scenarios (all of them when none is named) on a virtual clock and prints, for each,
 the success rate before and after its resilience mechanism with 95% intervals, the improvement, its
@@ -65,6 +68,8 @@ Options:
   --no-out       Do not write the report files
   --json         Print the report document as JSON instead of the table (then the files are
                  written only with an explicit --out)
+  --events FILE  Also write every event of the run to FILE as JSON lines, for bulwark analyze
+                 (one scenario, one run)
   --list         List the scenarios, one line each
   -h, --help     Show this help
 
@@ -133,6 +138,33 @@ function shellWord(text: string): string {
   return /^[\w.,:/@%+=-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
+/** A JSON-lines file every event of the observed run is appended to. */
+async function openEventsFile(path: string) {
+  const out = createWriteStream(path);
+  await new Promise<void>((resolve, reject) => {
+    out.once('open', () => resolve());
+    out.once('error', (error) => reject(new UsageError(`lab: cannot write ${path}: ${error.message}`)));
+  });
+  let failure: Error | undefined;
+  out.on('error', (error) => {
+    failure = error;
+  });
+  return {
+    observe: (runtime: Runtime) =>
+      runtime.events.subscribe((event) => {
+        out.write(`${eventToJsonLine(event)}\n`);
+      }),
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        out.end(() =>
+          failure === undefined
+            ? resolve()
+            : reject(new UsageError(`lab: cannot write ${path}: ${failure.message}`)),
+        );
+      }),
+  };
+}
+
 /** The files `--out` writes, by name. */
 export function reportFiles(report: LabReport): [string, string][] {
   return [
@@ -181,6 +213,7 @@ export async function labCommand(
         'no-out': { type: 'boolean', default: false },
         file: { type: 'string', multiple: true },
         json: { type: 'boolean', default: false },
+        events: { type: 'string' },
         list: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -260,6 +293,12 @@ export async function labCommand(
   }
   selected.push(...fromFiles);
 
+  const eventsFile = values.events as string | undefined;
+  if (eventsFile !== undefined && (selected.length !== 1 || (runs ?? 1) !== 1)) {
+    throw new UsageError('lab: --events records one run of one scenario; name one scenario and no --runs');
+  }
+  const recording = eventsFile === undefined ? undefined : await openEventsFile(eventsFile);
+
   const work = selected.reduce((sum, s) => sum + (tasks ?? s.defaults.tasks) * (runs ?? 1), 0);
   const progress = progressLine(io, deps, work);
   const started = deps.now();
@@ -274,11 +313,13 @@ export async function labCommand(
       if (progress !== undefined) {
         options.onProgress = (done, total) => progress.update(scenario.name, done, total);
       }
+      if (recording !== undefined) options.observe = recording.observe;
       scenarios.push(await deps.run(scenario, options));
       scenarioWallMs[scenario.name] = deps.now() - t0;
     }
   } finally {
     progress?.clear();
+    await recording?.close();
   }
   const report: LabReport = {
     seed,

@@ -45,7 +45,7 @@ Options:
   -v, --version      Print the version
 
 The library is documented in the README: https://www.npmjs.com/package/bulwark
-More commands (proxy, run, dashboard, analyze) arrive with their modules.
+More commands (proxy, run, dashboard) arrive with their modules.
 `;
 
 /** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
