@@ -33,6 +33,8 @@ function backoffDelay(start: Backoff, attempts: number, random: Random): number 
 
 class Lane {
   private running: Promise<void> | undefined;
+  /** Set when a kick arrives while a drain runs: the drain may have read an empty outbox just before. */
+  private again = false;
   private timer: Timer | undefined;
   private readonly random: Random;
 
@@ -44,11 +46,17 @@ class Lane {
   }
 
   kick(): void {
-    if (this.running !== undefined || this.dispatcher.closed) return;
+    if (this.dispatcher.closed) return;
+    if (this.running !== undefined) {
+      this.again = true;
+      return;
+    }
     this.timer?.cancel();
     this.timer = undefined;
+    this.again = false;
     this.running = this.drain().finally(() => {
       this.running = undefined;
+      if (this.again) this.kick();
     });
   }
 

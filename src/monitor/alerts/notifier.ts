@@ -93,7 +93,6 @@ interface StoredAlert {
 class Group {
   readonly alerts = new Map<string, StoredAlert>();
   timer: Timer | undefined;
-  flushed = false;
   constructor(
     readonly key: string,
     readonly route: Route,
@@ -314,7 +313,6 @@ export class Notifier {
 
   private flush(group: Group): void {
     if (this.closed) return;
-    group.flushed = true;
     const now = this.runtime.clock.now();
     if (now - this.prunedAt >= 3_600_000) {
       this.prunedAt = now;
@@ -353,7 +351,7 @@ export class Notifier {
         alerts,
       };
       const log: LogEntry = { firing: firingSet, resolved: resolvedSet, at: now };
-      const id = this.store.enqueue(notification, log);
+      this.store.enqueue(notification, log);
       const events = this.runtime.events;
       if (events.wants('alert.notification')) {
         events.emit({
@@ -367,7 +365,6 @@ export class Notifier {
           resolved: receiver.sendResolved ? resolved.length : 0,
         });
       }
-      void id;
       this.dispatcher.kick(receiver.name);
     }
     // Resolved alerts have been told (or muted): they leave the group, and an empty group ends.
