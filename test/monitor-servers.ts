@@ -16,7 +16,7 @@ export interface SmtpStandIn {
   close(): Promise<void>;
 }
 
-export async function startSmtp(): Promise<SmtpStandIn> {
+export async function startSmtp(port = 0): Promise<SmtpStandIn> {
   const messages: ParsedMail[] = [];
   const logins: string[] = [];
   const server = new SMTPServer({
@@ -38,10 +38,9 @@ export async function startSmtp(): Promise<SmtpStandIn> {
       );
     },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
-    port,
+    port: (server.server.address() as AddressInfo).port,
     messages,
     logins,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),

@@ -296,3 +296,92 @@ describe('a webhook receiver that is down, across a process restart', () => {
     await second.close();
   });
 });
+
+describe('Slack and SMTP down while an alert fires and resolves, across a process restart', () => {
+  it('delivers the firing and the resolved notification to each, in order, exactly once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bulwark-alerts-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'alerts.db');
+    const slackPort = await freePort();
+    const smtpPort = await freePort();
+    const receivers = () => {
+      const mail = emailReceiver({
+        name: 'mail',
+        host: '127.0.0.1',
+        port: smtpPort,
+        from: 'a@example.test',
+        to: 'b@example.test',
+      });
+      cleanup.push(() => mail.close());
+      return [slackReceiver({ name: 'slack', url: `http://127.0.0.1:${slackPort}${SLACK_PATH}` }), mail];
+    };
+    const route = {
+      receiver: 'slack',
+      groupWait: '5s',
+      groupInterval: '30s',
+      repeatInterval: '1h',
+      routes: [{ receiver: 'slack', continue: true }, { receiver: 'mail' }],
+    };
+    const events: BulwarkEvent[] = [];
+    const rt1 = virtualRuntime(1);
+    rt1.events.subscribe((e) => events.push(e), ['alert.delivery']);
+    const first = new Notifier({
+      runtime: rt1,
+      store: file,
+      receivers: receivers(),
+      route,
+      retryBackoff: backoff.constant('10s'),
+    });
+    const alert = {
+      labels: { alertname: 'QueueBacklog', queue: 'mail' },
+      annotations: { summary: 'backlog' },
+      startsAt: 0,
+      endsAt: undefined,
+    };
+    first.receive(alert);
+    const drive = async (rt: typeof rt1, notifier: Notifier, seconds: number, until?: () => boolean) => {
+      for (let s = 0; s < seconds && !(until?.() ?? false); s++) {
+        await rt.clock.advance(1000);
+        if (!notifier.idle) await waitFor(() => notifier.idle);
+      }
+    };
+    await drive(rt1, first, 60);
+    first.receive({ ...alert, endsAt: rt1.clock.now() });
+    await drive(rt1, first, 60);
+    expect(first.outbox()).toEqual({ pending: 4, delivered: 0, rejected: 0 });
+    const refused = events
+      .filter((e) => e.type === 'alert.delivery' && e.outcome === 'retrying')
+      .map((e) => e.type === 'alert.delivery' && e.error);
+    expect(new Set(refused)).toEqual(
+      new Set([
+        'receiver "slack": request failed (ECONNREFUSED)',
+        'receiver "mail": SMTP ESOCKET (ECONNREFUSED)',
+      ]),
+    );
+    const stoppedAt = rt1.clock.now();
+    await first.close();
+
+    const smtp = await startSmtp(smtpPort);
+    cleanup.push(() => smtp.close());
+    const slack = await startHttp(slackPort);
+    cleanup.push(() => slack.close());
+    const rt2 = virtualRuntime(2, { start: stoppedAt });
+    const second = new Notifier({ runtime: rt2, store: file, receivers: receivers(), route });
+    await drive(rt2, second, 120, () => slack.accepted().length === 2 && smtp.messages.length === 2);
+    await waitFor(() => second.idle);
+    expect(second.outbox()).toEqual({ pending: 0, delivered: 4, rejected: 0 });
+    expect(slack.accepted().map((r) => (r.body as { text: string }).text)).toEqual([
+      '[FIRING:1] QueueBacklog (mail)',
+      '[RESOLVED] QueueBacklog (mail)',
+    ]);
+    expect(smtp.messages.map((m) => m.subject)).toEqual([
+      '[FIRING:1] QueueBacklog (mail)',
+      '[RESOLVED] QueueBacklog (mail)',
+    ]);
+    await drive(rt2, second, 300);
+    expect(slack.accepted()).toHaveLength(2);
+    expect(smtp.messages).toHaveLength(2);
+    expect(JSON.stringify(events)).not.toContain('s3cr3tW3bh00kT0k3n');
+    await second.close();
+  });
+});

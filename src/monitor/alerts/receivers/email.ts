@@ -142,10 +142,17 @@ export function emailReceiver(options: EmailReceiverOptions): EmailReceiver {
         const status = typeof responseCode === 'number' ? responseCode : undefined;
         // 5xx SMTP replies are permanent (bad recipient, auth refused); everything else may pass later.
         const permanent = status !== undefined && status >= 500 && status < 600;
-        throw new DeliveryError(
-          `receiver "${name}": SMTP ${status ?? (typeof code === 'string' ? code : 'error')}`,
-          { retryable: !permanent },
-        );
+        // Nodemailer reports a refused connection as ESOCKET; the system error code sits in its message
+        // (which is not repeated: it may name addresses).
+        const text = error instanceof Error ? error.message : '';
+        const system = /\b(E[A-Z]{3,})\b/.exec(text)?.[1];
+        const kind =
+          typeof code === 'string'
+            ? system !== undefined && system !== code
+              ? `${code} (${system})`
+              : code
+            : 'error';
+        throw new DeliveryError(`receiver "${name}": SMTP ${status ?? kind}`, { retryable: !permanent });
       } finally {
         if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
         // A send that lost the race still settles; its outcome no longer matters.
