@@ -4,17 +4,20 @@
  * `./lab-report` by default).
  * Exit code 0 when every scenario passes its checks, 1 when one does not, 2 on bad input.
  */
+import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { SystemClock } from '../core/clock.js';
 import { isBulwarkError } from '../core/errors.js';
 import type { Seed } from '../core/random.js';
+import type { Runtime } from '../core/runtime.js';
 import type { LabReport, ScenarioReport } from '../lab/document.js';
 import { renderHtml, renderMarkdown, renderTerminal } from '../lab/report/index.js';
 import { type RunScenarioOptions, runScenario } from '../lab/runner.js';
 import { isOptIn, type ParamValue, resolveParams, type Scenario } from '../lab/scenario.js';
 import { builtinScenarios } from '../lab/scenarios/index.js';
 import { loadScenarioFile, ScenarioFileError } from '../lab/yaml.js';
+import { eventToJsonLine } from '../monitor/events-file.js';
 import type { DashboardDependencies } from './dashboard.js';
 import { type CommandIO, UsageError, writeAtomic } from './io.js';
 
@@ -50,7 +53,7 @@ export const defaultLabDependencies: LabDependencies = {
   defaultOut: 'lab-report',
 };
 
-const HELP = `Usage: bulwark lab [scenario…] [--seed S] [--tasks N] [--runs K] [--file F]… [--out DIR | --no-out] [--json] [--list]
+const HELP = `Usage: bulwark lab [scenario…] [--seed S] [--tasks N] [--runs K] [--file F]… [--out DIR | --no-out] [--json] [--events FILE] [--list]
 
 Runs the chaos lab's scenarios (all of them when none is named, except those that need an external
 service such as PostgreSQL, which run only when named) on a virtual clock and prints, for each, the
@@ -74,6 +77,8 @@ Options:
   --live         Watch the run on the live dashboard (http://127.0.0.1:7420/), which stays up after
                  the run until Ctrl-C
   --port N       The live dashboard's port (default 7420; 0 for any free one)
+  --events FILE  Also write every event of the run to FILE as JSON lines, for bulwark analyze
+                 (one scenario, one run)
   --list         List the scenarios, one line each
   -h, --help     Show this help
 
@@ -129,6 +134,33 @@ export function didYouMean(name: string, known: Iterable<string>): string | unde
 
 function shellWord(text: string): string {
   return /^[\w.,:/@%+=-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A JSON-lines file every event of the observed run is appended to. */
+async function openEventsFile(path: string) {
+  const out = createWriteStream(path);
+  await new Promise<void>((resolve, reject) => {
+    out.once('open', () => resolve());
+    out.once('error', (error) => reject(new UsageError(`lab: cannot write ${path}: ${error.message}`)));
+  });
+  let failure: Error | undefined;
+  out.on('error', (error) => {
+    failure = error;
+  });
+  return {
+    observe: (runtime: Runtime) =>
+      runtime.events.subscribe((event) => {
+        out.write(`${eventToJsonLine(event)}\n`);
+      }),
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        out.end(() =>
+          failure === undefined
+            ? resolve()
+            : reject(new UsageError(`lab: cannot write ${path}: ${failure.message}`)),
+        );
+      }),
+  };
 }
 
 /** The files `--out` writes, by name. */
@@ -232,6 +264,7 @@ export async function labCommand(
         json: { type: 'boolean', default: false },
         live: { type: 'boolean', default: false },
         port: { type: 'string' },
+        events: { type: 'string' },
         list: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -329,6 +362,12 @@ export async function labCommand(
       )
     : undefined;
 
+  const eventsFile = values.events as string | undefined;
+  if (eventsFile !== undefined && (selected.length !== 1 || (runs ?? 1) !== 1)) {
+    throw new UsageError('lab: --events records one run of one scenario; name one scenario and no --runs');
+  }
+  const recording = eventsFile === undefined ? undefined : await openEventsFile(eventsFile);
+
   const work = selected.reduce((sum, s) => sum + (tasks ?? s.defaults.tasks) * (runs ?? 1), 0);
   const progress = progressLine(io, deps, work);
   const started = deps.now();
@@ -346,6 +385,7 @@ export async function labCommand(
         options.onProgress = (done, total) => progress.update(scenario.name, done, total);
       }
       if (live !== undefined) options.events = live.events;
+      if (recording !== undefined) options.observe = recording.observe;
       try {
         scenarios.push(await deps.run(scenario, options));
       } catch (error) {
@@ -363,6 +403,7 @@ export async function labCommand(
     throw error;
   } finally {
     progress?.clear();
+    await recording?.close();
   }
   const report: LabReport = {
     seed,

@@ -4,6 +4,7 @@
  * stack trace.
  */
 import { readFileSync } from 'node:fs';
+import { analyzeCommand } from './analyze.js';
 import { demoCommand } from './demo.js';
 import { type CommandIO, UsageError } from './io.js';
 import { defaultLabDependencies, labCommand } from './lab.js';
@@ -11,6 +12,7 @@ import { planCommand } from './plan.js';
 import { proxyCommand } from './proxy.js';
 import { queueCommand } from './queue.js';
 import { runCommand } from './run.js';
+import { silenceCommand } from './silence.js';
 
 export { type CommandIO, UsageError } from './io.js';
 
@@ -45,6 +47,10 @@ Commands:
                      driven by its HTTP API or a --config file (see bulwark proxy --help)
   dashboard          Serve the live dashboard and Prometheus metrics, fed by an event file
                      (see bulwark dashboard --help; bulwark lab --live watches a lab run)
+  analyze FILE       Find failure patterns in a JSON-lines events file: signatures, bursts,
+                     correlated failures, periodic ones, futile retries (see bulwark analyze --help)
+  silence ACTION     Add, expire or list alert silences in an alert store
+                     (see bulwark silence --help)
   help               Show this help
   version            Print the version
 
@@ -53,7 +59,6 @@ Options:
   -v, --version      Print the version
 
 The library is documented in the README: https://www.npmjs.com/package/bulwark
-More commands (analyze) arrive with their modules.
 `;
 
 /** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
@@ -71,6 +76,8 @@ export async function main(argv: readonly string[], io: CommandIO = defaultIO): 
     if (first === 'demo') return await demoCommand(rest, io);
     // Loaded on demand: the dashboard brings in prom-client and SQLite, which other commands do not need.
     if (first === 'dashboard') return await (await import('./dashboard.js')).dashboardCommand(rest, io);
+    if (first === 'analyze') return await analyzeCommand(rest, io);
+    if (first === 'silence') return await silenceCommand(rest, io);
     if (first === 'lab') return await labCommand(rest, io, { ...defaultLabDependencies, version: version() });
     if (first === 'run') return await runCommand(rest, io);
     if (first === 'queue') return await queueCommand(rest, io);

@@ -41,6 +41,10 @@ export type BulwarkErrorCode =
   | 'PROXY_CONFIG'
   | 'SERVICE_UNAVAILABLE'
   | 'HISTORY_UNAVAILABLE'
+  | 'ALERT_DELIVERY_FAILED'
+  | 'ALERT_CONFIG'
+  | 'SUPERVISOR_ESCALATED'
+  | 'EVENTS_FILE'
   // Later modules add their own codes; a string keeps the guard open to them.
   | (string & {});
 

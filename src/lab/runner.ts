@@ -6,8 +6,8 @@
 import { SystemClock } from '../core/clock.js';
 import type { EventSink } from '../core/events.js';
 import type { Seed } from '../core/random.js';
-import { createRuntime, virtualRuntime } from '../core/runtime.js';
-import { intOption, invalid, knownKeys } from '../policy/options.js';
+import { createRuntime, type Runtime, virtualRuntime } from '../core/runtime.js';
+import { functionOption, intOption, invalid, knownKeys } from '../policy/options.js';
 import type {
   AnalyticReport,
   CheckReport,
@@ -43,6 +43,12 @@ export interface RunScenarioOptions {
   onProgress?: (done: number, total: number) => void;
   /** The event sink of every run's runtime, to watch a run as it executes (`bulwark lab --live`). */
   events?: EventSink;
+  /**
+   * Called with each run's runtime before the run starts, so monitoring (alert rules, pattern analysis,
+   * an events recording) can subscribe to its events and use its clock; the function it returns is
+   * called when the run ends.
+   */
+  observe?: (runtime: Runtime, run: number) => (() => void) | undefined;
 }
 
 /** The seed of run `index` of a run with base seed `seed`. */
@@ -102,7 +108,7 @@ export async function runScenario<P extends Record<string, ParamValue>>(
 ): Promise<ScenarioReport> {
   const where = 'runScenario';
   if (typeof options !== 'object' || options === null) throw invalid(where, 'options', options, 'an object');
-  knownKeys(where, options, ['seed', 'tasks', 'runs', 'params', 'onProgress', 'events']);
+  knownKeys(where, options, ['seed', 'tasks', 'runs', 'params', 'onProgress', 'events', 'observe']);
   const { seed } = options;
   if (!(typeof seed === 'string' || (typeof seed === 'number' && Number.isFinite(seed)))) {
     throw invalid(where, 'seed', seed, 'a number or a string');
@@ -112,6 +118,11 @@ export async function runScenario<P extends Record<string, ParamValue>>(
   const runs = intOption(where, 'runs', options.runs, 1, 1, 100_000);
   const params = resolveParams(scenario, options.params);
   const onProgress = options.onProgress;
+  const observe = functionOption<(runtime: Runtime, run: number) => (() => void) | undefined>(
+    where,
+    'observe',
+    options.observe,
+  );
   const setup: ScenarioSetup<P> = { tasks, runs, params };
 
   const clock = typeof scenario.clock === 'function' ? scenario.clock(params) : scenario.clock;
@@ -129,15 +140,25 @@ export async function runScenario<P extends Record<string, ParamValue>>(
         clock: new SystemClock(),
         ...(options.events === undefined ? {} : { events: options.events }),
       });
-      await scenario.run({ runtime, tasks, params, record, progress });
+      const detach = observe?.(runtime, i);
+      try {
+        await scenario.run({ runtime, tasks, params, record, progress });
+      } finally {
+        detach?.();
+      }
     } else {
       const runtime = virtualRuntime(
         runSeed(seed, i),
         options.events === undefined ? {} : { events: options.events },
       );
-      await runtime.clock.run(async () => {
-        await scenario.run({ runtime, tasks, params, record, progress });
-      });
+      const detach = observe?.(runtime, i);
+      try {
+        await runtime.clock.run(async () => {
+          await scenario.run({ runtime, tasks, params, record, progress });
+        });
+      } finally {
+        detach?.();
+      }
       virtualMs += runtime.clock.now();
     }
     perRun.push(record);

@@ -2,8 +2,12 @@
  * `bulwark/monitor`: metrics (Prometheus, OpenTelemetry), the live dashboard and its history, fed by the
  * events every Bulwark component emits through its runtime.
  */
+
+export * from './alerts/index.js';
 export { type DashboardServer, type DashboardServerOptions, startDashboard } from './dashboard/server.js';
 export { type EventFileProblem, type FollowedFile, followEventFile, parseEventLine } from './event-file.js';
+export { EventsFileError, eventToJsonLine, readEventsFile, recordEvents } from './events-file.js';
+export * from './health/index.js';
 export {
   type HistoryPoint,
   type HistoryQuery,
@@ -22,3 +26,19 @@ export {
 } from './metrics.js';
 export { type Controllable, createMonitor, Monitor, type MonitorOptions } from './monitor.js';
 export { OpenTelemetryMetrics, type OpenTelemetryMetricsOptions, OTEL_METRIC_NAMES } from './otel.js';
+export {
+  type AnalysedEvent,
+  analysePatterns,
+  type Burst,
+  type Correlation,
+  type Finding,
+  type FindingKind,
+  normaliseMessage,
+  type PatternOptions,
+  type PatternReport,
+  type Periodicity,
+  type RetryStats,
+  renderPatternsMarkdown,
+  renderPatternsTerminal,
+  type Signature,
+} from './patterns.js';

@@ -182,3 +182,29 @@ export async function readSource(path: string): Promise<string> {
 export class UnreadableFile extends Error {
   override readonly name = 'UnreadableFile';
 }
+
+/**
+ * Parses `text` and validates it against `schema`: the data (zod's output) and its locator, or every
+ * problem as `file:line:column: path: message`, sorted by position.
+ */
+export function validateSource<S extends z.ZodTypeAny>(
+  text: string,
+  file: string,
+  schema: S,
+): { data: z.output<S>; locate: Locator } | { problems: string[] } {
+  const source = parseSource(text, file);
+  if ('problems' in source) return source;
+  const result = schema.safeParse(source.data);
+  if (result.success) return { data: result.data as z.output<S>, locate: source.locate };
+  // An entry with an unknown key (a misspelt kind) is not also reported as having no known one.
+  const unknownAt = new Set(
+    result.error.issues.filter((i) => i.code === 'unrecognized_keys').map((i) => formatPath(i.path)),
+  );
+  const issues = result.error.issues.filter(
+    (i) =>
+      !(i.code === 'custom' && i.message.startsWith('expected one of') && unknownAt.has(formatPath(i.path))),
+  );
+  return {
+    problems: byPosition([...new Set(issues.flatMap((issue) => issueMessages(issue, file, source.locate)))]),
+  };
+}
