@@ -107,8 +107,8 @@ describe('TCP proxy', () => {
     server.addToxic('p', { type: 'latency', attributes: { latency: 60_000 } });
     c.socket.write('first ');
     c.socket.write('second');
-    await until(() => upstream.sockets.size === 1, 'the upstream connection');
-    await pause(50); // nothing may arrive meanwhile: a negative check needs a bounded wait
+    // The echo server has read (and written back) both writes: the proxy holds them in the toxic.
+    await until(() => [...upstream.sockets].some((s) => s.bytesWritten === 12), 'the upstream echo');
     expect(c.received().length).toBe(0);
     server.removeToxic('p', 'latency_downstream');
     await until(() => c.received().length === 12, 'the held bytes');
@@ -152,7 +152,7 @@ describe('TCP proxy', () => {
     const c = await client(await proxyTo());
     server.addToxic('p', { type: 'timeout', stream: 'upstream', attributes: { timeout: 0 } });
     c.socket.write('dropped');
-    await pause(100); // nothing may arrive meanwhile
+    await pause(100); // a negative check (nothing may arrive) needs a bounded wait
     expect(c.received().length).toBe(0);
     expect(c.closed).toBe(false);
     server.removeToxic('p', 'timeout_upstream');
