@@ -113,10 +113,16 @@ export class MemoryFileSystem {
     return posix.resolve('/', toPath(path));
   }
 
+  /** The error for a path that does not exist: `ENOTDIR` when a file stands where a directory should. */
+  private missing(resolved: string, syscall: string, given: string, dest?: string): NodeJS.ErrnoException {
+    for (let dir = posix.dirname(resolved); dir !== '/'; dir = posix.dirname(dir)) {
+      if (this.files.has(dir)) return fsError('ENOTDIR', syscall, given, dest);
+    }
+    return fsError('ENOENT', syscall, given, dest);
+  }
+
   private parentMustExist(resolved: string, syscall: string, given: string): void {
-    const parent = posix.dirname(resolved);
-    if (this.files.has(parent)) throw fsError('ENOTDIR', syscall, given);
-    if (!this.dirs.has(parent)) throw fsError('ENOENT', syscall, given);
+    if (!this.dirs.has(posix.dirname(resolved))) throw this.missing(resolved, syscall, given);
   }
 
   /** Replaces bytes `[at, at + chunk.length)` of `file`, within capacity; throws ENOSPC after what fits. */
@@ -162,7 +168,7 @@ export class MemoryFileSystem {
       if (flag.startsWith('w')) this.truncateNode(existing, 0);
       return existing;
     }
-    if (flag === 'r' || flag === 'r+') throw fsError('ENOENT', 'open', given);
+    if (flag === 'r' || flag === 'r+') throw this.missing(resolved, 'open', given);
     this.parentMustExist(resolved, 'open', given);
     const created: FileNode = { data: Buffer.alloc(0), mtimeMs: 0 };
     this.files.set(resolved, created);
@@ -174,7 +180,7 @@ export class MemoryFileSystem {
     const resolved = this.resolve(path);
     if (this.dirs.has(resolved)) throw fsError('EISDIR', 'read');
     const file = this.files.get(resolved);
-    if (file === undefined) throw fsError('ENOENT', 'open', given);
+    if (file === undefined) throw this.missing(resolved, 'open', given);
     const encoding = encodingOf(options);
     const copy = Buffer.from(file.data);
     return encoding === undefined ? copy : copy.toString(encoding);
@@ -315,7 +321,9 @@ export class MemoryFileSystem {
       if (resolved !== '/') this.dirs.delete(resolved);
       return;
     }
-    if (options?.force !== true) throw fsError('ENOENT', 'lstat', given);
+    // `force` forgives only a missing path (as Node's rm does), not a file standing in for a directory.
+    const error = this.missing(resolved, 'lstat', given);
+    if (options?.force !== true || error.code !== 'ENOENT') throw error;
   }
 
   async unlink(path: unknown): Promise<void> {
@@ -323,7 +331,7 @@ export class MemoryFileSystem {
     const resolved = this.resolve(path);
     if (this.dirs.has(resolved)) throw fsError('EISDIR', 'unlink', given);
     const file = this.files.get(resolved);
-    if (file === undefined) throw fsError('ENOENT', 'unlink', given);
+    if (file === undefined) throw this.missing(resolved, 'unlink', given);
     this.used -= file.data.length;
     this.files.delete(resolved);
   }
@@ -333,14 +341,18 @@ export class MemoryFileSystem {
     const target = this.resolve(to);
     const givenFrom = toPath(from);
     const givenTo = toPath(to);
+    // In the kernel's order: both parent directories first, then the source, then the target.
+    if (!this.dirs.has(posix.dirname(source))) throw this.missing(source, 'rename', givenFrom, givenTo);
+    if (!this.dirs.has(posix.dirname(target))) throw this.missing(target, 'rename', givenFrom, givenTo);
     const file = this.files.get(source);
     if (file === undefined) {
       // Renaming directories is not needed by the writers this file system serves.
-      throw fsError(this.dirs.has(source) ? 'EISDIR' : 'ENOENT', 'rename', givenFrom, givenTo);
+      if (this.dirs.has(source)) throw fsError('EISDIR', 'rename', givenFrom, givenTo);
+      throw fsError('ENOENT', 'rename', givenFrom, givenTo);
     }
+    // Linux refuses to replace a directory the source lies under before it looks at what the target is.
+    if (source.startsWith(`${target}/`)) throw fsError('ENOTEMPTY', 'rename', givenFrom, givenTo);
     if (this.dirs.has(target)) throw fsError('EISDIR', 'rename', givenFrom, givenTo);
-    const parent = posix.dirname(target);
-    if (!this.dirs.has(parent)) throw fsError('ENOENT', 'rename', givenFrom, givenTo);
     if (source === target) return;
     const replaced = this.files.get(target);
     if (replaced !== undefined) this.used -= replaced.data.length;
@@ -352,7 +364,7 @@ export class MemoryFileSystem {
     const resolved = this.resolve(path);
     if (this.dirs.has(resolved)) return dirStats();
     const file = this.files.get(resolved);
-    if (file === undefined) throw fsError('ENOENT', 'stat', toPath(path));
+    if (file === undefined) throw this.missing(resolved, 'stat', toPath(path));
     return fileStats(file.data.length, file.mtimeMs);
   }
 
@@ -360,7 +372,7 @@ export class MemoryFileSystem {
     const given = toPath(path);
     const resolved = this.resolve(path);
     if (this.files.has(resolved)) throw fsError('ENOTDIR', 'scandir', given);
-    if (!this.dirs.has(resolved)) throw fsError('ENOENT', 'scandir', given);
+    if (!this.dirs.has(resolved)) throw this.missing(resolved, 'scandir', given);
     const names = new Set<string>();
     for (const name of [...this.files.keys(), ...this.dirs]) {
       if (name !== resolved && posix.dirname(name) === resolved) names.add(posix.basename(name));
