@@ -288,15 +288,26 @@ function toExperiment(parsed: ExperimentFile, baseDir: string): Experiment {
  * resolved from its directory).
  * @throws {@link ExperimentFileError} with one `file:line:column: path: message` per problem.
  */
-export function parseExperimentFile(text: string, file: string): Experiment {
+export function parseExperimentFile(
+  text: string,
+  file: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Experiment {
   const source = parseSource(text, file);
   if ('problems' in source) throw new ExperimentFileError(source.problems);
-  const { data, locate } = source;
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+  const { locate } = source;
+  if (typeof source.data !== 'object' || source.data === null || Array.isArray(source.data)) {
     throw new ExperimentFileError([
-      `${file}:${locate.position([])}: expected a map with title, steady-state-hypothesis, method and rollbacks; got ${describeValue(data)}`,
+      `${file}:${locate.position([])}: expected a map with title, steady-state-hypothesis, method and rollbacks; got ${describeValue(source.data)}`,
     ]);
   }
+  const unset: string[] = [];
+  const data = interpolate(source.data, env, [], (path, name) =>
+    unset.push(
+      `${file}:${locate.position(path)}: ${formatPath(path)}: environment variable ${name} is not set (write \${${name}:-default} to give a default)`,
+    ),
+  );
+  if (unset.length > 0) throw new ExperimentFileError(byPosition(unset));
   const result = fileSchema.safeParse(data);
   if (!result.success) {
     const problems = result.error.issues.flatMap((issue) =>
@@ -309,6 +320,40 @@ export function parseExperimentFile(text: string, file: string): Experiment {
   const problems = semanticProblems(result.data, file, locate);
   if (problems.length > 0) throw new ExperimentFileError(byPosition(problems));
   return toExperiment(result.data, dirname(resolve(file)));
+}
+
+/**
+ * Replaces `${NAME}` and `${NAME:-default}` in every string of `data` with the environment's value (so one
+ * file runs against different hosts and ports); `$${…}` is left as `${…}`. Reports each unset variable
+ * without a default through `missing`.
+ */
+function interpolate(
+  data: unknown,
+  env: Readonly<Record<string, string | undefined>>,
+  path: PathPart[],
+  missing: (path: PathPart[], name: string) => void,
+): unknown {
+  if (typeof data === 'string') {
+    if (!data.includes('${')) return data;
+    return data.replace(
+      /(\$?)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
+      (whole, escape: string, name: string, fallback?: string) => {
+        if (escape === '$') return whole.slice(1);
+        const value = env[name];
+        if (value !== undefined && value !== '') return value;
+        if (fallback !== undefined) return fallback;
+        missing(path, name);
+        return whole;
+      },
+    );
+  }
+  if (Array.isArray(data)) return data.map((item, i) => interpolate(item, env, [...path, i], missing));
+  if (typeof data === 'object' && data !== null) {
+    return Object.fromEntries(
+      Object.entries(data).map(([key, value]) => [key, interpolate(value, env, [...path, key], missing)]),
+    );
+  }
+  return data;
 }
 
 /** A failed union (tolerances, abort conditions): the problems of the variant that got furthest. */
@@ -331,7 +376,10 @@ function unionProblems(issue: z.ZodIssue, file: string, locate: Locator): string
  * @example
  * const journal = await runExperiment(await loadExperimentFile('experiments/redis-slow.yaml'));
  */
-export async function loadExperimentFile(path: string): Promise<Experiment> {
+export async function loadExperimentFile(
+  path: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<Experiment> {
   let text: string;
   try {
     text = await readSource(path);
@@ -339,5 +387,5 @@ export async function loadExperimentFile(path: string): Promise<Experiment> {
     if (error instanceof UnreadableFile) throw new ExperimentFileError([error.message], true);
     throw error;
   }
-  return parseExperimentFile(text, path);
+  return parseExperimentFile(text, path, env);
 }
