@@ -64,4 +64,18 @@ postgres.describe('db-pool scenario against PostgreSQL', () => {
     expect(metrics['protected.error.timeout']?.count).toBeGreaterThan(0);
     expect(report.passed).toBe(true);
   }, 60_000);
+
+  it('runs through the TCP fault proxy: its latency shows in every answer, and the protection still holds', async () => {
+    const tasks = 60;
+    const report = await runScenario(dbPool, {
+      seed: 2,
+      tasks,
+      params: { url: POSTGRES_URL, proxyLatencyMs: 40, slowRate: 0, leakRate: 0 },
+    });
+    // Each query is one round trip at least (the pool's connect adds more): 40 ms of proxy latency.
+    expect(report.latency['unprotected.latency_ms']?.p50).toBeGreaterThanOrEqual(40);
+    expect(report.latency['protected.latency_ms']?.p50).toBeGreaterThanOrEqual(40);
+    expect(report.metrics['protected.answered']).toMatchObject({ count: tasks, total: tasks });
+    expect(report.params).toMatchObject({ proxyLatencyMs: 40 });
+  }, 60_000);
 });

@@ -108,6 +108,34 @@ interface Params {
   timeoutMs: number;
   queue: number;
   deadlineMs: number;
+  proxyLatencyMs: number;
+  proxyJitterMs: number;
+}
+
+/**
+ * When `proxyLatencyMs` > 0, puts Bulwark's TCP fault proxy between the pool and PostgreSQL with a latency
+ * toxic on the replies, and returns the URL through it and the proxy server to close.
+ */
+async function throughProxy(
+  runtime: Runtime,
+  params: Params,
+): Promise<{ url: string; close: () => Promise<void> }> {
+  if (params.proxyLatencyMs <= 0) return { url: params.url, close: async () => {} };
+  const { ProxyServer } = await import('../../chaos/tcp/index.js');
+  const target = new URL(params.url);
+  const proxies = new ProxyServer({ runtime });
+  const proxy = await proxies.createProxy({
+    name: 'postgres',
+    upstream: `${target.hostname}:${target.port || 5432}`,
+  });
+  proxies.addToxic('postgres', {
+    name: 'latency',
+    type: 'latency',
+    stream: 'downstream',
+    attributes: { latency: params.proxyLatencyMs, jitter: params.proxyJitterMs },
+  });
+  target.host = proxy.listen;
+  return { url: target.toString(), close: () => proxies.close() };
 }
 
 type Work = 'fast' | 'slow' | 'leak';
@@ -315,6 +343,10 @@ export const dbPool = defineScenario({
     queue: 16,
     /** What the caller can wait: an answer later than this counts against `answered_in_time`. */
     deadlineMs: 300,
+    /** > 0: the database is reached through Bulwark's TCP fault proxy adding this latency to every reply. */
+    proxyLatencyMs: 0,
+    /** The proxy latency's jitter (uniform ±, seeded). */
+    proxyJitterMs: 0,
   },
   defaults: { tasks: 200 },
   clock: 'system',
@@ -322,13 +354,19 @@ export const dbPool = defineScenario({
   async run({ runtime, tasks, params, record, progress }) {
     const pg = await loadPg();
     await probe(pg, params.url, 2000);
+    const proxied = await throughProxy(runtime, params);
+    const arms = { ...params, url: proxied.url };
     const works = plan(runtime, tasks, params);
     record.add('requests.slow', works.filter((w) => w === 'slow').length);
     record.add('requests.leak', works.filter((w) => w === 'leak').length);
     let done = 0;
     const onDone = () => progress(Math.min(tasks, Math.floor(++done / 2)));
-    await runArm('unprotected', pg, runtime, works, params, record, onDone);
-    await runArm('protected', pg, runtime, works, params, record, onDone);
+    try {
+      await runArm('unprotected', pg, runtime, works, arms, record, onDone);
+      await runArm('protected', pg, runtime, works, arms, record, onDone);
+    } finally {
+      await proxied.close();
+    }
   },
   comparisons: [
     { metric: 'answered', before: 'unprotected.answered', after: 'protected.answered' },
