@@ -270,6 +270,10 @@ async function validate(positionals: string[], values: Values, io: CommandIO): P
     const tool = engine.tools.resolve(step.tool);
     if (tool instanceof Error)
       warnings.push(`warning: step "${step.id}": ${tool.message} (it will fail when it runs)`);
+    const undo = step.compensate === undefined ? undefined : engine.tools.resolve(step.compensate.tool);
+    if (undo instanceof Error) {
+      warnings.push(`warning: step "${step.id}": compensate: ${undo.message} (a rollback of it will fail)`);
+    }
   }
   if (values.json === true) {
     io.out(`${JSON.stringify({ valid: true, plan: plan.definition, warnings }, null, 2)}\n`);

@@ -17,6 +17,7 @@ let server: Server;
 let base = '';
 const seen: { method: string; url: string; body: string }[] = [];
 let failNext = 0;
+const seenHeaders: Record<string, string>[] = [];
 
 beforeAll(async () => {
   server = createServer((req: IncomingMessage, res) => {
@@ -26,6 +27,7 @@ beforeAll(async () => {
     });
     req.on('end', () => {
       seen.push({ method: req.method ?? '', url: req.url ?? '', body });
+      seenHeaders.push(req.headers as Record<string, string>);
       if (failNext > 0) {
         failNext--;
         res.writeHead(503).end('busy');
@@ -193,6 +195,37 @@ describe('http.request', () => {
     });
     expect(result.record.steps[1]?.attempts).toBe(1);
     expect(seen.map((r) => `${r.method} ${r.url}`)).toEqual(['POST /users', 'POST /users', 'GET /missing']);
+  });
+
+  it('keeps secrets out of the journal: env references in the plan, secret headers redacted in the steps', async () => {
+    const { engine: e } = engine({ env: { API_TOKEN: 's3cr3t' } });
+    const result = await e.run(
+      definePlan({
+        name: 'secret',
+        steps: [
+          {
+            id: 'call',
+            tool: 'http.request',
+            params: {
+              url: `${base}/users`,
+              headers: { authorization: `Bearer ${ref('env.API_TOKEN')}`, 'x-trace': 'abc' },
+            },
+          },
+        ],
+      }),
+    );
+    expect(result.status).toBe('succeeded');
+    expect(result.record.steps[0]?.params).toMatchObject({
+      headers: { authorization: '[redacted]', 'x-trace': 'abc' },
+    });
+    expect(JSON.stringify(e.journal.events(result.runId))).not.toContain('s3cr3t');
+    expect(seenHeaders.at(-1)?.authorization).toBe('Bearer s3cr3t');
+    const unset = await e.run(
+      definePlan({ name: 'unset', steps: [{ id: 'x', tool: 'log', params: { message: ref('env.NOPE') } }] }),
+    );
+    expect(unset.record.steps[0]?.error?.message).toBe(
+      `cannot resolve ${ref('env.NOPE')}: environment variable NOPE is not set`,
+    );
   });
 
   it('honours ctx.signal: a step timeout aborts the request', async () => {

@@ -130,6 +130,10 @@ async function restore(absolute: string, undo: FileUndo): Promise<void> {
     throw new Error(`cannot restore ${absolute}: its previous content was larger than 1 MiB or unreadable`);
 }
 
+/** Headers whose values the journal never keeps. */
+const SECRET_HEADER =
+  /^(authorization|proxy-authorization|cookie|set-cookie|x-api-key)$|token|secret|password/i;
+
 const IDEMPOTENT_METHODS = ['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS'];
 
 /** The built-in tools bound to `options`. */
@@ -193,6 +197,18 @@ export function builtinTools(options: BuiltinToolOptions): ToolDefinition<never>
       return { status: response.status, body: parsed };
     },
     describe: (params) => `${params.method} ${params.url}`,
+    redact: (params) =>
+      params.headers === undefined
+        ? params
+        : {
+            ...params,
+            headers: Object.fromEntries(
+              Object.entries(params.headers).map(([name, value]) => [
+                name,
+                SECRET_HEADER.test(name) ? '[redacted]' : value,
+              ]),
+            ),
+          },
     idempotent: (params) => IDEMPOTENT_METHODS.includes(params.method),
     estimate: () => 200,
   };

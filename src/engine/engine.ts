@@ -18,7 +18,7 @@ import { retry } from '../policy/retry.js';
 import { defined, retryOptions } from '../policy/spec.js';
 import { timeout } from '../policy/timeout.js';
 import { builtinTools, type QueueLike } from './builtins.js';
-import { ResumeRefusedError, RunNotFoundError } from './errors.js';
+import { ResumeRefusedError, RunNotFoundError, UnknownToolError } from './errors.js';
 import type { RunStatus } from './events.js';
 import { type ErrorInfo, type Journal, type JournalEvent, MemoryJournal } from './journal.js';
 import {
@@ -60,6 +60,8 @@ export interface EngineOptions {
   log?: (line: string) => void;
   /** The `fetch` of `http.request`. @defaultValue `globalThis.fetch` */
   fetch?: typeof fetch;
+  /** Where `${env.NAME}` references are looked up. @defaultValue `process.env` */
+  env?: Readonly<Record<string, string | undefined>>;
   /** The retry of a compensation that gives none. @defaultValue `{ maxAttempts: 3 }` (exponential backoff from 100 ms) */
   compensationRetry?: RetrySpec;
 }
@@ -140,6 +142,7 @@ const OPTION_KEYS = [
   'queues',
   'log',
   'fetch',
+  'env',
   'compensationRetry',
 ] as const;
 
@@ -176,6 +179,9 @@ export class Engine {
       if (typeof (queue as Partial<QueueLike> | undefined)?.add !== 'function') {
         throw invalid('Engine', `queues.${name}`, queue, 'a queue (an object with add(payload, opts))');
       }
+    }
+    if (options.env !== undefined && (typeof options.env !== 'object' || options.env === null)) {
+      throw invalid('Engine', 'env', options.env, 'an object of environment variables');
     }
     for (const option of ['log', 'fetch'] as const) {
       const value = options[option];
@@ -317,6 +323,11 @@ export class Engine {
     return breaker;
   }
 
+  /** @internal Where `${env.NAME}` references are looked up. */
+  get env(): Readonly<Record<string, string | undefined>> {
+    return this.options.env ?? process.env;
+  }
+
   /** @internal */
   get defaultCompensationRetry(): RetrySpec {
     return this.compensationRetry;
@@ -362,7 +373,6 @@ class Execution {
   private readonly outputsById = new Map<string, unknown>();
   private readonly completionOrder: string[] = [];
   private readonly settled = new Map<string, 'succeeded' | 'failed' | 'cancelled'>();
-  private readonly lastParams = new Map<string, unknown>();
   private startedAt = 0;
 
   constructor(
@@ -463,7 +473,7 @@ class Execution {
       const record = previous.steps.find((s) => s.id === step.id);
       const outcome = await this.compensate(step, {
         output: undefined,
-        undo: undefined,
+        undo: record?.undo,
         params: record?.params,
       });
       if (outcome !== undefined) {
@@ -600,14 +610,15 @@ class Execution {
     if (tool instanceof Error) return fail(tool, step.params);
     let parsed: unknown;
     try {
-      resolved = resolveReferences(step.params, this.outputs()).value;
+      resolved = resolveReferences(step.params, this.outputs(), false, this.engine.env).value;
       const checked = checkParams(tool, resolved);
       if (!checked.ok) return fail(checked.error, resolved);
       parsed = checked.value;
     } catch (error) {
       return fail(error, step.params);
     }
-    this.lastParams.set(step.id, resolved);
+    // What the journal keeps: the resolved params, minus what the tool says is secret.
+    if (tool.redact !== undefined) resolved = toJson(tool.redact(parsed), `${step.tool} redacted params`);
     const paramsHash = hashValue(resolved);
     const policy = this.policyFor(step, (info) => {
       this.record({
@@ -648,14 +659,22 @@ class Execution {
           runtime: this.runtime,
           runId: this.runId,
           stepId: step.id,
-          setUndo(data) {
-            undoData = data;
+          setUndo: (data) => {
+            undoData = toJson(data, `${step.tool} undo data`);
+            // Journaled at once: a crash before the step ends must not lose what undoes it.
+            this.record({
+              kind: 'step.undo',
+              at: this.now(),
+              step: step.id,
+              attempt: context.attempt,
+              undo: undoData,
+            });
           },
         };
         const value = await tool.run(parsed, context);
         return {
           output: toJson(value, `${step.tool} output`),
-          undo: undoData === undefined ? undefined : toJson(undoData, `${step.tool} undo data`),
+          undo: undoData,
         };
       }, signal);
       const at = this.now();
@@ -762,7 +781,7 @@ class Execution {
           if (tool instanceof Error) throw tool;
           const outputs = new Map(this.outputs());
           outputs.set(step.id, completed.output);
-          const params = resolveReferences(spec.params ?? {}, outputs).value;
+          const params = resolveReferences(spec.params ?? {}, outputs, false, this.engine.env).value;
           const checked = checkParams(tool, params);
           if (!checked.ok) throw checked.error;
           await tool.run(checked.value, base);
@@ -829,6 +848,10 @@ class Execution {
       let description = `${step.tool} ${JSON.stringify(params)}`;
       let estimatedMs = 0;
       const tool = this.engine.tools.resolve(step.tool);
+      // A compensation that names no tool would only fail during a rollback: say so now.
+      const undo =
+        step.compensate === undefined ? undefined : this.engine.tools.resolve(step.compensate.tool);
+      if (undo instanceof Error) error ??= new UnknownToolError(undo.tool, undo.suggestion, 'compensate: ');
       if (tool instanceof Error) error ??= tool;
       else if (error === undefined) {
         // Unresolved references stay as written: the params may still validate (a `${…}` is a string),
@@ -869,7 +892,7 @@ class Execution {
 
   private resolvePartially(step: PlanStep): { value: unknown; unresolved: string[]; error?: unknown } {
     try {
-      return resolveReferences(step.params, new Map(), true);
+      return resolveReferences(step.params, new Map(), true, this.engine.env);
     } catch (error) {
       return { value: step.params, unresolved: [], error };
     }

@@ -160,6 +160,9 @@ export function foldRun(runId: string, events: readonly JournalEvent[]): RunReco
         record.completionOrder.push(step.id);
         break;
       }
+      case 'step.undo':
+        at(event.step).undo = event.undo;
+        break;
       case 'step.failed': {
         const step = at(event.step);
         step.error = event.error;
