@@ -586,6 +586,27 @@ describe('Engine.resume', () => {
     expect(undone).toEqual([{ chargeId: 'ch_1' }]);
   });
 
+  it('rolls back a run that had failed when the process died, before its rollback began', async () => {
+    const rt0 = virtualRuntime(3);
+    const w0 = world(rt0);
+    w0.failures.set('c', 1);
+    const inner = new MemoryJournal();
+    const journal = new CrashingJournal(inner, (e) => e.kind === 'step.failed' && e.final);
+    await rt0.clock.run(() =>
+      new Engine({ runtime: rt0, journal, tools: w0.tools, log: () => {} }).run(plan).catch(() => undefined),
+    );
+    const runId = inner.runs()[0]?.runId as string;
+    const rt = virtualRuntime(4);
+    const w = world(rt);
+    const result = await rt.clock.run(() =>
+      new Engine({ runtime: rt, journal: inner, tools: w.tools, log: () => {} }).resume(runId),
+    );
+    expect(result.status).toBe('failed');
+    expect((result.error as Error).message).toBe('c broke');
+    expect(w.log).toEqual(['undo b', 'undo a']);
+    expect(result.record.rollback).toEqual({ reason: 'step "c" failed', compensated: 2, failed: 0 });
+  });
+
   it('says which run does not exist', async () => {
     const { engine } = setup();
     await expect(engine.resume('nope')).rejects.toMatchObject({ code: 'RUN_NOT_FOUND' });

@@ -421,28 +421,33 @@ class Execution {
     for (const step of previous.steps) {
       if (step.status === 'failed' || step.status === 'cancelled') this.settled.set(step.id, step.status);
     }
+    // The run had already stopped (a step failed for good, or it was cancelled) when the process died,
+    // maybe in the middle of its rollback: all that is left is to finish the rollback.
+    const fatal = previous.steps.find((s) => s.status === 'failed' && !this.stepById(s.id).continueOnError);
+    const stopped =
+      previous.rollback !== undefined ||
+      fatal !== undefined ||
+      previous.steps.some((s) => s.status === 'cancelled');
     // Decide before writing anything: a refused resume leaves the journal as it was.
-    const interrupted = previous.steps.filter((s) => s.status === 'running');
+    const interrupted = stopped ? [] : previous.steps.filter((s) => s.status === 'running');
     const toCompensate: PlanStep[] = [];
-    if (previous.rollback === undefined) {
-      for (const record of interrupted) {
-        const step = this.stepById(record.id);
-        const tool = this.engine.tools.resolve(step.tool);
-        if (!(tool instanceof Error)) {
-          const parsed = checkParams(tool, record.params);
-          if (parsed.ok && isIdempotent(tool, parsed.value)) continue;
-          if (step.compensate !== undefined || tool.compensate !== undefined) {
-            toCompensate.push(step);
-            continue;
-          }
+    for (const record of interrupted) {
+      const step = this.stepById(record.id);
+      const tool = this.engine.tools.resolve(step.tool);
+      if (!(tool instanceof Error)) {
+        const parsed = checkParams(tool, record.params);
+        if (parsed.ok && isIdempotent(tool, parsed.value)) continue;
+        if (step.compensate !== undefined || tool.compensate !== undefined) {
+          toCompensate.push(step);
+          continue;
         }
-        if (options.force !== true && !(tool instanceof Error)) {
-          throw new ResumeRefusedError(
-            this.runId,
-            `step "${step.id}" (${step.tool}) was interrupted, its tool is not idempotent and it has no compensation; ` +
-              'check by hand whether it took effect, then resume with force to run it again',
-          );
-        }
+      }
+      if (options.force !== true && !(tool instanceof Error)) {
+        throw new ResumeRefusedError(
+          this.runId,
+          `step "${step.id}" (${step.tool}) was interrupted, its tool is not idempotent and it has no compensation; ` +
+            'check by hand whether it took effect, then resume with force to run it again',
+        );
       }
     }
     this.record({ kind: 'run.resumed', at: this.now() });
@@ -452,22 +457,19 @@ class Execution {
       dryRun: false,
       resumed: true,
     });
-    if (previous.rollback !== undefined) {
-      // The process died while rolling back: finish the rollback of what is not compensated yet.
+    if (stopped) {
+      const reason =
+        previous.rollback?.reason ?? (fatal === undefined ? CANCELLED_REASON : `step "${fatal.id}" failed`);
       const done = new Set(
         previous.steps
-          .filter((s) => s.compensation?.status !== undefined && s.compensation.status !== 'running')
+          .filter((s) => s.compensation !== undefined && s.compensation.status !== 'running')
           .map((s) => s.id),
       );
       const error = new ResumedFailure(
-        previous.error ?? { name: 'Error', message: previous.rollback.reason },
+        fatal?.error ?? { name: 'CancelledError', code: 'CANCELLED', message: 'the run was cancelled' },
       );
-      const report = await this.rollback(previous.rollback.reason, done, false);
-      return this.finish(
-        previous.rollback.reason === CANCELLED_REASON ? 'cancelled' : 'failed',
-        error,
-        report,
-      );
+      const report = await this.rollback(reason, done, previous.rollback === undefined);
+      return this.finish(fatal === undefined ? 'cancelled' : 'failed', error, report);
     }
     for (const step of toCompensate) {
       const record = previous.steps.find((s) => s.id === step.id);
