@@ -360,7 +360,10 @@ async function run(
         );
         io.out(`Seed: ${seed ?? engine.runtime.random.seed}\n`);
       }
-      return consistency.identical ? 0 : 1;
+      // Interrupted repeats compared fewer runs than asked: not a pass.
+      const complete =
+        consistency.runs.length === repeat && consistency.runs.every((r) => r.status !== 'cancelled');
+      return consistency.identical && complete ? 0 : 1;
     }
     const result = await withInterrupt(deps, io, (signal) => engine.run(plan, { dryRun, signal }));
     return report(result, values, io, seed ?? engine.runtime.random.seed);

@@ -284,7 +284,7 @@ export class Engine {
     const base = this.newRunId();
     const runs: RunResult[] = [];
     let divergence: ConsistencyReport['divergence'];
-    for (let i = 0; i < times; i++) {
+    for (let i = 0; i < times && options.signal?.aborted !== true; i++) {
       const runtime: Runtime = {
         clock: this.runtime.clock,
         random: new Random(seed),

@@ -6,6 +6,12 @@ import './events.js';
 
 export { type BuiltinToolOptions, builtinTools, type QueueAddOptions, type QueueLike } from './builtins.js';
 export {
+  DEFAULT_APPS,
+  type DesktopToolOptions,
+  desktopTools,
+  SimulatedDesktop,
+} from './desktop.js';
+export {
   type ConsistencyReport,
   Engine,
   type EngineOptions,
