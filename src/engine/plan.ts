@@ -374,7 +374,8 @@ function semanticProblems(definition: PlanDefinition, checkPolicies = true): Pro
   if (cycle !== undefined) {
     const index = firstIndex.get(cycle[0] as string) as number;
     problems.push({
-      path: ['steps', index, 'dependsOn'],
+      path:
+        definition.steps[index]?.dependsOn === undefined ? ['steps', index] : ['steps', index, 'dependsOn'],
       message: `dependency cycle: ${cycle.join(' → ')} (through dependsOn and references)`,
     });
   }
