@@ -6,7 +6,7 @@
  * run whose process died; `run(plan, { dryRun: true })` simulates one; `repeat` checks runs agree.
  */
 import { CancelledError, nonRetryable } from '../core/errors.js';
-import type { BulwarkEventMap, BulwarkEventType } from '../core/events.js';
+import type { BulwarkEventMap, BulwarkEventType, EventSink } from '../core/events.js';
 import { Random, type Seed } from '../core/random.js';
 import { type Runtime, systemRuntime } from '../core/runtime.js';
 import type { CircuitBreaker } from '../policy/circuit-breaker.js';
@@ -369,6 +369,7 @@ class Execution {
   private readonly runtime: Runtime;
   private readonly journal: Journal;
   private readonly emit: Emit;
+  private readonly events: EventSink;
   private readonly completed = new Map<string, Completed>();
   private readonly outputsById = new Map<string, unknown>();
   private readonly completionOrder: string[] = [];
@@ -382,12 +383,12 @@ class Execution {
   ) {
     this.runtime = engine.runtime;
     this.journal = engine.journal;
-    const events = this.runtime.events;
+    this.events = this.runtime.events;
+    const events = this.events;
     const source = plan.name;
     const clock = this.runtime.clock;
-    this.emit = (type, payload) => {
-      if (events.wants(type)) events.emit({ type, source, at: clock.now(), ...payload } as never);
-    };
+    // Callers check `events.wants(type)` first, so that nothing is built when nobody listens.
+    this.emit = (type, payload) => events.emit({ type, source, at: clock.now(), ...payload } as never);
   }
 
   private now(): number {
@@ -404,7 +405,8 @@ class Execution {
   async start(signal: AbortSignal | undefined): Promise<RunResult> {
     this.startedAt = this.now();
     this.record({ kind: 'run.started', at: this.startedAt, plan: this.plan.definition, dryRun: false });
-    this.emit('run.started', { runId: this.runId, steps: this.plan.steps.length, dryRun: false });
+    if (this.events.wants('run.started'))
+      this.emit('run.started', { runId: this.runId, steps: this.plan.steps.length, dryRun: false });
     return this.execute(signal);
   }
 
@@ -451,12 +453,13 @@ class Execution {
       }
     }
     this.record({ kind: 'run.resumed', at: this.now() });
-    this.emit('run.started', {
-      runId: this.runId,
-      steps: this.plan.steps.length,
-      dryRun: false,
-      resumed: true,
-    });
+    if (this.events.wants('run.started'))
+      this.emit('run.started', {
+        runId: this.runId,
+        steps: this.plan.steps.length,
+        dryRun: false,
+        resumed: true,
+      });
     if (stopped) {
       const reason =
         previous.rollback?.reason ?? (fatal === undefined ? CANCELLED_REASON : `step "${fatal.id}" failed`);
@@ -585,7 +588,8 @@ class Execution {
           params,
           paramsHash: hashValue(params),
         });
-        this.emit('step.started', { runId: this.runId, step: step.id, tool: step.tool, attempt });
+        if (this.events.wants('step.started'))
+          this.emit('step.started', { runId: this.runId, step: step.id, tool: step.tool, attempt });
       }
       if (signal.aborted) {
         this.settled.set(step.id, 'cancelled');
@@ -606,7 +610,8 @@ class Execution {
           error: errorInfo(error),
         });
       }
-      this.emit('step.failed', { runId: this.runId, step: step.id, tool: step.tool, error, final: true });
+      if (this.events.wants('step.failed'))
+        this.emit('step.failed', { runId: this.runId, step: step.id, tool: step.tool, error, final: true });
       return { ok: false, error };
     };
     if (tool instanceof Error) return fail(tool, step.params);
@@ -631,13 +636,14 @@ class Execution {
         final: false,
         error: errorInfo(info.error),
       });
-      this.emit('step.failed', {
-        runId: this.runId,
-        step: step.id,
-        tool: step.tool,
-        error: info.error,
-        final: false,
-      });
+      if (this.events.wants('step.failed'))
+        this.emit('step.failed', {
+          runId: this.runId,
+          step: step.id,
+          tool: step.tool,
+          error: info.error,
+          final: false,
+        });
     });
     try {
       const { output, undo } = await policy.execute(async (ctx) => {
@@ -651,7 +657,8 @@ class Execution {
           params: resolved,
           paramsHash,
         });
-        this.emit('step.started', { runId: this.runId, step: step.id, tool: step.tool, attempt });
+        if (this.events.wants('step.started'))
+          this.emit('step.started', { runId: this.runId, step: step.id, tool: step.tool, attempt });
         let undoData: unknown;
         const context: ToolContext = {
           get signal() {
@@ -695,13 +702,14 @@ class Execution {
       this.outputsById.set(step.id, output);
       this.completionOrder.push(step.id);
       this.settled.set(step.id, 'succeeded');
-      this.emit('step.succeeded', {
-        runId: this.runId,
-        step: step.id,
-        tool: step.tool,
-        durationMs,
-        simulated: false,
-      });
+      if (this.events.wants('step.succeeded'))
+        this.emit('step.succeeded', {
+          runId: this.runId,
+          step: step.id,
+          tool: step.tool,
+          durationMs,
+          simulated: false,
+        });
       return { ok: true };
     } catch (error) {
       return fail(error, resolved);
@@ -799,7 +807,8 @@ class Execution {
         });
       });
       this.record({ kind: 'step.compensated', at: this.now(), step: step.id, ok: true, attempts });
-      this.emit('step.compensated', { runId: this.runId, step: step.id, tool: toolName, ok: true });
+      if (this.events.wants('step.compensated'))
+        this.emit('step.compensated', { runId: this.runId, step: step.id, tool: toolName, ok: true });
       return undefined;
     } catch (error) {
       this.record({
@@ -810,7 +819,8 @@ class Execution {
         attempts,
         error: errorInfo(error),
       });
-      this.emit('step.compensated', { runId: this.runId, step: step.id, tool: toolName, ok: false, error });
+      if (this.events.wants('step.compensated'))
+        this.emit('step.compensated', { runId: this.runId, step: step.id, tool: toolName, ok: false, error });
       return error;
     }
   }
@@ -823,13 +833,14 @@ class Execution {
       status,
       ...(error === undefined ? {} : { error: errorInfo(error) }),
     });
-    this.emit('run.finished', {
-      runId: this.runId,
-      status,
-      durationMs: at - this.startedAt,
-      rolledBack: rollback === undefined ? 0 : rollback.compensated.length + rollback.failed.length,
-      compensationFailures: rollback?.failed.length ?? 0,
-    });
+    if (this.events.wants('run.finished'))
+      this.emit('run.finished', {
+        runId: this.runId,
+        status,
+        durationMs: at - this.startedAt,
+        rolledBack: rollback === undefined ? 0 : rollback.compensated.length + rollback.failed.length,
+        compensationFailures: rollback?.failed.length ?? 0,
+      });
     const outputs: Record<string, unknown> = {};
     for (const [id, done] of this.completed) outputs[id] = done.output;
     return { runId: this.runId, status, error, outputs, rollback, record: this.engine.show(this.runId) };
@@ -841,10 +852,12 @@ class Execution {
   async simulate(): Promise<RunResult> {
     this.startedAt = this.now();
     this.record({ kind: 'run.started', at: this.startedAt, plan: this.plan.definition, dryRun: true });
-    this.emit('run.started', { runId: this.runId, steps: this.plan.steps.length, dryRun: true });
+    if (this.events.wants('run.started'))
+      this.emit('run.started', { runId: this.runId, steps: this.plan.steps.length, dryRun: true });
     let firstError: unknown;
     for (const step of topologicalOrder(this.plan)) {
-      this.emit('step.started', { runId: this.runId, step: step.id, tool: step.tool, attempt: 1 });
+      if (this.events.wants('step.started'))
+        this.emit('step.started', { runId: this.runId, step: step.id, tool: step.tool, attempt: 1 });
       const { value: params, unresolved, error: referenceError } = this.resolvePartially(step);
       let error: unknown = referenceError;
       let description = `${step.tool} ${JSON.stringify(params)}`;
@@ -877,16 +890,18 @@ class Execution {
         ...(error === undefined ? {} : { error: errorInfo(error) }),
       });
       if (error === undefined) {
-        this.emit('step.succeeded', {
-          runId: this.runId,
-          step: step.id,
-          tool: step.tool,
-          durationMs: 0,
-          simulated: true,
-        });
+        if (this.events.wants('step.succeeded'))
+          this.emit('step.succeeded', {
+            runId: this.runId,
+            step: step.id,
+            tool: step.tool,
+            durationMs: 0,
+            simulated: true,
+          });
       } else {
         firstError ??= error;
-        this.emit('step.failed', { runId: this.runId, step: step.id, tool: step.tool, error, final: true });
+        if (this.events.wants('step.failed'))
+          this.emit('step.failed', { runId: this.runId, step: step.id, tool: step.tool, error, final: true });
       }
     }
     return this.finish(firstError === undefined ? 'succeeded' : 'failed', firstError, undefined);
