@@ -106,6 +106,26 @@ describe('fs tools', () => {
     expect(await tree(root)).toEqual(['b.txt', 'out']);
   });
 
+  it('fs.read refuses a file larger than maxBytes (its content would go to the journal)', async () => {
+    await writeFile(join(root, 'big.txt'), 'x'.repeat(100));
+    const { engine: e } = engine();
+    const result = await e.run(
+      definePlan({
+        name: 'big',
+        steps: [
+          {
+            id: 'read',
+            tool: 'fs.read',
+            params: { path: 'big.txt', maxBytes: 10 },
+            retry: { maxAttempts: 3 },
+          },
+        ],
+      }),
+    );
+    expect(result.record.steps[0]?.error?.message).toBe('big.txt is 100 bytes, more than maxBytes (10)');
+    expect(result.record.steps[0]?.attempts).toBe(1);
+  });
+
   it('refuses paths that escape the root: .., absolute, through a symlink', async () => {
     const outside = await mkdtemp(join(tmpdir(), 'bulwark-outside-'));
     try {
