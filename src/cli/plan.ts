@@ -11,9 +11,9 @@ import { isBulwarkError } from '../core/errors.js';
 import type { Seed } from '../core/random.js';
 import { createRuntime } from '../core/runtime.js';
 import { desktopTools, SimulatedDesktop } from '../engine/desktop.js';
-import { type ConsistencyReport, Engine, type RunResult } from '../engine/engine.js';
+import { type ConsistencyReport, DEFAULT_JOURNAL_PATH, Engine, type RunResult } from '../engine/engine.js';
 import { PlanError } from '../engine/errors.js';
-import { SqliteJournal } from '../engine/journal.js';
+import { MemoryJournal, SqliteJournal } from '../engine/journal.js';
 import { loadPlanFile, type Plan } from '../engine/plan.js';
 import type { RunRecord, StepRecord } from '../engine/record.js';
 import { type CommandIO, UsageError } from './io.js';
@@ -31,7 +31,7 @@ export const defaultPlanDependencies: PlanDependencies = {
   },
 };
 
-export const DEFAULT_JOURNAL = '.bulwark/journal.db';
+export const DEFAULT_JOURNAL = DEFAULT_JOURNAL_PATH;
 
 const HELP = `Usage: bulwark plan <validate|run|resume|show|list> …
 
@@ -262,6 +262,7 @@ async function validate(positionals: string[], values: Values, io: CommandIO): P
     return 2;
   }
   const engine = new Engine({
+    journal: new MemoryJournal(), // only its tool registry is used
     tools: values['sim-apps'] === true ? desktopTools(new SimulatedDesktop()) : [],
     log: () => {},
   });

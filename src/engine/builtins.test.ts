@@ -279,7 +279,13 @@ describe('queue.add, wait and log', () => {
       },
     };
     const rt = virtualRuntime(1);
-    const e = new Engine({ runtime: rt, root, queues: { emails }, log: () => {} });
+    const e = new Engine({
+      runtime: rt,
+      journal: new MemoryJournal(),
+      root,
+      queues: { emails },
+      log: () => {},
+    });
     const result = await rt.clock.run(() =>
       e.run(
         definePlan({
@@ -305,7 +311,12 @@ describe('queue.add, wait and log', () => {
   it('waits on the runtime clock and logs through the log option', async () => {
     const rt = virtualRuntime(1);
     const lines: string[] = [];
-    const e = new Engine({ runtime: rt, root, log: (line) => lines.push(line) });
+    const e = new Engine({
+      runtime: rt,
+      journal: new MemoryJournal(),
+      root,
+      log: (line) => lines.push(line),
+    });
     const result = await rt.clock.run(() =>
       e.run(
         definePlan({

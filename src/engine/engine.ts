@@ -20,7 +20,7 @@ import { timeout } from '../policy/timeout.js';
 import { builtinTools, type QueueLike } from './builtins.js';
 import { ResumeRefusedError, RunNotFoundError, UnknownToolError } from './errors.js';
 import type { RunStatus } from './events.js';
-import { type ErrorInfo, type Journal, type JournalEvent, MemoryJournal } from './journal.js';
+import { type ErrorInfo, type Journal, type JournalEvent, SqliteJournal } from './journal.js';
 import {
   definePlan,
   type Plan,
@@ -46,7 +46,10 @@ import {
 export interface EngineOptions {
   /** Clock, randomness and event sink. @defaultValue `systemRuntime()` */
   runtime?: Runtime;
-  /** Where runs are recorded. @defaultValue a new {@link MemoryJournal} (use a `SqliteJournal` to resume after a crash) */
+  /**
+   * Where runs are recorded. `new MemoryJournal()` keeps them in memory (tests, the lab).
+   * @defaultValue a {@link SqliteJournal} at `.bulwark/journal.db` (relative to the working directory), opened on first use
+   */
   journal?: Journal;
   /** Tools to register besides the built-ins (a tool of a built-in's name replaces it). @defaultValue `[]` */
   tools?: readonly ToolDefinition<never>[];
@@ -132,6 +135,9 @@ export interface ConsistencyReport {
   divergence: (Divergence & { run: number }) | undefined;
 }
 
+/** Where the default journal lives, relative to the working directory. */
+export const DEFAULT_JOURNAL_PATH = '.bulwark/journal.db';
+
 const CANCELLED_REASON = 'the run was cancelled';
 const DEFAULT_COMPENSATION_RETRY: RetrySpec = { maxAttempts: 3, backoff: { exponential: { initial: 100 } } };
 const OPTION_KEYS = [
@@ -157,10 +163,10 @@ type Emit = <K extends BulwarkEventType>(type: K, payload: BulwarkEventMap[K]) =
  */
 export class Engine {
   readonly runtime: Runtime;
-  readonly journal: Journal;
   readonly tools: ToolRegistry;
   private readonly options: EngineOptions;
   private readonly compensationRetry: RetrySpec;
+  private journalStore: Journal | undefined;
   /** Breakers outlive a run: keyed by plan and step, they see the failures of every run of the plan. */
   private readonly breakers = new Map<string, CircuitBreaker>();
 
@@ -168,7 +174,7 @@ export class Engine {
     knownKeys('Engine', options, OPTION_KEYS);
     this.options = options;
     this.runtime = options.runtime ?? systemRuntime();
-    this.journal = options.journal ?? new MemoryJournal();
+    this.journalStore = options.journal;
     if (options.root !== undefined && (typeof options.root !== 'string' || options.root === '')) {
       throw invalid('Engine', 'root', options.root, 'a directory path');
     }
@@ -306,9 +312,15 @@ export class Engine {
     return { identical: divergence === undefined, runs, divergence };
   }
 
-  /** Closes the journal. */
+  /** Where runs are recorded (the default SQLite journal is opened here, on first use). */
+  get journal(): Journal {
+    this.journalStore ??= new SqliteJournal(DEFAULT_JOURNAL_PATH);
+    return this.journalStore;
+  }
+
+  /** Closes the journal (also one passed in `journal`). */
   close(): void {
-    this.journal.close();
+    this.journalStore?.close();
   }
 
   /** @internal */

@@ -13,6 +13,7 @@ export {
 } from './desktop.js';
 export {
   type ConsistencyReport,
+  DEFAULT_JOURNAL_PATH,
   Engine,
   type EngineOptions,
   type RepeatOptions,
