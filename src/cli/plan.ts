@@ -163,7 +163,10 @@ function table(rows: string[][]): string {
 
 function compensation(step: StepRecord): string {
   const c = step.compensation;
-  if (c === undefined) return '—';
+  if (c === undefined) {
+    const prior = step.priorCompensation;
+    return prior === undefined ? '—' : `${prior.status === 'failed' ? 'FAILED' : prior.status} before re-run`;
+  }
   const attempts = c.attempts > 1 ? ` (${c.attempts} attempts)` : '';
   return c.status === 'failed' ? `FAILED${attempts}` : `${c.status}${attempts}`;
 }
