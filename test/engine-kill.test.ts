@@ -129,7 +129,8 @@ describe('kill -9 mid-plan, then resume', () => {
       await writeFile(join(dir, 'release'), '');
       const result = await engine.resume(runId);
       expect(result.status).toBe('succeeded');
-      expect(result.record.steps[1]?.compensation?.status).toBe('compensated');
+      expect(result.record.steps[1]?.priorCompensation?.status).toBe('compensated');
+      expect(result.record.steps[1]?.compensation).toBeUndefined();
       // Undone once, done once: one line, not two.
       expect(await ledger()).toBe('count\n');
     } finally {

@@ -55,6 +55,26 @@ describe('bulwark plan validate', () => {
     expect((await plan(['validate', join(EXAMPLES, 'calculator.yaml'), '--sim-apps'])).err).toBe('');
   });
 
+  it('--json prints the validated plan and the warnings; unknown compensation tools are warned about', async () => {
+    const file = join(dir, 'warn.yaml');
+    await writeFile(
+      file,
+      'name: warn\nsteps:\n  - { id: a, tool: log, params: { message: hi }, compensate: { tool: log.undo }, timeout: 2s }\n',
+    );
+    const r = await plan(['validate', file, '--json']);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.out) as {
+      valid: boolean;
+      plan: { steps: { timeout: unknown }[] };
+      warnings: string[];
+    };
+    expect(doc.valid).toBe(true);
+    expect(doc.plan.steps[0]?.timeout).toEqual({ after: 2000 });
+    expect(doc.warnings).toEqual([
+      'warning: step "a": compensate: unknown tool "log.undo" (a rollback of it will fail)',
+    ]);
+  });
+
   it('lists every problem of a bad plan as file:line:col: path: message and exits 2', async () => {
     const file = join(dir, 'bad.yaml');
     await writeFile(

@@ -11,9 +11,9 @@ import { isBulwarkError } from '../core/errors.js';
 import type { Seed } from '../core/random.js';
 import { createRuntime } from '../core/runtime.js';
 import { desktopTools, SimulatedDesktop } from '../engine/desktop.js';
-import { type ConsistencyReport, Engine, type RunResult } from '../engine/engine.js';
+import { type ConsistencyReport, DEFAULT_JOURNAL_PATH, Engine, type RunResult } from '../engine/engine.js';
 import { PlanError } from '../engine/errors.js';
-import { SqliteJournal } from '../engine/journal.js';
+import { MemoryJournal, SqliteJournal } from '../engine/journal.js';
 import { loadPlanFile, type Plan } from '../engine/plan.js';
 import type { RunRecord, StepRecord } from '../engine/record.js';
 import { type CommandIO, UsageError } from './io.js';
@@ -31,7 +31,7 @@ export const defaultPlanDependencies: PlanDependencies = {
   },
 };
 
-export const DEFAULT_JOURNAL = '.bulwark/journal.db';
+export const DEFAULT_JOURNAL = DEFAULT_JOURNAL_PATH;
 
 const HELP = `Usage: bulwark plan <validate|run|resume|show|list> …
 
@@ -163,7 +163,10 @@ function table(rows: string[][]): string {
 
 function compensation(step: StepRecord): string {
   const c = step.compensation;
-  if (c === undefined) return '—';
+  if (c === undefined) {
+    const prior = step.priorCompensation;
+    return prior === undefined ? '—' : `${prior.status === 'failed' ? 'FAILED' : prior.status} before re-run`;
+  }
   const attempts = c.attempts > 1 ? ` (${c.attempts} attempts)` : '';
   return c.status === 'failed' ? `FAILED${attempts}` : `${c.status}${attempts}`;
 }
@@ -262,6 +265,7 @@ async function validate(positionals: string[], values: Values, io: CommandIO): P
     return 2;
   }
   const engine = new Engine({
+    journal: new MemoryJournal(), // only its tool registry is used
     tools: values['sim-apps'] === true ? desktopTools(new SimulatedDesktop()) : [],
     log: () => {},
   });
@@ -270,6 +274,10 @@ async function validate(positionals: string[], values: Values, io: CommandIO): P
     const tool = engine.tools.resolve(step.tool);
     if (tool instanceof Error)
       warnings.push(`warning: step "${step.id}": ${tool.message} (it will fail when it runs)`);
+    const undo = step.compensate === undefined ? undefined : engine.tools.resolve(step.compensate.tool);
+    if (undo instanceof Error) {
+      warnings.push(`warning: step "${step.id}": compensate: ${undo.message} (a rollback of it will fail)`);
+    }
   }
   if (values.json === true) {
     io.out(`${JSON.stringify({ valid: true, plan: plan.definition, warnings }, null, 2)}\n`);
@@ -356,7 +364,10 @@ async function run(
         );
         io.out(`Seed: ${seed ?? engine.runtime.random.seed}\n`);
       }
-      return consistency.identical ? 0 : 1;
+      // Interrupted repeats compared fewer runs than asked: not a pass.
+      const complete =
+        consistency.runs.length === repeat && consistency.runs.every((r) => r.status !== 'cancelled');
+      return consistency.identical && complete ? 0 : 1;
     }
     const result = await withInterrupt(deps, io, (signal) => engine.run(plan, { dryRun, signal }));
     return report(result, values, io, seed ?? engine.runtime.random.seed);

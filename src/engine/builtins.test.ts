@@ -17,6 +17,7 @@ let server: Server;
 let base = '';
 const seen: { method: string; url: string; body: string }[] = [];
 let failNext = 0;
+const seenHeaders: Record<string, string>[] = [];
 
 beforeAll(async () => {
   server = createServer((req: IncomingMessage, res) => {
@@ -26,6 +27,7 @@ beforeAll(async () => {
     });
     req.on('end', () => {
       seen.push({ method: req.method ?? '', url: req.url ?? '', body });
+      seenHeaders.push(req.headers as Record<string, string>);
       if (failNext > 0) {
         failNext--;
         res.writeHead(503).end('busy');
@@ -102,6 +104,26 @@ describe('fs tools', () => {
     });
     expect(await readFile(join(root, 'b.txt'), 'utf8')).toBe('hello!');
     expect(await tree(root)).toEqual(['b.txt', 'out']);
+  });
+
+  it('fs.read refuses a file larger than maxBytes (its content would go to the journal)', async () => {
+    await writeFile(join(root, 'big.txt'), 'x'.repeat(100));
+    const { engine: e } = engine();
+    const result = await e.run(
+      definePlan({
+        name: 'big',
+        steps: [
+          {
+            id: 'read',
+            tool: 'fs.read',
+            params: { path: 'big.txt', maxBytes: 10 },
+            retry: { maxAttempts: 3 },
+          },
+        ],
+      }),
+    );
+    expect(result.record.steps[0]?.error?.message).toBe('big.txt is 100 bytes, more than maxBytes (10)');
+    expect(result.record.steps[0]?.attempts).toBe(1);
   });
 
   it('refuses paths that escape the root: .., absolute, through a symlink', async () => {
@@ -195,6 +217,37 @@ describe('http.request', () => {
     expect(seen.map((r) => `${r.method} ${r.url}`)).toEqual(['POST /users', 'POST /users', 'GET /missing']);
   });
 
+  it('keeps secrets out of the journal: env references in the plan, secret headers redacted in the steps', async () => {
+    const { engine: e } = engine({ env: { API_TOKEN: 's3cr3t' } });
+    const result = await e.run(
+      definePlan({
+        name: 'secret',
+        steps: [
+          {
+            id: 'call',
+            tool: 'http.request',
+            params: {
+              url: `${base}/users`,
+              headers: { authorization: `Bearer ${ref('env.API_TOKEN')}`, 'x-trace': 'abc' },
+            },
+          },
+        ],
+      }),
+    );
+    expect(result.status).toBe('succeeded');
+    expect(result.record.steps[0]?.params).toMatchObject({
+      headers: { authorization: '[redacted]', 'x-trace': 'abc' },
+    });
+    expect(JSON.stringify(e.journal.events(result.runId))).not.toContain('s3cr3t');
+    expect(seenHeaders.at(-1)?.authorization).toBe('Bearer s3cr3t');
+    const unset = await e.run(
+      definePlan({ name: 'unset', steps: [{ id: 'x', tool: 'log', params: { message: ref('env.NOPE') } }] }),
+    );
+    expect(unset.record.steps[0]?.error?.message).toBe(
+      `cannot resolve ${ref('env.NOPE')}: environment variable NOPE is not set`,
+    );
+  });
+
   it('honours ctx.signal: a step timeout aborts the request', async () => {
     const hang = createServer(() => {});
     await new Promise<void>((resolve) => hang.listen(0, '127.0.0.1', resolve));
@@ -226,7 +279,13 @@ describe('queue.add, wait and log', () => {
       },
     };
     const rt = virtualRuntime(1);
-    const e = new Engine({ runtime: rt, root, queues: { emails }, log: () => {} });
+    const e = new Engine({
+      runtime: rt,
+      journal: new MemoryJournal(),
+      root,
+      queues: { emails },
+      log: () => {},
+    });
     const result = await rt.clock.run(() =>
       e.run(
         definePlan({
@@ -252,7 +311,12 @@ describe('queue.add, wait and log', () => {
   it('waits on the runtime clock and logs through the log option', async () => {
     const rt = virtualRuntime(1);
     const lines: string[] = [];
-    const e = new Engine({ runtime: rt, root, log: (line) => lines.push(line) });
+    const e = new Engine({
+      runtime: rt,
+      journal: new MemoryJournal(),
+      root,
+      log: (line) => lines.push(line),
+    });
     const result = await rt.clock.run(() =>
       e.run(
         definePlan({

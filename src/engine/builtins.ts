@@ -6,6 +6,7 @@ import { lstat, mkdir, readFile, realpath, rm, rmdir, writeFile } from 'node:fs/
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { toMs } from '../core/duration.js';
+import { nonRetryable } from '../core/errors.js';
 import { closest } from '../policy/file-problems.js';
 import { HttpStatusError, PathEscapeError, UnknownTargetError } from './errors.js';
 import type { ToolDefinition } from './tools.js';
@@ -36,6 +37,8 @@ export interface BuiltinToolOptions {
 
 /** Files up to this size are kept in the journal so that `fs.write`/`fs.remove` can be undone. */
 const MAX_UNDO_BYTES = 1024 * 1024;
+/** `fs.read` refuses larger files unless its `maxBytes` says otherwise (its output is journaled). */
+const MAX_READ_BYTES = 1024 * 1024;
 
 const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
   try {
@@ -130,6 +133,10 @@ async function restore(absolute: string, undo: FileUndo): Promise<void> {
     throw new Error(`cannot restore ${absolute}: its previous content was larger than 1 MiB or unreadable`);
 }
 
+/** Headers whose values the journal never keeps. */
+const SECRET_HEADER =
+  /^(authorization|proxy-authorization|cookie|set-cookie|x-api-key)$|token|secret|password/i;
+
 const IDEMPOTENT_METHODS = ['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS'];
 
 /** The built-in tools bound to `options`. */
@@ -193,6 +200,18 @@ export function builtinTools(options: BuiltinToolOptions): ToolDefinition<never>
       return { status: response.status, body: parsed };
     },
     describe: (params) => `${params.method} ${params.url}`,
+    redact: (params) =>
+      params.headers === undefined
+        ? params
+        : {
+            ...params,
+            headers: Object.fromEntries(
+              Object.entries(params.headers).map(([name, value]) => [
+                name,
+                SECRET_HEADER.test(name) ? '[redacted]' : value,
+              ]),
+            ),
+          },
     idempotent: (params) => IDEMPOTENT_METHODS.includes(params.method),
     estimate: () => 200,
   };
@@ -236,13 +255,24 @@ export function builtinTools(options: BuiltinToolOptions): ToolDefinition<never>
     estimate: () => 1,
   };
 
-  const fsRead: ToolDefinition<{ path: string; encoding: 'utf8' | 'base64' }> = {
+  const fsRead: ToolDefinition<{ path: string; encoding: 'utf8' | 'base64'; maxBytes: number }> = {
     name: 'fs.read',
     params: z
-      .object({ path: z.string().min(1), encoding: z.enum(['utf8', 'base64']).default('utf8') })
+      .object({
+        path: z.string().min(1),
+        encoding: z.enum(['utf8', 'base64']).default('utf8'),
+        maxBytes: z.number().int().positive().default(MAX_READ_BYTES),
+      })
       .strict(),
     async run(params) {
       const { absolute, shown } = await confine(root, params.path);
+      // The content becomes the step's output, which the journal keeps: refuse what would bloat it.
+      const { size } = await lstat(absolute);
+      if (size > params.maxBytes) {
+        throw nonRetryable(
+          new RangeError(`${shown} is ${size} bytes, more than maxBytes (${params.maxBytes})`),
+        );
+      }
       const data = await readFile(absolute);
       return { path: shown, content: data.toString(params.encoding), bytes: data.length };
     },

@@ -4,13 +4,19 @@ import { schedule } from '../chaos/schedule.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { desktopTools, SimulatedDesktop } from './desktop.js';
 import { Engine } from './engine.js';
+import { MemoryJournal } from './journal.js';
 import { definePlan } from './plan.js';
 
 describe('simulated desktop tools', () => {
   it('open, click and close; unknown apps and buttons are parameter errors with a did-you-mean', async () => {
     const rt = virtualRuntime(1);
     const desktop = new SimulatedDesktop();
-    const engine = new Engine({ runtime: rt, tools: desktopTools(desktop), builtins: false });
+    const engine = new Engine({
+      runtime: rt,
+      journal: new MemoryJournal(),
+      tools: desktopTools(desktop),
+      builtins: false,
+    });
     const result = await rt.clock.run(() =>
       engine.run(
         definePlan({
@@ -57,6 +63,7 @@ describe('simulated desktop tools', () => {
     const desktop = new SimulatedDesktop();
     const engine = new Engine({
       runtime: rt,
+      journal: new MemoryJournal(),
       builtins: false,
       tools: desktopTools(desktop, {
         faults: {

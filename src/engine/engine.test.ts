@@ -382,6 +382,17 @@ describe('Engine.run({ dryRun })', () => {
   });
 });
 
+describe('dry run of compensations', () => {
+  it('fails a step whose compensate names an unknown tool', async () => {
+    const { rt, engine } = setup();
+    const plan = definePlan({ name: 'bad-undo', steps: [step('a', { compensate: { tool: 'doo' } })] });
+    const result = await rt.clock.run(() => engine.run(plan, { dryRun: true }));
+    expect(result.record.steps[0]?.error?.message).toBe(
+      'compensate: unknown tool "doo" — did you mean "do"?',
+    );
+  });
+});
+
 describe('Engine.repeat', () => {
   it('finds three dry runs identical', async () => {
     const { rt, engine } = setup();
@@ -543,6 +554,57 @@ describe('Engine.resume', () => {
       'compensated',
       undefined,
     ]);
+  });
+
+  it('gives the compensation of an interrupted step the undo data it journaled before the crash', async () => {
+    const undone: unknown[] = [];
+    const charging = (list: ToolDefinition<never>[]) => [
+      ...list,
+      {
+        name: 'charge',
+        params: z.object({}),
+        run(_p: unknown, ctx: ToolContext) {
+          ctx.setUndo({ chargeId: 'ch_1' });
+          return { ok: true };
+        },
+        compensate(_p: unknown, _output: unknown, ctx: { undo: unknown }) {
+          undone.push(ctx.undo);
+        },
+      } as unknown as ToolDefinition<never>,
+    ];
+    const chargePlan: PlanDefinition = { name: 'charging', steps: [{ id: 'pay', tool: 'charge' }] };
+    const rt0 = virtualRuntime(3);
+    const inner = new MemoryJournal();
+    const journal = new CrashingJournal(inner, (e) => e.kind === 'step.undo');
+    const engine0 = new Engine({ runtime: rt0, journal, tools: charging([]), log: () => {} });
+    await rt0.clock.run(() => engine0.run(chargePlan).catch(() => undefined));
+    const runId = inner.runs()[0]?.runId as string;
+    const rt = virtualRuntime(4);
+    const engine = new Engine({ runtime: rt, journal: inner, tools: charging([]), log: () => {} });
+    const result = await rt.clock.run(() => engine.resume(runId));
+    expect(result.status).toBe('succeeded');
+    expect(undone).toEqual([{ chargeId: 'ch_1' }]);
+  });
+
+  it('rolls back a run that had failed when the process died, before its rollback began', async () => {
+    const rt0 = virtualRuntime(3);
+    const w0 = world(rt0);
+    w0.failures.set('c', 1);
+    const inner = new MemoryJournal();
+    const journal = new CrashingJournal(inner, (e) => e.kind === 'step.failed' && e.final);
+    await rt0.clock.run(() =>
+      new Engine({ runtime: rt0, journal, tools: w0.tools, log: () => {} }).run(plan).catch(() => undefined),
+    );
+    const runId = inner.runs()[0]?.runId as string;
+    const rt = virtualRuntime(4);
+    const w = world(rt);
+    const result = await rt.clock.run(() =>
+      new Engine({ runtime: rt, journal: inner, tools: w.tools, log: () => {} }).resume(runId),
+    );
+    expect(result.status).toBe('failed');
+    expect((result.error as Error).message).toBe('c broke');
+    expect(w.log).toEqual(['undo b', 'undo a']);
+    expect(result.record.rollback).toEqual({ reason: 'step "c" failed', compensated: 2, failed: 0 });
   });
 
   it('says which run does not exist', async () => {

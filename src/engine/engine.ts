@@ -6,7 +6,7 @@
  * run whose process died; `run(plan, { dryRun: true })` simulates one; `repeat` checks runs agree.
  */
 import { CancelledError, nonRetryable } from '../core/errors.js';
-import type { BulwarkEventMap, BulwarkEventType } from '../core/events.js';
+import type { BulwarkEventMap, BulwarkEventType, EventSink } from '../core/events.js';
 import { Random, type Seed } from '../core/random.js';
 import { type Runtime, systemRuntime } from '../core/runtime.js';
 import type { CircuitBreaker } from '../policy/circuit-breaker.js';
@@ -18,9 +18,9 @@ import { retry } from '../policy/retry.js';
 import { defined, retryOptions } from '../policy/spec.js';
 import { timeout } from '../policy/timeout.js';
 import { builtinTools, type QueueLike } from './builtins.js';
-import { ResumeRefusedError, RunNotFoundError } from './errors.js';
+import { ResumeRefusedError, RunNotFoundError, UnknownToolError } from './errors.js';
 import type { RunStatus } from './events.js';
-import { type ErrorInfo, type Journal, type JournalEvent, MemoryJournal } from './journal.js';
+import { type ErrorInfo, type Journal, type JournalEvent, SqliteJournal } from './journal.js';
 import {
   definePlan,
   type Plan,
@@ -46,7 +46,10 @@ import {
 export interface EngineOptions {
   /** Clock, randomness and event sink. @defaultValue `systemRuntime()` */
   runtime?: Runtime;
-  /** Where runs are recorded. @defaultValue a new {@link MemoryJournal} (use a `SqliteJournal` to resume after a crash) */
+  /**
+   * Where runs are recorded. `new MemoryJournal()` keeps them in memory (tests, the lab).
+   * @defaultValue a {@link SqliteJournal} at `.bulwark/journal.db` (relative to the working directory), opened on first use
+   */
   journal?: Journal;
   /** Tools to register besides the built-ins (a tool of a built-in's name replaces it). @defaultValue `[]` */
   tools?: readonly ToolDefinition<never>[];
@@ -60,6 +63,8 @@ export interface EngineOptions {
   log?: (line: string) => void;
   /** The `fetch` of `http.request`. @defaultValue `globalThis.fetch` */
   fetch?: typeof fetch;
+  /** Where `${env.NAME}` references are looked up. @defaultValue `process.env` */
+  env?: Readonly<Record<string, string | undefined>>;
   /** The retry of a compensation that gives none. @defaultValue `{ maxAttempts: 3 }` (exponential backoff from 100 ms) */
   compensationRetry?: RetrySpec;
 }
@@ -130,6 +135,9 @@ export interface ConsistencyReport {
   divergence: (Divergence & { run: number }) | undefined;
 }
 
+/** Where the default journal lives, relative to the working directory. */
+export const DEFAULT_JOURNAL_PATH = '.bulwark/journal.db';
+
 const CANCELLED_REASON = 'the run was cancelled';
 const DEFAULT_COMPENSATION_RETRY: RetrySpec = { maxAttempts: 3, backoff: { exponential: { initial: 100 } } };
 const OPTION_KEYS = [
@@ -140,6 +148,7 @@ const OPTION_KEYS = [
   'queues',
   'log',
   'fetch',
+  'env',
   'compensationRetry',
 ] as const;
 
@@ -154,10 +163,10 @@ type Emit = <K extends BulwarkEventType>(type: K, payload: BulwarkEventMap[K]) =
  */
 export class Engine {
   readonly runtime: Runtime;
-  readonly journal: Journal;
   readonly tools: ToolRegistry;
   private readonly options: EngineOptions;
   private readonly compensationRetry: RetrySpec;
+  private journalStore: Journal | undefined;
   /** Breakers outlive a run: keyed by plan and step, they see the failures of every run of the plan. */
   private readonly breakers = new Map<string, CircuitBreaker>();
 
@@ -165,7 +174,7 @@ export class Engine {
     knownKeys('Engine', options, OPTION_KEYS);
     this.options = options;
     this.runtime = options.runtime ?? systemRuntime();
-    this.journal = options.journal ?? new MemoryJournal();
+    this.journalStore = options.journal;
     if (options.root !== undefined && (typeof options.root !== 'string' || options.root === '')) {
       throw invalid('Engine', 'root', options.root, 'a directory path');
     }
@@ -176,6 +185,9 @@ export class Engine {
       if (typeof (queue as Partial<QueueLike> | undefined)?.add !== 'function') {
         throw invalid('Engine', `queues.${name}`, queue, 'a queue (an object with add(payload, opts))');
       }
+    }
+    if (options.env !== undefined && (typeof options.env !== 'object' || options.env === null)) {
+      throw invalid('Engine', 'env', options.env, 'an object of environment variables');
     }
     for (const option of ['log', 'fetch'] as const) {
       const value = options[option];
@@ -278,7 +290,7 @@ export class Engine {
     const base = this.newRunId();
     const runs: RunResult[] = [];
     let divergence: ConsistencyReport['divergence'];
-    for (let i = 0; i < times; i++) {
+    for (let i = 0; i < times && options.signal?.aborted !== true; i++) {
       const runtime: Runtime = {
         clock: this.runtime.clock,
         random: new Random(seed),
@@ -300,9 +312,15 @@ export class Engine {
     return { identical: divergence === undefined, runs, divergence };
   }
 
-  /** Closes the journal. */
+  /** Where runs are recorded (the default SQLite journal is opened here, on first use). */
+  get journal(): Journal {
+    this.journalStore ??= new SqliteJournal(DEFAULT_JOURNAL_PATH);
+    return this.journalStore;
+  }
+
+  /** Closes the journal (also one passed in `journal`). */
   close(): void {
-    this.journal.close();
+    this.journalStore?.close();
   }
 
   /** @internal */
@@ -315,6 +333,11 @@ export class Engine {
       this.breakers.set(key, breaker);
     }
     return breaker;
+  }
+
+  /** @internal Where `${env.NAME}` references are looked up. */
+  get env(): Readonly<Record<string, string | undefined>> {
+    return this.options.env ?? process.env;
   }
 
   /** @internal */
@@ -358,11 +381,11 @@ class Execution {
   private readonly runtime: Runtime;
   private readonly journal: Journal;
   private readonly emit: Emit;
+  private readonly events: EventSink;
   private readonly completed = new Map<string, Completed>();
   private readonly outputsById = new Map<string, unknown>();
   private readonly completionOrder: string[] = [];
   private readonly settled = new Map<string, 'succeeded' | 'failed' | 'cancelled'>();
-  private readonly lastParams = new Map<string, unknown>();
   private startedAt = 0;
 
   constructor(
@@ -372,12 +395,12 @@ class Execution {
   ) {
     this.runtime = engine.runtime;
     this.journal = engine.journal;
-    const events = this.runtime.events;
+    this.events = this.runtime.events;
+    const events = this.events;
     const source = plan.name;
     const clock = this.runtime.clock;
-    this.emit = (type, payload) => {
-      if (events.wants(type)) events.emit({ type, source, at: clock.now(), ...payload } as never);
-    };
+    // Callers check `events.wants(type)` first, so that nothing is built when nobody listens.
+    this.emit = (type, payload) => events.emit({ type, source, at: clock.now(), ...payload } as never);
   }
 
   private now(): number {
@@ -394,7 +417,8 @@ class Execution {
   async start(signal: AbortSignal | undefined): Promise<RunResult> {
     this.startedAt = this.now();
     this.record({ kind: 'run.started', at: this.startedAt, plan: this.plan.definition, dryRun: false });
-    this.emit('run.started', { runId: this.runId, steps: this.plan.steps.length, dryRun: false });
+    if (this.events.wants('run.started'))
+      this.emit('run.started', { runId: this.runId, steps: this.plan.steps.length, dryRun: false });
     return this.execute(signal);
   }
 
@@ -411,59 +435,62 @@ class Execution {
     for (const step of previous.steps) {
       if (step.status === 'failed' || step.status === 'cancelled') this.settled.set(step.id, step.status);
     }
+    // The run had already stopped (a step failed for good, or it was cancelled) when the process died,
+    // maybe in the middle of its rollback: all that is left is to finish the rollback.
+    const fatal = previous.steps.find((s) => s.status === 'failed' && !this.stepById(s.id).continueOnError);
+    const stopped =
+      previous.rollback !== undefined ||
+      fatal !== undefined ||
+      previous.steps.some((s) => s.status === 'cancelled');
     // Decide before writing anything: a refused resume leaves the journal as it was.
-    const interrupted = previous.steps.filter((s) => s.status === 'running');
+    const interrupted = stopped ? [] : previous.steps.filter((s) => s.status === 'running');
     const toCompensate: PlanStep[] = [];
-    if (previous.rollback === undefined) {
-      for (const record of interrupted) {
-        const step = this.stepById(record.id);
-        const tool = this.engine.tools.resolve(step.tool);
-        if (!(tool instanceof Error)) {
-          const parsed = checkParams(tool, record.params);
-          if (parsed.ok && isIdempotent(tool, parsed.value)) continue;
-          if (step.compensate !== undefined || tool.compensate !== undefined) {
-            toCompensate.push(step);
-            continue;
-          }
+    for (const record of interrupted) {
+      const step = this.stepById(record.id);
+      const tool = this.engine.tools.resolve(step.tool);
+      if (!(tool instanceof Error)) {
+        const parsed = checkParams(tool, record.params);
+        if (parsed.ok && isIdempotent(tool, parsed.value)) continue;
+        if (step.compensate !== undefined || tool.compensate !== undefined) {
+          toCompensate.push(step);
+          continue;
         }
-        if (options.force !== true && !(tool instanceof Error)) {
-          throw new ResumeRefusedError(
-            this.runId,
-            `step "${step.id}" (${step.tool}) was interrupted, its tool is not idempotent and it has no compensation; ` +
-              'check by hand whether it took effect, then resume with force to run it again',
-          );
-        }
+      }
+      if (options.force !== true && !(tool instanceof Error)) {
+        throw new ResumeRefusedError(
+          this.runId,
+          `step "${step.id}" (${step.tool}) was interrupted, its tool is not idempotent and it has no compensation; ` +
+            'check by hand whether it took effect, then resume with force to run it again',
+        );
       }
     }
     this.record({ kind: 'run.resumed', at: this.now() });
-    this.emit('run.started', {
-      runId: this.runId,
-      steps: this.plan.steps.length,
-      dryRun: false,
-      resumed: true,
-    });
-    if (previous.rollback !== undefined) {
-      // The process died while rolling back: finish the rollback of what is not compensated yet.
+    if (this.events.wants('run.started'))
+      this.emit('run.started', {
+        runId: this.runId,
+        steps: this.plan.steps.length,
+        dryRun: false,
+        resumed: true,
+      });
+    if (stopped) {
+      const reason =
+        previous.rollback?.reason ?? (fatal === undefined ? CANCELLED_REASON : `step "${fatal.id}" failed`);
       const done = new Set(
         previous.steps
-          .filter((s) => s.compensation?.status !== undefined && s.compensation.status !== 'running')
+          .filter((s) => s.compensation !== undefined && s.compensation.status !== 'running')
           .map((s) => s.id),
       );
       const error = new ResumedFailure(
-        previous.error ?? { name: 'Error', message: previous.rollback.reason },
+        fatal?.error ?? { name: 'CancelledError', code: 'CANCELLED', message: 'the run was cancelled' },
       );
-      const report = await this.rollback(previous.rollback.reason, done, false);
-      return this.finish(
-        previous.rollback.reason === CANCELLED_REASON ? 'cancelled' : 'failed',
-        error,
-        report,
-      );
+      const report = await this.rollback(reason, done, previous.rollback === undefined);
+      return this.finish(fatal === undefined ? 'cancelled' : 'failed', error, report);
     }
     for (const step of toCompensate) {
       const record = previous.steps.find((s) => s.id === step.id);
       const outcome = await this.compensate(step, {
         output: undefined,
-        undo: undefined,
+        undo: record?.undo,
         params: record?.params,
       });
       if (outcome !== undefined) {
@@ -573,7 +600,8 @@ class Execution {
           params,
           paramsHash: hashValue(params),
         });
-        this.emit('step.started', { runId: this.runId, step: step.id, tool: step.tool, attempt });
+        if (this.events.wants('step.started'))
+          this.emit('step.started', { runId: this.runId, step: step.id, tool: step.tool, attempt });
       }
       if (signal.aborted) {
         this.settled.set(step.id, 'cancelled');
@@ -594,20 +622,22 @@ class Execution {
           error: errorInfo(error),
         });
       }
-      this.emit('step.failed', { runId: this.runId, step: step.id, tool: step.tool, error, final: true });
+      if (this.events.wants('step.failed'))
+        this.emit('step.failed', { runId: this.runId, step: step.id, tool: step.tool, error, final: true });
       return { ok: false, error };
     };
     if (tool instanceof Error) return fail(tool, step.params);
     let parsed: unknown;
     try {
-      resolved = resolveReferences(step.params, this.outputs()).value;
+      resolved = resolveReferences(step.params, this.outputs(), false, this.engine.env).value;
       const checked = checkParams(tool, resolved);
       if (!checked.ok) return fail(checked.error, resolved);
       parsed = checked.value;
     } catch (error) {
       return fail(error, step.params);
     }
-    this.lastParams.set(step.id, resolved);
+    // What the journal keeps: the resolved params, minus what the tool says is secret.
+    if (tool.redact !== undefined) resolved = toJson(tool.redact(parsed), `${step.tool} redacted params`);
     const paramsHash = hashValue(resolved);
     const policy = this.policyFor(step, (info) => {
       this.record({
@@ -618,13 +648,14 @@ class Execution {
         final: false,
         error: errorInfo(info.error),
       });
-      this.emit('step.failed', {
-        runId: this.runId,
-        step: step.id,
-        tool: step.tool,
-        error: info.error,
-        final: false,
-      });
+      if (this.events.wants('step.failed'))
+        this.emit('step.failed', {
+          runId: this.runId,
+          step: step.id,
+          tool: step.tool,
+          error: info.error,
+          final: false,
+        });
     });
     try {
       const { output, undo } = await policy.execute(async (ctx) => {
@@ -638,7 +669,8 @@ class Execution {
           params: resolved,
           paramsHash,
         });
-        this.emit('step.started', { runId: this.runId, step: step.id, tool: step.tool, attempt });
+        if (this.events.wants('step.started'))
+          this.emit('step.started', { runId: this.runId, step: step.id, tool: step.tool, attempt });
         let undoData: unknown;
         const context: ToolContext = {
           get signal() {
@@ -648,14 +680,22 @@ class Execution {
           runtime: this.runtime,
           runId: this.runId,
           stepId: step.id,
-          setUndo(data) {
-            undoData = data;
+          setUndo: (data) => {
+            undoData = toJson(data, `${step.tool} undo data`);
+            // Journaled at once: a crash before the step ends must not lose what undoes it.
+            this.record({
+              kind: 'step.undo',
+              at: this.now(),
+              step: step.id,
+              attempt: context.attempt,
+              undo: undoData,
+            });
           },
         };
         const value = await tool.run(parsed, context);
         return {
           output: toJson(value, `${step.tool} output`),
-          undo: undoData === undefined ? undefined : toJson(undoData, `${step.tool} undo data`),
+          undo: undoData,
         };
       }, signal);
       const at = this.now();
@@ -674,13 +714,14 @@ class Execution {
       this.outputsById.set(step.id, output);
       this.completionOrder.push(step.id);
       this.settled.set(step.id, 'succeeded');
-      this.emit('step.succeeded', {
-        runId: this.runId,
-        step: step.id,
-        tool: step.tool,
-        durationMs,
-        simulated: false,
-      });
+      if (this.events.wants('step.succeeded'))
+        this.emit('step.succeeded', {
+          runId: this.runId,
+          step: step.id,
+          tool: step.tool,
+          durationMs,
+          simulated: false,
+        });
       return { ok: true };
     } catch (error) {
       return fail(error, resolved);
@@ -762,7 +803,7 @@ class Execution {
           if (tool instanceof Error) throw tool;
           const outputs = new Map(this.outputs());
           outputs.set(step.id, completed.output);
-          const params = resolveReferences(spec.params ?? {}, outputs).value;
+          const params = resolveReferences(spec.params ?? {}, outputs, false, this.engine.env).value;
           const checked = checkParams(tool, params);
           if (!checked.ok) throw checked.error;
           await tool.run(checked.value, base);
@@ -778,7 +819,8 @@ class Execution {
         });
       });
       this.record({ kind: 'step.compensated', at: this.now(), step: step.id, ok: true, attempts });
-      this.emit('step.compensated', { runId: this.runId, step: step.id, tool: toolName, ok: true });
+      if (this.events.wants('step.compensated'))
+        this.emit('step.compensated', { runId: this.runId, step: step.id, tool: toolName, ok: true });
       return undefined;
     } catch (error) {
       this.record({
@@ -789,7 +831,8 @@ class Execution {
         attempts,
         error: errorInfo(error),
       });
-      this.emit('step.compensated', { runId: this.runId, step: step.id, tool: toolName, ok: false, error });
+      if (this.events.wants('step.compensated'))
+        this.emit('step.compensated', { runId: this.runId, step: step.id, tool: toolName, ok: false, error });
       return error;
     }
   }
@@ -802,13 +845,14 @@ class Execution {
       status,
       ...(error === undefined ? {} : { error: errorInfo(error) }),
     });
-    this.emit('run.finished', {
-      runId: this.runId,
-      status,
-      durationMs: at - this.startedAt,
-      rolledBack: rollback === undefined ? 0 : rollback.compensated.length + rollback.failed.length,
-      compensationFailures: rollback?.failed.length ?? 0,
-    });
+    if (this.events.wants('run.finished'))
+      this.emit('run.finished', {
+        runId: this.runId,
+        status,
+        durationMs: at - this.startedAt,
+        rolledBack: rollback === undefined ? 0 : rollback.compensated.length + rollback.failed.length,
+        compensationFailures: rollback?.failed.length ?? 0,
+      });
     const outputs: Record<string, unknown> = {};
     for (const [id, done] of this.completed) outputs[id] = done.output;
     return { runId: this.runId, status, error, outputs, rollback, record: this.engine.show(this.runId) };
@@ -820,15 +864,21 @@ class Execution {
   async simulate(): Promise<RunResult> {
     this.startedAt = this.now();
     this.record({ kind: 'run.started', at: this.startedAt, plan: this.plan.definition, dryRun: true });
-    this.emit('run.started', { runId: this.runId, steps: this.plan.steps.length, dryRun: true });
+    if (this.events.wants('run.started'))
+      this.emit('run.started', { runId: this.runId, steps: this.plan.steps.length, dryRun: true });
     let firstError: unknown;
     for (const step of topologicalOrder(this.plan)) {
-      this.emit('step.started', { runId: this.runId, step: step.id, tool: step.tool, attempt: 1 });
+      if (this.events.wants('step.started'))
+        this.emit('step.started', { runId: this.runId, step: step.id, tool: step.tool, attempt: 1 });
       const { value: params, unresolved, error: referenceError } = this.resolvePartially(step);
       let error: unknown = referenceError;
       let description = `${step.tool} ${JSON.stringify(params)}`;
       let estimatedMs = 0;
       const tool = this.engine.tools.resolve(step.tool);
+      // A compensation that names no tool would only fail during a rollback: say so now.
+      const undo =
+        step.compensate === undefined ? undefined : this.engine.tools.resolve(step.compensate.tool);
+      if (undo instanceof Error) error ??= new UnknownToolError(undo.tool, undo.suggestion, 'compensate: ');
       if (tool instanceof Error) error ??= tool;
       else if (error === undefined) {
         // Unresolved references stay as written: the params may still validate (a `${…}` is a string),
@@ -852,16 +902,18 @@ class Execution {
         ...(error === undefined ? {} : { error: errorInfo(error) }),
       });
       if (error === undefined) {
-        this.emit('step.succeeded', {
-          runId: this.runId,
-          step: step.id,
-          tool: step.tool,
-          durationMs: 0,
-          simulated: true,
-        });
+        if (this.events.wants('step.succeeded'))
+          this.emit('step.succeeded', {
+            runId: this.runId,
+            step: step.id,
+            tool: step.tool,
+            durationMs: 0,
+            simulated: true,
+          });
       } else {
         firstError ??= error;
-        this.emit('step.failed', { runId: this.runId, step: step.id, tool: step.tool, error, final: true });
+        if (this.events.wants('step.failed'))
+          this.emit('step.failed', { runId: this.runId, step: step.id, tool: step.tool, error, final: true });
       }
     }
     return this.finish(firstError === undefined ? 'succeeded' : 'failed', firstError, undefined);
@@ -869,7 +921,7 @@ class Execution {
 
   private resolvePartially(step: PlanStep): { value: unknown; unresolved: string[]; error?: unknown } {
     try {
-      return resolveReferences(step.params, new Map(), true);
+      return resolveReferences(step.params, new Map(), true, this.engine.env);
     } catch (error) {
       return { value: step.params, unresolved: [], error };
     }

@@ -24,10 +24,12 @@ export class UnknownToolError extends BulwarkError {
   constructor(
     readonly tool: string,
     readonly suggestion: string | undefined,
+    /** Prefixed to the message, e.g. `compensate: `. */
+    prefix = '',
   ) {
     super(
       'UNKNOWN_TOOL',
-      `unknown tool "${tool}"${suggestion === undefined ? '' : ` — did you mean "${suggestion}"?`}`,
+      `${prefix}unknown tool "${tool}"${suggestion === undefined ? '' : ` — did you mean "${suggestion}"?`}`,
       { retryable: false },
     );
   }

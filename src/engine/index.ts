@@ -6,7 +6,14 @@ import './events.js';
 
 export { type BuiltinToolOptions, builtinTools, type QueueAddOptions, type QueueLike } from './builtins.js';
 export {
+  DEFAULT_APPS,
+  type DesktopToolOptions,
+  desktopTools,
+  SimulatedDesktop,
+} from './desktop.js';
+export {
   type ConsistencyReport,
+  DEFAULT_JOURNAL_PATH,
   Engine,
   type EngineOptions,
   type RepeatOptions,

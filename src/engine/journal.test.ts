@@ -1,10 +1,11 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { virtualRuntime } from '../core/runtime.js';
-import { Engine } from './engine.js';
+import { DEFAULT_JOURNAL_PATH, Engine } from './engine.js';
 import { type Journal, type JournalEvent, MemoryJournal, SqliteJournal } from './journal.js';
 import { definePlan } from './plan.js';
 
@@ -105,5 +106,27 @@ describe('SqliteJournal', () => {
     const again = new SqliteJournal(path);
     expect(new Engine({ journal: again, root: dir }).show(result.runId).status).toBe('succeeded');
     again.close();
+  });
+});
+
+describe('the default journal', () => {
+  it('is a SqliteJournal at .bulwark/journal.db in the working directory, opened on first use', async () => {
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      const rt = virtualRuntime(1);
+      const engine = new Engine({ runtime: rt, root: dir, log: () => {} });
+      expect(existsSync(join(dir, '.bulwark'))).toBe(false);
+      const result = await rt.clock.run(() =>
+        engine.run(definePlan({ name: 'd', steps: [{ id: 'a', tool: 'log', params: { message: 'x' } }] })),
+      );
+      expect(engine.journal).toBeInstanceOf(SqliteJournal);
+      engine.close();
+      const again = new SqliteJournal(join(dir, DEFAULT_JOURNAL_PATH));
+      expect(again.runs().map((r) => r.runId)).toEqual([result.runId]);
+      again.close();
+    } finally {
+      process.chdir(cwd);
+    }
   });
 });

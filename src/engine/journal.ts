@@ -41,6 +41,7 @@ export type JournalEvent =
       outputHash: string;
       undo?: unknown;
     }
+  | { kind: 'step.undo'; at: number; step: string; attempt: number; undo: unknown }
   | { kind: 'step.failed'; at: number; step: string; attempt: number; final: boolean; error: ErrorInfo }
   | { kind: 'step.cancelled'; at: number; step: string; reason: string }
   | {
@@ -171,7 +172,7 @@ export class SqliteJournal implements Journal {
   private readonly selectEvents: Database.Statement;
   private readonly selectRun: Database.Statement;
   private readonly selectRuns: Database.Statement;
-  private readonly appendTx: (runId: string, event: JournalEvent) => void;
+  private readonly appendTx: Database.Transaction<(runId: string, event: JournalEvent) => void>;
 
   constructor(
     readonly path: string,
@@ -212,7 +213,9 @@ export class SqliteJournal implements Journal {
   }
 
   append(runId: string, event: JournalEvent): void {
-    this.appendTx(runId, event);
+    // IMMEDIATE: take the write lock before reading the next sequence number, so that two processes
+    // appending at once wait for each other instead of failing on a stale snapshot.
+    this.appendTx.immediate(runId, event);
   }
 
   events(runId: string): JournalEvent[] | undefined {

@@ -72,7 +72,7 @@ steps:
       `bad.yaml:11:24: steps[1].params.message: \${steps.fetc.output}: unknown step "fetc"`,
       'bad.yaml:12:9: steps[2].id: duplicate step id "a" (first at steps[0])',
       'bad.yaml:13:11: steps[2].tool: must name a tool',
-      `bad.yaml:14:18: steps[2].params.x: invalid reference \${nope}: expected \${steps.STEP.output} or \${steps.STEP.output.field[0].field}`,
+      `bad.yaml:14:18: steps[2].params.x: invalid reference \${nope}: expected \${steps.STEP.output}, \${steps.STEP.output.field[0].field} or \${env.NAME}`,
       'bad.yaml:15:44: steps[2].circuitBreaker.consecutiveFailures: must be an integer >= 1',
     ]);
   });

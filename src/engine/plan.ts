@@ -190,15 +190,24 @@ export interface Reference {
   readonly path: readonly (string | number)[];
 }
 
+/** A `${env.NAME}` reference: an environment variable (keeps secrets out of plan files and the journal's plan). */
+export interface EnvReference {
+  readonly text: string;
+  readonly env: string;
+}
+
 const REFERENCE = /\$\{([^}]*)\}/g;
+const ENV_BODY = /^env\.([A-Za-z_][A-Za-z0-9_]*)$/;
 const REFERENCE_BODY = /^steps\.([A-Za-z_][A-Za-z0-9_-]*)\.output((?:\.[A-Za-z_$][\w$-]*|\[\d+\])*)$/;
 
-/** Parses the inside of `${…}`; returns a message when it is not a step-output reference. */
-export function parseReference(text: string): Reference | string {
+/** Parses the inside of `${…}`; returns a message when it is neither a step-output nor an env reference. */
+export function parseReference(text: string): Reference | EnvReference | string {
   const body = text.trim();
+  const env = ENV_BODY.exec(body);
+  if (env !== null) return { text: body, env: env[1] as string };
   const match = REFERENCE_BODY.exec(body);
   if (match === null) {
-    return `invalid reference \${${text}}: expected \${steps.STEP.output} or \${steps.STEP.output.field[0].field}`;
+    return `invalid reference \${${text}}: expected \${steps.STEP.output}, \${steps.STEP.output.field[0].field} or \${env.NAME}`;
   }
   const path: (string | number)[] = [];
   for (const part of (match[2] as string).matchAll(/\.([^.[]+)|\[(\d+)\]/g)) {
@@ -211,7 +220,7 @@ export function parseReference(text: string): Reference | string {
 export function findReferences(
   value: unknown,
   at: PathPart[] = [],
-): { at: PathPart[]; reference: Reference | string }[] {
+): { at: PathPart[]; reference: Reference | EnvReference | string }[] {
   if (typeof value === 'string') {
     return [...value.matchAll(REFERENCE)].map((m) => ({ at, reference: parseReference(m[1] as string) }));
   }
@@ -248,7 +257,8 @@ function lookup(reference: Reference, output: unknown): unknown {
 }
 
 /**
- * Replaces the `${steps.ID.output…}` references in `value` with the outputs they name. A string that is
+ * Replaces the `${steps.ID.output…}` references in `value` with the outputs they name, and `${env.NAME}`
+ * with the variable from `env` (an unset one throws, even when `partial`). A string that is
  * exactly one reference becomes the referenced value (any JSON type); references inside longer strings are
  * interpolated (non-strings as JSON). With `partial`, references to outputs not in `outputs` stay as written
  * and are listed in `unresolved`; otherwise they throw {@link UnresolvedReferenceError}.
@@ -257,11 +267,22 @@ export function resolveReferences(
   value: unknown,
   outputs: ReadonlyMap<string, unknown>,
   partial = false,
+  env: Readonly<Record<string, string | undefined>> = {},
 ): { value: unknown; unresolved: string[] } {
   const unresolved: string[] = [];
   const one = (text: string): { found: boolean; value?: unknown } => {
     const reference = parseReference(text);
     if (typeof reference === 'string') throw new UnresolvedReferenceError(text.trim(), reference);
+    if ('env' in reference) {
+      const found = env[reference.env];
+      if (found === undefined) {
+        throw new UnresolvedReferenceError(
+          reference.text,
+          `environment variable ${reference.env} is not set`,
+        );
+      }
+      return { found: true, value: found };
+    }
     if (!outputs.has(reference.step)) {
       if (partial) {
         unresolved.push(reference.text);
@@ -334,6 +355,7 @@ function semanticProblems(definition: PlanDefinition, checkPolicies = true): Pro
     const check = (value: unknown, base: PathPart[], ownOutput: boolean) => {
       for (const { at, reference } of findReferences(value, base)) {
         if (typeof reference === 'string') problems.push({ path: at, message: reference });
+        else if ('env' in reference) continue;
         else if (reference.step === step.id && !ownOutput) {
           problems.push({
             path: at,
@@ -352,7 +374,8 @@ function semanticProblems(definition: PlanDefinition, checkPolicies = true): Pro
   if (cycle !== undefined) {
     const index = firstIndex.get(cycle[0] as string) as number;
     problems.push({
-      path: ['steps', index, 'dependsOn'],
+      path:
+        definition.steps[index]?.dependsOn === undefined ? ['steps', index] : ['steps', index, 'dependsOn'],
       message: `dependency cycle: ${cycle.join(' → ')} (through dependsOn and references)`,
     });
   }
@@ -441,7 +464,8 @@ function toPlan(definition: PlanDefinition): Plan {
   const steps: PlanStep[] = definition.steps.map((step) => {
     const needs = new Set(step.dependsOn ?? []);
     for (const { reference } of findReferences(step.params ?? {})) {
-      if (typeof reference !== 'string' && reference.step !== step.id) needs.add(reference.step);
+      if (typeof reference !== 'string' && 'step' in reference && reference.step !== step.id)
+        needs.add(reference.step);
     }
     const order = definition.steps.map((s) => s.id).filter((id) => needs.has(id));
     return Object.freeze({

@@ -56,6 +56,8 @@ export interface StepRecord {
   /** Dry runs: references that could not be resolved without running earlier steps. */
   unresolved?: string[];
   compensation?: CompensationRecord;
+  /** The compensation `resume` ran on an interrupted execution of this step before running it again. */
+  priorCompensation?: CompensationRecord;
 }
 
 /** A run, from the journal. */
@@ -138,6 +140,12 @@ export function foldRun(runId: string, events: readonly JournalEvent[]): RunReco
         break;
       case 'step.started': {
         const step = at(event.step);
+        // Started again after a compensation (resume undid an interrupted execution): that compensation
+        // belongs to the earlier execution; a later rollback must undo this one.
+        if (step.compensation !== undefined) {
+          step.priorCompensation = step.compensation;
+          delete step.compensation;
+        }
         if (event.attempt === 1 || step.status !== 'running') {
           step.startedAt = event.at;
           delete step.error;
@@ -160,6 +168,9 @@ export function foldRun(runId: string, events: readonly JournalEvent[]): RunReco
         record.completionOrder.push(step.id);
         break;
       }
+      case 'step.undo':
+        at(event.step).undo = event.undo;
+        break;
       case 'step.failed': {
         const step = at(event.step);
         step.error = event.error;

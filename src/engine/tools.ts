@@ -42,6 +42,12 @@ export interface ToolDefinition<P = unknown> {
   describe?(params: P): string;
   /** Running it twice has the effect of running it once (a function when it depends on the params). @defaultValue `false` */
   idempotent?: boolean | ((params: P) => boolean);
+  /**
+   * What the journal keeps of the (validated) params, when some are secret (a token in a header): the
+   * journal, `plan show` and consistency hashes see this instead. It must keep what `compensate` needs.
+   * @defaultValue the params as resolved
+   */
+  redact?(params: P): unknown;
   /** Expected duration of one attempt, for dry runs. @defaultValue `0` */
   estimate?(params: P): Duration;
 }
@@ -81,6 +87,7 @@ export class ToolRegistry {
       ['compensate', compensate],
       ['describe', describe],
       ['estimate', estimate],
+      ['redact', definition.redact],
     ] as const) {
       if (value !== undefined && typeof value !== 'function')
         throw invalid(where, option, value, 'a function');

@@ -173,6 +173,8 @@ export const engine = defineScenario({
     return {
       first_attempt: Number(((1 - params.faultRate) ** FAULTED_STEPS).toPrecision(12)),
       success: Number((step ** FAULTED_STEPS).toPrecision(12)),
+      // Every run that fails rolls back (whatever had completed by then).
+      rollback: Number((1 - step ** FAULTED_STEPS).toPrecision(12)),
     };
   },
   comparisons: [{ metric: 'success', before: 'first_attempt', after: 'success' }],
