@@ -137,7 +137,7 @@ abort:
     });
   });
 
-  it('fills ${NAME} and ${NAME:-default} from the environment, and reports unset ones', () => {
+  it('fills environment variables, with defaults, and reports unset ones', () => {
     const text = `
 title: \${TITLE:-untitled}
 method:
@@ -151,13 +151,13 @@ method:
     const experiment = parseExperimentFile(text, 'exp.yaml', { SERVICE_URL: 'http://127.0.0.1:9999' });
     expect(experiment.title).toBe('untitled');
     expect(experiment.method[0]).toMatchObject({ provider: { url: 'http://127.0.0.1:9999/health' } });
-    expect(experiment.method[1]).toMatchObject({ provider: { command: ['echo', '${HOME}'] } });
+    expect(experiment.method[1]).toMatchObject({ provider: { command: ['echo', `\${HOME}`] } });
     try {
       parseExperimentFile(text, 'exp.yaml', {});
       expect.unreachable();
     } catch (error) {
       expect((error as ExperimentFileError).problems).toEqual([
-        'exp.yaml:6:34: method[0].provider.url: environment variable SERVICE_URL is not set (write ${SERVICE_URL:-default} to give a default)',
+        `exp.yaml:6:34: method[0].provider.url: environment variable SERVICE_URL is not set (write \${SERVICE_URL:-default} to give a default)`,
       ]);
     }
   });

@@ -337,8 +337,8 @@ function interpolate(
     if (!data.includes('${')) return data;
     return data.replace(
       /(\$?)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
-      (whole, escape: string, name: string, fallback?: string) => {
-        if (escape === '$') return whole.slice(1);
+      (whole, escaped: string, name: string, fallback?: string) => {
+        if (escaped === '$') return whole.slice(1);
         const value = env[name];
         if (value !== undefined && value !== '') return value;
         if (fallback !== undefined) return fallback;
