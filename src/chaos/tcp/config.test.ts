@@ -49,15 +49,15 @@ proxies:
       - { type: latency, name: x, toxicity: 3 }
 `),
     ).toEqual([
-      'p.yaml:4:5: proxies[0].bogus: unknown key',
+      'p.yaml:4:5: proxies[0].bogus: unknown key; known keys: name, listen, upstream, enabled, mode, toxics',
       'p.yaml:6:33: proxies[0].toxics[0].match: match applies to HTTP-mode proxies only (mode: http)',
       'p.yaml:7:17: proxies[0].toxics[1].type: "http_status" is not a toxic of TCP proxies; they take latency, bandwidth, timeout, reset_peer, slow_close, limit_data, slicer',
       'p.yaml:12:53: proxies[1].toxics[0].attributes.average_size: attributes.average_size must be >= 1, got 0',
       'p.yaml:14:45: proxies[1].toxics[2].toxicity: must be in [0, 1]',
     ]);
     expect(problems('name: x\n')).toEqual([
-      'p.yaml:1:1: proxies: required: expected array',
-      'p.yaml:1:1: name: unknown key',
+      'p.yaml:1:1: proxies: required: expected a list',
+      'p.yaml:1:1: name: unknown key; known keys: seed, proxies',
     ]);
     expect(problems('[1, 2')[0]).toMatch(/^p\.yaml:1:\d+: /);
   });

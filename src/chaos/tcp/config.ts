@@ -3,10 +3,18 @@
  * start. Toxiproxy's own `-config` format (a JSON array of proxies) is accepted as is. Validated with zod
  * before anything starts; every problem is reported once, as `file:line:column: path: message`.
  */
-import { readFile } from 'node:fs/promises';
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { BulwarkError } from '../../core/errors.js';
+import {
+  byPosition,
+  formatPath,
+  issueMessages,
+  type PathPart,
+  parseSource,
+  readSource,
+  UnreadableFile,
+} from '../../policy/file-problems.js';
+import { strict } from '../../policy/spec.js';
 import { parseHostPort } from './proxy.js';
 import type { ProxyServer } from './server.js';
 import {
@@ -31,41 +39,34 @@ const address = z
   .string()
   .refine((value) => parseHostPort(value) !== undefined, 'expected host:port, e.g. 127.0.0.1:6379');
 
-const toxicEntry = z
-  .object({
-    name: z.string().min(1).optional(),
-    type: z.enum(TOXIC_TYPES),
-    stream: z.enum(['upstream', 'downstream']).optional(),
-    toxicity: z.number().min(0, 'must be in [0, 1]').max(1, 'must be in [0, 1]').optional(),
-    toxicity_mode: z.enum(['per_connection', 'per_request']).optional(),
-    attributes: z.record(z.string(), z.number()).optional(),
-    match: z
-      .object({
-        host: z.string().min(1).optional(),
-        method: z.string().min(1).optional(),
-        path: z.string().startsWith('/').optional(),
-      })
-      .strict()
-      .optional(),
-  })
-  .strict();
+const toxicEntry = strict({
+  name: z.string().min(1).optional(),
+  type: z.enum(TOXIC_TYPES),
+  stream: z.enum(['upstream', 'downstream']).optional(),
+  toxicity: z.number().min(0, 'must be in [0, 1]').max(1, 'must be in [0, 1]').optional(),
+  toxicity_mode: z.enum(['per_connection', 'per_request']).optional(),
+  attributes: z.record(z.string(), z.number()).optional(),
+  match: strict({
+    host: z.string().min(1).optional(),
+    method: z.string().min(1).optional(),
+    path: z.string().startsWith('/').optional(),
+  }).optional(),
+});
 
-const proxyEntry = z
-  .object({
-    name: z.string().min(1, 'must not be empty'),
-    listen: address.optional(),
-    upstream: address,
-    enabled: z.boolean().optional(),
-    mode: z.enum(['tcp', 'http']).optional(),
-    toxics: z.array(toxicEntry).optional(),
-  })
-  .strict();
+const proxyEntry = strict({
+  name: z.string().min(1, 'must not be empty'),
+  listen: address.optional(),
+  upstream: address,
+  enabled: z.boolean().optional(),
+  mode: z.enum(['tcp', 'http']).optional(),
+  toxics: z.array(toxicEntry).optional(),
+});
 
 const proxies = z.array(proxyEntry);
 
 const fileSchema = z.union([
   proxies,
-  z.object({ seed: z.union([z.number().finite(), z.string().min(1)]).optional(), proxies }).strict(),
+  strict({ seed: z.union([z.number().finite(), z.string().min(1)]).optional(), proxies }),
 ]);
 
 /** One proxy of a config file. */
@@ -76,59 +77,6 @@ export interface ProxyConfig {
   /** The seed the file asks for (the CLI's `--seed` wins). */
   seed?: number | string;
   proxies: ProxyConfigEntry[];
-}
-
-type PathPart = string | number;
-
-function formatPath(path: readonly PathPart[]): string {
-  let text = '';
-  for (const part of path) text += typeof part === 'number' ? `[${part}]` : text === '' ? part : `.${part}`;
-  return text === '' ? '(file)' : text;
-}
-
-/** The line and column of the deepest node of `path` that exists. */
-function locate(root: Node | null, lines: LineCounter, path: readonly PathPart[], atKey = false): string {
-  let node: unknown = root;
-  let at = (root as Node | null)?.range?.[0] ?? 0;
-  for (const [i, part] of path.entries()) {
-    let next: unknown;
-    if (isMap(node)) {
-      const pair = node.items.find(
-        (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(part),
-      );
-      if (pair === undefined) break;
-      if (atKey && i === path.length - 1 && isScalar(pair.key) && pair.key.range) {
-        at = pair.key.range[0];
-        break;
-      }
-      next = pair.value ?? pair.key;
-      if (isScalar(pair.key) && pair.key.range && (pair.value === null || pair.value === undefined)) {
-        at = pair.key.range[0];
-      }
-    } else if (isSeq(node) && typeof part === 'number') {
-      next = node.items[part];
-    } else break;
-    if (next === undefined || next === null) break;
-    node = next;
-    const range = (next as Node).range;
-    if (range) at = range[0];
-  }
-  const { line, col } = lines.linePos(at);
-  return `${line}:${col}`;
-}
-
-function describeIssue(issue: z.ZodIssue): string {
-  if (issue.code === 'invalid_type') {
-    return issue.received === 'undefined'
-      ? `required: expected ${issue.expected}`
-      : `expected ${issue.expected}, got ${issue.received}`;
-  }
-  if (issue.code === 'invalid_enum_value') {
-    return `expected one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')}, got ${JSON.stringify(issue.received)}`;
-  }
-  if (issue.code === 'unrecognized_keys')
-    return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
-  return issue.message;
 }
 
 /** Flattens zod issues; a failed top-level union is reported against the variant the file looks like. */
@@ -149,29 +97,16 @@ function issuesOf(error: z.ZodError, data: unknown): z.ZodIssue[] {
  * const config = parseProxyConfig(text, 'proxies.yaml');
  */
 export function parseProxyConfig(text: string, file: string): ProxyConfig {
-  const lines = new LineCounter();
-  const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  if (document.errors.length > 0) {
-    throw new ProxyConfigError(
-      document.errors.map((e) => {
-        const { line, col } = lines.linePos(e.pos[0]);
-        return `${file}:${line}:${col}: ${e.message.split('\n')[0]}`;
-      }),
-    );
-  }
-  const data: unknown = document.toJS();
-  const where = (path: readonly PathPart[], atKey = false) =>
-    `${file}:${locate(document.contents, lines, path, atKey)}: ${formatPath(path)}`;
+  const source = parseSource(text, file);
+  if ('problems' in source) throw new ProxyConfigError(source.problems);
+  const { data, locate } = source;
   const parsed = fileSchema.safeParse(data);
-  const problems: { path: PathPart[]; message: string; atKey?: boolean }[] = parsed.success
+  const schemaProblems = parsed.success
     ? []
-    : issuesOf(parsed.error, data).flatMap((issue) =>
-        issue.code === 'unrecognized_keys'
-          ? issue.keys.map((key) => ({ path: [...issue.path, key], message: 'unknown key', atKey: true }))
-          : [{ path: issue.path, message: describeIssue(issue) }],
-      );
+    : issuesOf(parsed.error, data).flatMap((issue) => issueMessages(issue, file, locate));
+  const problems: { path: PathPart[]; message: string }[] = [];
+  const reported = parsed.success ? [] : issuesOf(parsed.error, data).map((issue) => formatPath(issue.path));
   // Checks the schema cannot make, run on the raw data so that every problem is reported in one go.
-  const reported = problems.map((p) => formatPath(p.path));
   const list: unknown = Array.isArray(data) ? data : (data as { proxies?: unknown } | null)?.proxies;
   const base: PathPart[] = Array.isArray(data) ? [] : ['proxies'];
   if (Array.isArray(list)) {
@@ -220,32 +155,24 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     });
   }
   if (problems.length > 0 || !parsed.success) {
-    const messages = problems.map((p) => `${where(p.path, p.atKey)}: ${p.message}`);
-    messages.sort(compareLocations);
-    throw new ProxyConfigError(messages);
+    const messages = problems.map(
+      (p) => `${file}:${locate.position(p.path)}: ${formatPath(p.path)}: ${p.message}`,
+    );
+    throw new ProxyConfigError(byPosition([...schemaProblems, ...messages]));
   }
   return Array.isArray(parsed.data)
     ? { proxies: parsed.data }
     : { proxies: parsed.data.proxies, ...(parsed.data.seed === undefined ? {} : { seed: parsed.data.seed }) };
 }
 
-/** Orders `file:line:col: …` messages by line, then column. */
-function compareLocations(a: string, b: string): number {
-  const position = (text: string) => /:(\d+):(\d+): /.exec(text)?.slice(1).map(Number) ?? [0, 0];
-  const [la = 0, ca = 0] = position(a);
-  const [lb = 0, cb = 0] = position(b);
-  return la - lb || ca - cb;
-}
-
 /** Reads and validates a config file (YAML or JSON). Throws {@link ProxyConfigError}. */
 export async function loadProxyConfig(file: string): Promise<ProxyConfig> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readSource(file);
   } catch (error) {
-    const reason =
-      (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
-    throw new ProxyConfigError([`cannot read ${file}: ${reason}`]);
+    if (error instanceof UnreadableFile) throw new ProxyConfigError([error.message]);
+    throw error;
   }
   return parseProxyConfig(text, file);
 }
