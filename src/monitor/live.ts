@@ -685,31 +685,40 @@ export class LiveAggregator {
     this.rollups = new Map();
     this.epoch++;
     if (this.onMinute === undefined || rollups.size === 0) return;
-    const minute = this.minute * 60_000;
     const rows: RollupRow[] = [];
     for (const [key, r] of rollups) {
       const [scope, name] = key.split('\u0000') as [Scope, string];
-      const maxima = Object.fromEntries(r.maxima);
-      if (r.bulkheadPeak >= 0) maxima.bulkhead_active = r.bulkheadPeak;
-      const sums = Object.fromEntries(r.sums);
-      let calls = 0;
-      for (let o = 0; o < OUTCOMES.length; o++) {
-        const n = r.outcomes[o] as number;
-        if (n > 0) sums[OUTCOMES[o] as string] = n;
-        calls += n;
-      }
-      if (calls > 0) {
-        sums.calls = calls;
-        const latency = this.policies.get(name)?.latency.ofMinute(this.minute);
-        if (latency !== undefined && latency.count > 0) {
-          maxima.p50 = latency.quantile(0.5);
-          maxima.p90 = latency.quantile(0.9);
-          maxima.p99 = latency.quantile(0.99);
-        }
-      }
-      rows.push({ minute, scope, name, sums, maxima });
+      rows.push(this.rowOf(scope, name, r));
     }
     this.onMinute(rows);
+  }
+
+  /** The rollup of the minute in progress for one name (not handed over), or undefined when it is empty. */
+  currentRow(scope: Scope, name: string): RollupRow | undefined {
+    const r = this.rollups.get(`${scope}\u0000${name}`);
+    return r === undefined ? undefined : this.rowOf(scope, name, r);
+  }
+
+  private rowOf(scope: Scope, name: string, r: MinuteRollup): RollupRow {
+    const maxima = Object.fromEntries(r.maxima);
+    if (r.bulkheadPeak >= 0) maxima.bulkhead_active = r.bulkheadPeak;
+    const sums = Object.fromEntries(r.sums);
+    let calls = 0;
+    for (let o = 0; o < OUTCOMES.length; o++) {
+      const n = r.outcomes[o] as number;
+      if (n > 0) sums[OUTCOMES[o] as string] = n;
+      calls += n;
+    }
+    if (calls > 0) {
+      sums.calls = calls;
+      const latency = this.policies.get(name)?.latency.ofMinute(this.minute);
+      if (latency !== undefined && latency.count > 0) {
+        maxima.p50 = latency.quantile(0.5);
+        maxima.p90 = latency.quantile(0.9);
+        maxima.p99 = latency.quantile(0.99);
+      }
+    }
+    return { minute: this.minute * 60_000, scope, name, sums, maxima };
   }
 }
 

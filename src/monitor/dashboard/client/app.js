@@ -361,7 +361,7 @@ async function loadHistory(name, now) {
   const failures = points.map((p) => (p.values.calls ?? 0) - (p.values.success ?? 0));
   const p99 = points.map((p) => p.values.p99 ?? null);
   $('detail-history-note').textContent =
-    points.length === 0 ? '(none yet: a minute is stored once it is over)' : `${points.length} minutes`;
+    points.length === 0 ? '(nothing yet)' : `${points.length} minute${points.length === 1 ? '' : 's'}`;
   const data = [x, calls, failures, p99];
   view.detailHistory?.destroy();
   const container = $('detail-history');
