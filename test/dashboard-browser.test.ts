@@ -45,7 +45,7 @@ browser.describe('dashboard in a real browser', () => {
       title: 'lab: network (seed 7)',
     });
     mkdirSync(OUTPUT, { recursive: true });
-  });
+  }, 60_000);
   afterAll(async () => {
     await monitor?.close();
     rmSync(temp, { recursive: true, force: true });

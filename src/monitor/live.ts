@@ -228,6 +228,13 @@ class PlanStats {
   constructor(readonly name: string) {}
 }
 
+class OtherStats {
+  count = 0;
+  readonly sources = new Map<string, number>();
+  readonly series = new SecondRing();
+  constructor(readonly type: string) {}
+}
+
 class FaultStats {
   kind = '';
   count = 0;
@@ -306,6 +313,8 @@ export interface LiveSnapshot {
   plans: PlanSnapshot[];
   faults: FaultSnapshot[];
   resources: ResourceSnapshot[];
+  /** Events of types without a panel of their own, by type. */
+  others: { type: string; count: number; sources: Record<string, number>; spark: number[] }[];
   /** Names with control actions (e.g. a breaker's isolate/reset), by name. */
   controls: Record<string, string[]>;
 }
@@ -332,6 +341,7 @@ export class LiveAggregator {
   private readonly plans = new Map<string, PlanStats>();
   private readonly faults = new Map<string, FaultStats>();
   private readonly resources = new Map<string, ResourceSnapshot>();
+  private readonly others = new Map<string, OtherStats>();
   private rollups = new Map<string, MinuteRollup>();
   /** Bumped whenever the rollups are handed over, which invalidates the rollups cached on policies. */
   private epoch = 0;
@@ -541,8 +551,27 @@ export class LiveAggregator {
         if (!event.ok) p.compensationFailures++;
         return;
       }
-      default:
+      case 'retry.exhausted':
+      case 'circuit.rejected':
+      case 'ratelimit.rejected':
+      case 'ratelimit.waited':
+      case 'fallback.used':
+      case 'hedge.started':
+      case 'degrade.ran':
+      case 'queue.failback':
+      case 'step.started':
+        // Already visible through the calls' outcomes, the runs and the failovers.
         return;
+      default: {
+        // Types this dashboard has no panel for (alerts, health checks… as their modules add them).
+        const { type, source } = event as { type: string; source: string };
+        const other = this.tracked(this.others, type, OtherStats);
+        if (other === undefined) return;
+        other.count++;
+        other.series.add(second, 1);
+        bump(other.sources, source, 1, MAX_ERROR_KINDS);
+        return;
+      }
     }
   }
 
@@ -636,6 +665,12 @@ export class LiveAggregator {
         spark: f.series.series(second),
       })),
       resources: [...this.resources.values()].map((r) => ({ ...r })),
+      others: [...this.others.values()].map((o) => ({
+        type: o.type,
+        count: o.count,
+        sources: Object.fromEntries(o.sources),
+        spark: o.series.series(second),
+      })),
       controls,
     };
   }

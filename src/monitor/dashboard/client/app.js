@@ -323,6 +323,7 @@ function renderOthers(s) {
       .join(' · ') || '–',
   ]);
   fillTable('faults', s.faults, (f) => [f.name, f.kind, f.count, spark(f.spark)]);
+  fillTable('others', s.others ?? [], (o) => [o.type, errorsText(o.sources), o.count, spark(o.spark)]);
   fillTable('resources', s.resources, (r) => {
     const bar = el('span', 'bar');
     const fill = el('span');
