@@ -91,6 +91,7 @@ describe('Monitor', () => {
     await monitor.close();
     await monitor.close();
     expect(() => monitor.attach(rt)).toThrow(/closed/);
+    await expect(monitor.serve({ port: 0 })).rejects.toThrow(/closed/);
   });
 
   it('records OpenTelemetry instruments too when given a meter', () => {

@@ -210,6 +210,7 @@ export class Monitor {
    * console.log(dashboard.url);
    */
   async serve(options: DashboardServerOptions = {}): Promise<DashboardServer> {
+    if (this.closed) throw invalid('Monitor.serve', 'monitor', 'closed', 'open (not closed)');
     const { startDashboard } = await import('./dashboard/server.js');
     const server = await startDashboard(this, options);
     this.servers.add(server);
