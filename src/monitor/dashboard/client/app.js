@@ -56,12 +56,13 @@ function health(policy) {
   return 'green';
 }
 
-function errorsText(errors) {
+/** The largest few kinds with their counts, and their share of `total` when given (errors of all calls). */
+function errorsText(errors, total) {
   const entries = Object.entries(errors).sort((a, b) => b[1] - a[1]);
   if (entries.length === 0) return '–';
   return entries
     .slice(0, 4)
-    .map(([kind, n]) => `${kind} ${n}`)
+    .map(([kind, n]) => (total ? `${kind} ${formatPercent(n / total)} (${n})` : `${kind} ${n}`))
     .join(' · ');
 }
 
@@ -241,7 +242,7 @@ function renderPolicies(s) {
     cells.stateBadge.dataset.state = p.state ?? 'none';
     cells.rate.textContent = formatRate(p.rate);
     cells.success.textContent = formatPercent(p.successRate);
-    cells.errors.textContent = errorsText(p.errors);
+    cells.errors.textContent = errorsText(p.errors, p.total);
     cells.retries.textContent = String(p.retries);
     cells.timeouts.textContent = String(p.timeouts);
     cells.p50.textContent = formatMs(p.latency.p50);
