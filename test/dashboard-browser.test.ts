@@ -45,7 +45,7 @@ browser.describe('dashboard in a real browser', () => {
       title: 'lab: network (seed 7)',
     });
     mkdirSync(OUTPUT, { recursive: true });
-  });
+  }, 60_000);
   afterAll(async () => {
     await monitor?.close();
     rmSync(temp, { recursive: true, force: true });
@@ -143,7 +143,30 @@ browser.describe('dashboard in a real browser', () => {
           === 'payments,retry,timeout'`,
       );
 
-      // A row opens its detail with the live chart and the history chart.
+      // Queue events (synthetic, of the queue's contract) get their panel; fault and queue rows open details.
+      feed.events.emit({
+        type: 'queue.depth',
+        source: 'emails',
+        at: clock.now(),
+        depth: { waiting: 12, delayed: 2, active: 3, completed: 140, dead: 1 },
+      });
+      for (let i = 0; i < 20; i++) {
+        feed.events.emit({
+          type: 'queue.job',
+          source: 'emails',
+          at: clock.now(),
+          outcome: 'completed',
+          jobId: `j${i}`,
+          attempt: 1,
+        });
+      }
+      await page.waitForSelector('#queues-panel:not([hidden]) tr[data-name="emails"]');
+      await page.click('#faults tr[data-name="refused"]');
+      await page.waitForSelector('#detail:not([hidden]) #detail-live canvas');
+      expect(await page.textContent('#detail-name')).toBe('refused');
+      expect(await page.textContent('#detail-kind')).toMatch(/^fault · error · \d+ injected$/);
+
+      // A policy row opens its detail with the live chart and the history chart.
       await page.click('#policies tr[data-name="retry"]');
       await page.waitForSelector('#detail:not([hidden]) #detail-live canvas');
       await page.waitForSelector('#detail-history canvas');

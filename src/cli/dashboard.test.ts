@@ -32,7 +32,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bulwark-dashboard-cli-'));
   assetsDir = join(dir, 'assets');
   await buildDashboard(assetsDir);
-});
+}, 60_000);
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
 const stops: (() => void)[] = [];

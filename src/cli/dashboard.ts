@@ -192,7 +192,8 @@ export async function dashboardCommand(
     deps.onListening?.(server.url, monitor);
     await deps.waitForStop();
     await followed?.close();
-    io.out(`Stopped${followed === undefined ? '' : ` after ${followed.events} events`}.\n`);
+    const events = followed?.events;
+    io.out(`Stopped${events === undefined ? '' : ` after ${events} event${events === 1 ? '' : 's'}`}.\n`);
     return 0;
   } finally {
     await monitor.close();

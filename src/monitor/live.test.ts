@@ -172,6 +172,17 @@ describe('LiveAggregator', () => {
     expect(s.events).toBe(events.length);
   });
 
+  it('counts event types it has no panel for under others, and ignores those shown elsewhere', () => {
+    const { live } = setup();
+    live.ingest({ type: 'retry.exhausted', source: 'r', at: 0, attempts: 3, error: 'x' });
+    const alert = { type: 'alert.fired', source: 'error-rate', at: 0 } as unknown as BulwarkEvent;
+    live.ingest(alert);
+    live.ingest(alert);
+    expect(live.snapshot().others).toEqual([
+      expect.objectContaining({ type: 'alert.fired', count: 2, sources: { 'error-rate': 2 } }),
+    ]);
+  });
+
   it('hands over per-minute rollups when the minute is over', async () => {
     const { clock, live, minutes } = setup(60_000 * 1000);
     for (let i = 0; i < 3; i++) live.ingest(call('api', 'success', 20));

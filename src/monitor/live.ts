@@ -228,6 +228,13 @@ class PlanStats {
   constructor(readonly name: string) {}
 }
 
+class OtherStats {
+  count = 0;
+  readonly sources = new Map<string, number>();
+  readonly series = new SecondRing();
+  constructor(readonly type: string) {}
+}
+
 class FaultStats {
   kind = '';
   count = 0;
@@ -306,6 +313,8 @@ export interface LiveSnapshot {
   plans: PlanSnapshot[];
   faults: FaultSnapshot[];
   resources: ResourceSnapshot[];
+  /** Events of types without a panel of their own, by type. */
+  others: { type: string; count: number; sources: Record<string, number>; spark: number[] }[];
   /** Names with control actions (e.g. a breaker's isolate/reset), by name. */
   controls: Record<string, string[]>;
 }
@@ -332,6 +341,7 @@ export class LiveAggregator {
   private readonly plans = new Map<string, PlanStats>();
   private readonly faults = new Map<string, FaultStats>();
   private readonly resources = new Map<string, ResourceSnapshot>();
+  private readonly others = new Map<string, OtherStats>();
   private rollups = new Map<string, MinuteRollup>();
   /** Bumped whenever the rollups are handed over, which invalidates the rollups cached on policies. */
   private epoch = 0;
@@ -541,8 +551,27 @@ export class LiveAggregator {
         if (!event.ok) p.compensationFailures++;
         return;
       }
-      default:
+      case 'retry.exhausted':
+      case 'circuit.rejected':
+      case 'ratelimit.rejected':
+      case 'ratelimit.waited':
+      case 'fallback.used':
+      case 'hedge.started':
+      case 'degrade.ran':
+      case 'queue.failback':
+      case 'step.started':
+        // Already visible through the calls' outcomes, the runs and the failovers.
         return;
+      default: {
+        // Types this dashboard has no panel for (alerts, health checks… as their modules add them).
+        const { type, source } = event as { type: string; source: string };
+        const other = this.tracked(this.others, type, OtherStats);
+        if (other === undefined) return;
+        other.count++;
+        other.series.add(second, 1);
+        bump(other.sources, source, 1, MAX_ERROR_KINDS);
+        return;
+      }
     }
   }
 
@@ -636,6 +665,12 @@ export class LiveAggregator {
         spark: f.series.series(second),
       })),
       resources: [...this.resources.values()].map((r) => ({ ...r })),
+      others: [...this.others.values()].map((o) => ({
+        type: o.type,
+        count: o.count,
+        sources: Object.fromEntries(o.sources),
+        spark: o.series.series(second),
+      })),
       controls,
     };
   }
@@ -685,31 +720,40 @@ export class LiveAggregator {
     this.rollups = new Map();
     this.epoch++;
     if (this.onMinute === undefined || rollups.size === 0) return;
-    const minute = this.minute * 60_000;
     const rows: RollupRow[] = [];
     for (const [key, r] of rollups) {
       const [scope, name] = key.split('\u0000') as [Scope, string];
-      const maxima = Object.fromEntries(r.maxima);
-      if (r.bulkheadPeak >= 0) maxima.bulkhead_active = r.bulkheadPeak;
-      const sums = Object.fromEntries(r.sums);
-      let calls = 0;
-      for (let o = 0; o < OUTCOMES.length; o++) {
-        const n = r.outcomes[o] as number;
-        if (n > 0) sums[OUTCOMES[o] as string] = n;
-        calls += n;
-      }
-      if (calls > 0) {
-        sums.calls = calls;
-        const latency = this.policies.get(name)?.latency.ofMinute(this.minute);
-        if (latency !== undefined && latency.count > 0) {
-          maxima.p50 = latency.quantile(0.5);
-          maxima.p90 = latency.quantile(0.9);
-          maxima.p99 = latency.quantile(0.99);
-        }
-      }
-      rows.push({ minute, scope, name, sums, maxima });
+      rows.push(this.rowOf(scope, name, r));
     }
     this.onMinute(rows);
+  }
+
+  /** The rollup of the minute in progress for one name (not handed over), or undefined when it is empty. */
+  currentRow(scope: Scope, name: string): RollupRow | undefined {
+    const r = this.rollups.get(`${scope}\u0000${name}`);
+    return r === undefined ? undefined : this.rowOf(scope, name, r);
+  }
+
+  private rowOf(scope: Scope, name: string, r: MinuteRollup): RollupRow {
+    const maxima = Object.fromEntries(r.maxima);
+    if (r.bulkheadPeak >= 0) maxima.bulkhead_active = r.bulkheadPeak;
+    const sums = Object.fromEntries(r.sums);
+    let calls = 0;
+    for (let o = 0; o < OUTCOMES.length; o++) {
+      const n = r.outcomes[o] as number;
+      if (n > 0) sums[OUTCOMES[o] as string] = n;
+      calls += n;
+    }
+    if (calls > 0) {
+      sums.calls = calls;
+      const latency = this.policies.get(name)?.latency.ofMinute(this.minute);
+      if (latency !== undefined && latency.count > 0) {
+        maxima.p50 = latency.quantile(0.5);
+        maxima.p90 = latency.quantile(0.9);
+        maxima.p99 = latency.quantile(0.99);
+      }
+    }
+    return { minute: this.minute * 60_000, scope, name, sums, maxima };
   }
 }
 

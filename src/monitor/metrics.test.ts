@@ -1,5 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { delimiter, join } from 'node:path';
 import { register as globalRegistry, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { BulwarkEvent } from '../core/events.js';
@@ -71,6 +74,23 @@ function lint(text: string): string[] {
   }
   return problems;
 }
+
+/** The real `promtool` when installed (PATH or BULWARK_PROMTOOL); the lint above stands in otherwise. */
+function findPromtool(): string | undefined {
+  const candidates = [
+    process.env.BULWARK_PROMTOOL,
+    ...(process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'promtool')),
+  ];
+  for (const candidate of candidates) {
+    if (candidate === undefined || candidate === '') continue;
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {}
+  }
+  return undefined;
+}
+const promtool = findPromtool();
 
 async function withBreakerRun() {
   const rt = virtualRuntime(1);
@@ -224,6 +244,13 @@ describe('PrometheusMetrics', () => {
         `${METRIC_NAMES.faultsInjected} counter`,
       ].sort(),
     );
+  });
+
+  it.skipIf(promtool === undefined)('passes the real promtool check metrics', async () => {
+    const { after } = await withBreakerRun();
+    const check = spawnSync(promtool as string, ['check', 'metrics'], { input: after, encoding: 'utf8' });
+    expect(`${check.stdout}${check.stderr}`).toBe('');
+    expect(check.status).toBe(0);
   });
 
   it('the lint catches what promtool would reject', () => {

@@ -174,9 +174,28 @@ export class Monitor {
     return this.live.snapshot(controls);
   }
 
-  /** Per-minute history of one name ([] when the monitor keeps none). */
+  /**
+   * Per-minute history of one name, oldest first, including the minute in progress (so far). Without a
+   * history store, only the minute in progress.
+   */
   query(query: HistoryQuery): HistoryPoint[] {
-    return this.history?.query(query) ?? [];
+    const points = this.history?.query(query) ?? [];
+    this.live.tick();
+    const current = this.live.currentRow(query.scope, query.name);
+    const to = query.to ?? this.clock.now();
+    const from = query.from ?? to - 3_600_000;
+    if (current === undefined || current.minute < from || current.minute >= to) return points;
+    const last = points.at(-1);
+    // Written before a restart within this same minute: merge as the store would.
+    const point =
+      last !== undefined && last.minute === current.minute ? last : { minute: current.minute, values: {} };
+    if (point !== last) points.push(point);
+    for (const [metric, value] of Object.entries(current.sums))
+      point.values[metric] = (point.values[metric] ?? 0) + value;
+    for (const [metric, value] of Object.entries(current.maxima)) {
+      point.values[metric] = Math.max(point.values[metric] ?? Number.NEGATIVE_INFINITY, value);
+    }
+    return points;
   }
 
   /** A handler serving the Prometheus exposition text, for any Node HTTP server. */
@@ -191,6 +210,7 @@ export class Monitor {
    * console.log(dashboard.url);
    */
   async serve(options: DashboardServerOptions = {}): Promise<DashboardServer> {
+    if (this.closed) throw invalid('Monitor.serve', 'monitor', 'closed', 'open (not closed)');
     const { startDashboard } = await import('./dashboard/server.js');
     const server = await startDashboard(this, options);
     this.servers.add(server);

@@ -14,7 +14,7 @@ let assetsDir: string;
 beforeAll(async () => {
   assetsDir = mkdtempSync(join(tmpdir(), 'bulwark-dashboard-assets-'));
   await buildDashboard(assetsDir);
-});
+}, 60_000);
 afterAll(() => rmSync(assetsDir, { recursive: true, force: true }));
 
 const open: { monitor: Monitor }[] = [];

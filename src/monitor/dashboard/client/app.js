@@ -56,12 +56,13 @@ function health(policy) {
   return 'green';
 }
 
-function errorsText(errors) {
+/** The largest few kinds with their counts, and their share of `total` when given (errors of all calls). */
+function errorsText(errors, total) {
   const entries = Object.entries(errors).sort((a, b) => b[1] - a[1]);
   if (entries.length === 0) return '–';
   return entries
     .slice(0, 4)
-    .map(([kind, n]) => `${kind} ${n}`)
+    .map(([kind, n]) => (total ? `${kind} ${formatPercent(n / total)} (${n})` : `${kind} ${n}`))
     .join(' · ');
 }
 
@@ -207,7 +208,7 @@ function policyRow(name) {
   cells.spark = el('canvas', 'spark');
   sparkCell.append(cells.spark);
   tr.append(sparkCell);
-  tr.addEventListener('click', () => select(name));
+  tr.addEventListener('click', () => select('policy', name));
   row = { tr, cells };
   view.rows.set(name, row);
   return row;
@@ -241,7 +242,7 @@ function renderPolicies(s) {
     cells.stateBadge.dataset.state = p.state ?? 'none';
     cells.rate.textContent = formatRate(p.rate);
     cells.success.textContent = formatPercent(p.successRate);
-    cells.errors.textContent = errorsText(p.errors);
+    cells.errors.textContent = errorsText(p.errors, p.total);
     cells.retries.textContent = String(p.retries);
     cells.timeouts.textContent = String(p.timeouts);
     cells.p50.textContent = formatMs(p.latency.p50);
@@ -257,7 +258,7 @@ function renderPolicies(s) {
       if (p.bulkhead.queued > 0) cells.bulkhead.append(` +${p.bulkhead.queued} queued`);
       if (p.bulkhead.rejected > 0) cells.bulkhead.append(` · ${p.bulkhead.rejected} rejected`);
     }
-    tr.classList.toggle('selected', view.selected === p.name);
+    tr.classList.toggle('selected', sameSelection(view.selected, { scope: 'policy', name: p.name }));
     drawSpark(cells.spark, p.spark.calls, p.spark.failures, p.spark.state);
     rows.push(tr);
   }
@@ -267,7 +268,7 @@ function renderPolicies(s) {
     shown.length === s.policies.length ? `${s.policies.length}` : `${shown.length} of ${s.policies.length}`;
 }
 
-function fillTable(id, items, build) {
+function fillTable(id, items, build, scope) {
   const panel = $(`${id}-panel`);
   panel.hidden = items.length === 0;
   if (items.length === 0) return;
@@ -275,6 +276,12 @@ function fillTable(id, items, build) {
   tbody.replaceChildren(
     ...items.map((item) => {
       const tr = el('tr');
+      if (scope !== undefined) {
+        tr.className = 'clickable';
+        tr.dataset.name = item.name;
+        tr.classList.toggle('selected', sameSelection(view.selected, { scope, name: item.name }));
+        tr.addEventListener('click', () => select(scope, item.name));
+      }
       for (const cell of build(item)) {
         if (cell instanceof Node) {
           const td = el('td');
@@ -296,19 +303,24 @@ function spark(calls, failures) {
 }
 
 function renderOthers(s) {
-  fillTable('queues', s.queues, (q) => [
-    q.name,
-    q.healthy ? 'healthy' : 'unhealthy',
-    q.depth.waiting,
-    q.depth.delayed,
-    q.depth.active,
-    q.depth.dead,
-    Number(q.throughput.toFixed(2)),
-    q.failovers,
-    q.rejected,
-    q.workers,
-    spark(q.spark.completed, q.spark.failed),
-  ]);
+  fillTable(
+    'queues',
+    s.queues,
+    (q) => [
+      q.name,
+      q.healthy ? 'healthy' : 'unhealthy',
+      q.depth.waiting,
+      q.depth.delayed,
+      q.depth.active,
+      q.depth.dead,
+      Number(q.throughput.toFixed(2)),
+      q.failovers,
+      q.rejected,
+      q.workers,
+      spark(q.spark.completed, q.spark.failed),
+    ],
+    'queue',
+  );
   fillTable('plans', s.plans, (p) => [
     p.name,
     p.runs.started ?? 0,
@@ -322,7 +334,8 @@ function renderOthers(s) {
       .map((r) => `${r.runId}: ${r.status}${r.rolledBack > 0 ? ` (${r.rolledBack} rolled back)` : ''}`)
       .join(' · ') || '–',
   ]);
-  fillTable('faults', s.faults, (f) => [f.name, f.kind, f.count, spark(f.spark)]);
+  fillTable('faults', s.faults, (f) => [f.name, f.kind, f.count, spark(f.spark)], 'fault');
+  fillTable('others', s.others ?? [], (o) => [o.type, errorsText(o.sources), o.count, spark(o.spark)]);
   fillTable('resources', s.resources, (r) => {
     const bar = el('span', 'bar');
     const fill = el('span');
@@ -332,51 +345,107 @@ function renderOthers(s) {
   });
 }
 
-function select(name) {
-  view.selected = view.selected === name ? undefined : name;
+/** What the detail view shows for each kind of row: its header, live series and history series. */
+const DETAIL = {
+  policy: {
+    find: (s, name) => s.policies.find((p) => p.name === name),
+    header: (p) =>
+      `${p.kind}${p.state ? ` · ${p.state}` : ''} · ${p.total} calls${p.state ? ` · opened ${p.opens}×` : ''}`,
+    live: (p) => [
+      ['calls/s', COLOURS.blue, p.spark.calls],
+      ['failures/s', COLOURS.red, p.spark.failures],
+    ],
+    history: [
+      ['calls/min', COLOURS.blue, (v) => v.calls ?? 0],
+      ['failures/min', COLOURS.red, (v) => (v.calls ?? 0) - (v.success ?? 0)],
+      ['p99 ms', '#7048e8', (v) => v.p99 ?? null, 'ms'],
+    ],
+  },
+  queue: {
+    find: (s, name) => s.queues.find((q) => q.name === name),
+    header: (q) =>
+      `queue · ${q.healthy ? 'healthy' : 'unhealthy'} · ${q.depth.waiting} waiting · ${q.depth.dead} dead letters`,
+    live: (q) => [
+      ['completed/s', COLOURS.blue, q.spark.completed],
+      ['failed/s', COLOURS.red, q.spark.failed],
+    ],
+    history: [
+      ['completed/min', COLOURS.blue, (v) => v.completed ?? 0],
+      ['failed or dead/min', COLOURS.red, (v) => (v.failed ?? 0) + (v.dead ?? 0)],
+      ['waiting (max)', '#7048e8', (v) => v.waiting ?? null, 'depth'],
+    ],
+  },
+  fault: {
+    find: (s, name) => s.faults.find((f) => f.name === name),
+    header: (f) => `fault · ${f.kind} · ${f.count} injected`,
+    live: (f) => [['injected/s', COLOURS.red, f.spark]],
+    history: [['injected/min', COLOURS.red, (v) => v.injected ?? 0]],
+  },
+};
+
+const sameSelection = (a, b) =>
+  a !== undefined && b !== undefined && a.scope === b.scope && a.name === b.name;
+
+function select(scope, name) {
+  const next = { scope, name };
+  view.selected = sameSelection(view.selected, next) ? undefined : next;
   view.historyFor = undefined;
   $('detail').hidden = view.selected === undefined;
   if (view.snapshot) render(view.snapshot);
 }
 
-async function loadHistory(name, now) {
-  view.historyFor = name;
+async function loadHistory(selected, now) {
+  view.historyFor = selected;
   view.historyAt = now;
   const from = now - 24 * 3600 * 1000;
+  const query = `scope=${selected.scope}&name=${encodeURIComponent(selected.name)}&from=${from}&to=${now + 60000}`;
   let points = [];
   try {
-    const response = await fetch(
-      `/api/history?scope=policy&name=${encodeURIComponent(name)}&from=${from}&to=${now + 60000}`,
-      {
-        credentials: 'same-origin',
-      },
-    );
+    const response = await fetch(`/api/history?${query}`, { credentials: 'same-origin' });
     if (response.ok) points = (await response.json()).points;
   } catch {
     points = [];
   }
-  if (view.selected !== name) return;
-  const x = points.map((p) => p.minute / 1000);
-  const calls = points.map((p) => p.values.calls ?? 0);
-  const failures = points.map((p) => (p.values.calls ?? 0) - (p.values.success ?? 0));
-  const p99 = points.map((p) => p.values.p99 ?? null);
+  if (!sameSelection(view.selected, selected)) return;
+  const spec = DETAIL[selected.scope].history;
   $('detail-history-note').textContent =
-    points.length === 0 ? '(none yet: a minute is stored once it is over)' : `${points.length} minutes`;
-  const data = [x, calls, failures, p99];
+    points.length === 0 ? '(nothing yet)' : `${points.length} minute${points.length === 1 ? '' : 's'}`;
+  const data = [
+    points.map((p) => p.minute / 1000),
+    ...spec.map(([, , read]) => points.map((p) => read(p.values))),
+  ];
   view.detailHistory?.destroy();
   const container = $('detail-history');
   container.replaceChildren();
+  const second = spec.find(([, , , scale]) => scale !== undefined);
   view.detailHistory = new uPlot(
     {
       width: Math.max(300, container.clientWidth || 600),
       height: 200,
+      // At least the last hour, so that a few minutes of history do not stretch over the whole axis.
+      scales: {
+        x: {
+          time: true,
+          range: () => [
+            Math.min(data[0][0] ?? Number.POSITIVE_INFINITY, (now - 3600 * 1000) / 1000),
+            now / 1000 + 60,
+          ],
+        },
+      },
       series: [
         {},
-        { label: 'calls/min', stroke: COLOURS.blue, width: 1.5 },
-        { label: 'failures/min', stroke: COLOURS.red, width: 1.5 },
-        { label: 'p99 ms', stroke: '#7048e8', width: 1, scale: 'ms' },
+        ...spec.map(([label, stroke, , scale]) => ({
+          label,
+          stroke,
+          width: scale === undefined ? 1.5 : 1,
+          ...(scale === undefined ? {} : { scale }),
+        })),
       ],
-      axes: [{}, { size: 50 }, { side: 1, scale: 'ms', size: 50, grid: { show: false } }],
+      axes: [
+        {},
+        { size: 50 },
+        ...(second === undefined ? [] : [{ side: 1, scale: second[3], size: 50, grid: { show: false } }]),
+      ],
       legend: { live: false },
     },
     data,
@@ -384,49 +453,52 @@ async function loadHistory(name, now) {
   );
 }
 
-function renderDetail(s) {
-  const name = view.selected;
-  if (name === undefined) return;
-  const p = s.policies.find((x) => x.name === name);
-  if (p === undefined) return;
-  $('detail-name').textContent = p.name;
-  $('detail-kind').textContent =
-    `${p.kind}${p.state ? ` · ${p.state}` : ''} · ${p.total} calls${p.state ? ` · opened ${p.opens}×` : ''}`;
+function renderControls(s, name) {
   const controls = $('detail-controls');
   const actions = s.controls[name] ?? [];
-  if (controls.dataset.for !== name || controls.childElementCount !== actions.length) {
-    controls.dataset.for = name;
-    controls.replaceChildren(
-      ...actions.map((action) => {
-        const button = el('button', '', action);
-        button.type = 'button';
-        button.addEventListener('click', () => {
-          fetch('/api/control', {
-            method: 'POST',
-            credentials: 'same-origin',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ name, action }),
-          }).catch(() => undefined);
-        });
-        return button;
-      }),
-    );
-  }
-  const data = [secondsAxis(s.now, p.spark.calls.length), p.spark.calls, p.spark.failures];
-  if (view.detailLive === undefined || view.detailLive.__for !== name) {
+  if (controls.dataset.for === name && controls.childElementCount === actions.length) return;
+  controls.dataset.for = name;
+  controls.replaceChildren(
+    ...actions.map((action) => {
+      const button = el('button', '', action);
+      button.type = 'button';
+      button.addEventListener('click', () => {
+        fetch('/api/control', {
+          method: 'POST',
+          credentials: 'same-origin',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ name, action }),
+        }).catch(() => undefined);
+      });
+      return button;
+    }),
+  );
+}
+
+function renderDetail(s) {
+  const selected = view.selected;
+  if (selected === undefined) return;
+  const spec = DETAIL[selected.scope];
+  const item = spec.find(s, selected.name);
+  if (item === undefined) return;
+  $('detail-name').textContent = selected.name;
+  $('detail-kind').textContent = spec.header(item);
+  renderControls(s, selected.name);
+  const live = spec.live(item);
+  const data = [secondsAxis(s.now, live[0][2].length), ...live.map(([, , values]) => values)];
+  const key = `${selected.scope}:${selected.name}`;
+  if (view.detailLive === undefined || view.detailLive.__for !== key) {
     view.detailLive?.destroy();
     $('detail-live').replaceChildren();
     view.detailLive = chart(
       $('detail-live'),
-      [
-        { label: 'calls/s', stroke: COLOURS.blue, width: 1.5 },
-        { label: 'failures/s', stroke: COLOURS.red, width: 1.5 },
-      ],
+      live.map(([label, stroke]) => ({ label, stroke, width: 1.5 })),
       data,
     );
-    view.detailLive.__for = name;
+    view.detailLive.__for = key;
   } else view.detailLive.setData(data);
-  if (view.historyFor !== name || s.now - view.historyAt > 60000) loadHistory(name, s.now);
+  if (!sameSelection(view.historyFor, selected) || s.now - view.historyAt > 60000)
+    loadHistory(selected, s.now);
 }
 
 function render(s) {
@@ -466,7 +538,9 @@ $('sort').addEventListener('change', (e) => {
   view.sort = e.target.value;
   if (view.snapshot) renderPolicies(view.snapshot);
 });
-$('detail-close').addEventListener('click', () => select(view.selected));
+$('detail-close').addEventListener('click', () => {
+  if (view.selected !== undefined) select(view.selected.scope, view.selected.name);
+});
 window.addEventListener('resize', () => {
   const width = Math.max(300, $('overview-chart').clientWidth);
   view.overview?.setSize({ width, height: 200 });
