@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildDashboard } from '../../scripts/build-dashboard.mjs';
-import { deferred } from '../../test/support.js';
+import { capture, deferred } from '../../test/support.js';
 import { createRuntime } from '../core/runtime.js';
 import type { RunScenarioOptions } from '../lab/runner.js';
 import { runScenario } from '../lab/runner.js';
@@ -15,16 +15,6 @@ import type { Monitor } from '../monitor/monitor.js';
 import { type DashboardDependencies, dashboardCommand } from './dashboard.js';
 import { defaultLabDependencies, labCommand } from './lab.js';
 import { main } from './main.js';
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) },
-    out: () => out.join(''),
-    err: () => err.join(''),
-  };
-}
 
 let dir: string;
 let assetsDir: string;

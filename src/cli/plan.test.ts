@@ -5,21 +5,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { capture } from '../../test/support.js';
 import { SystemClock } from '../core/clock.js';
 import { SqliteJournal } from '../engine/journal.js';
 import type { RunRecord } from '../engine/record.js';
 import { main } from './main.js';
 import { type PlanDependencies, planCommand } from './plan.js';
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) },
-    out: () => out.join(''),
-    err: () => err.join(''),
-  };
-}
 
 const EXAMPLES = new URL('../../examples/plans/', import.meta.url).pathname;
 let dir = '';

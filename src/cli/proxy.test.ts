@@ -4,21 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Toxiproxy } from 'toxiproxy-node-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { deferred } from '../../test/support.js';
+import { capture, deferred } from '../../test/support.js';
 import type { ProxyServer } from '../chaos/tcp/server.js';
 import { client, type EchoServer, echoServer, until } from '../chaos/tcp/testing.js';
 import { main } from './main.js';
 import { type ProxyDependencies, proxyCommand } from './proxy.js';
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) },
-    out: () => out.join(''),
-    err: () => err.join(''),
-  };
-}
 
 let dir: string;
 let upstream: EchoServer;
