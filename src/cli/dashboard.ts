@@ -5,14 +5,13 @@
  * Exit code 0 after a clean stop, 2 on bad input.
  */
 import { access, constants } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { type Clock, SystemClock } from '../core/clock.js';
 import { isBulwarkError } from '../core/errors.js';
 import type { EventSink } from '../core/events.js';
 import { createRuntime } from '../core/runtime.js';
 import { followEventFile } from '../monitor/event-file.js';
 import { createMonitor, type Monitor } from '../monitor/monitor.js';
-import { type CommandIO, UsageError } from './io.js';
+import { type CommandIO, parseFlags, UsageError } from './io.js';
 
 /** What the command runs on; tests replace parts of it. */
 export interface DashboardDependencies {
@@ -99,27 +98,21 @@ export async function dashboardCommand(
   io: CommandIO,
   deps: DashboardDependencies = defaultDashboardDependencies,
 ): Promise<number> {
-  let values: { [key: string]: string | boolean | undefined };
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        events: { type: 'string' },
-        host: { type: 'string', default: '127.0.0.1' },
-        port: { type: 'string', default: '7420' },
-        token: { type: 'string' },
-        db: { type: 'string', default: '.bulwark/dashboard.db' },
-        retention: { type: 'string', default: '7' },
-        title: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      allowPositionals: false,
-      strict: true,
-    }));
-  } catch (error) {
-    const message = (error instanceof Error ? error.message : String(error)).replace(/\. To specify.*$/s, '');
-    throw new UsageError(`dashboard: ${message}`);
-  }
+  const { values } = parseFlags(
+    'dashboard',
+    argv,
+    {
+      events: { type: 'string' },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '7420' },
+      token: { type: 'string' },
+      db: { type: 'string', default: '.bulwark/dashboard.db' },
+      retention: { type: 'string', default: '7' },
+      title: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    false,
+  );
   if (values.help) {
     io.out(HELP);
     return 0;

@@ -5,13 +5,12 @@
  * that seed and the run takes seconds however long the simulated backoff is.
  * (The chaos lab, `bulwark lab`, generalises this; until it lands this is the runnable example.)
  */
-import { parseArgs } from 'node:util';
 import { toMs } from '../core/duration.js';
 import { type Runtime, virtualRuntime } from '../core/runtime.js';
 import { wilson } from '../lab/stats.js';
 import type { Policy, PolicyContext } from '../policy/index.js';
 import { backoff, circuitBreaker, pipeline, retry, timeout } from '../policy/index.js';
-import { type CommandIO, UsageError } from './io.js';
+import { type CommandIO, parseFlags, UsageError } from './io.js';
 
 export interface DemoOptions {
   seed: string;
@@ -117,23 +116,19 @@ export async function runDemo(options: DemoOptions): Promise<DemoRow[]> {
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 export async function demoCommand(argv: readonly string[], io: CommandIO): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        seed: { type: 'string', default: '1' },
-        calls: { type: 'string', default: '10000' },
-        'error-rate': { type: 'string', default: '0.3' },
-        'hang-rate': { type: 'string', default: '0.2' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (error) {
-    throw new UsageError(`demo: ${error instanceof Error ? error.message : String(error)}`);
-  }
+  const { values } = parseFlags(
+    'demo',
+    argv,
+    {
+      seed: { type: 'string', default: '1' },
+      calls: { type: 'string', default: '10000' },
+      'error-rate': { type: 'string', default: '0.3' },
+      'hang-rate': { type: 'string', default: '0.2' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    false,
+  );
   if (values.help) {
     io.out(`Usage: bulwark demo [--seed S] [--calls N] [--error-rate R] [--hang-rate R] [--json]
 

@@ -1,5 +1,6 @@
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 /** Where a command writes. Tests pass their own. */
 export interface CommandIO {
@@ -21,5 +22,28 @@ export async function writeAtomic(dir: string, name: string, text: string): Prom
   } catch (error) {
     await rm(temporary, { force: true });
     throw error;
+  }
+}
+
+/** Parsed flags: strings, booleans, and string lists for repeatable flags. */
+export type Flags = { [key: string]: string | boolean | string[] | undefined };
+
+/**
+ * Parses a command's flags strictly (node:util `parseArgs`); a mistake — an unknown flag, a missing value,
+ * a positional where none is allowed — is a {@link UsageError} naming the command, without the Node hint.
+ */
+export function parseFlags(
+  command: string,
+  argv: readonly string[],
+  options: NonNullable<ParseArgsConfig['options']>,
+  allowPositionals = true,
+): { values: Flags; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args: [...argv], options, allowPositionals, strict: true });
+    return { values: values as Flags, positionals };
+  } catch (error) {
+    // Node's message goes on to explain `--`; the first sentence is the mistake.
+    const message = (error instanceof Error ? error.message : String(error)).replace(/\. To specify.*$/s, '');
+    throw new UsageError(`${command}: ${message}`);
   }
 }

@@ -6,7 +6,6 @@
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { SystemClock } from '../core/clock.js';
 import { isBulwarkError } from '../core/errors.js';
 import type { Seed } from '../core/random.js';
@@ -19,7 +18,7 @@ import { builtinScenarios } from '../lab/scenarios/index.js';
 import { loadScenarioFile, ScenarioFileError } from '../lab/yaml.js';
 import { eventToJsonLine } from '../monitor/events-file.js';
 import type { DashboardDependencies } from './dashboard.js';
-import { type CommandIO, UsageError, writeAtomic } from './io.js';
+import { type CommandIO, parseFlags, UsageError, writeAtomic } from './io.js';
 
 /** What the command runs on; tests replace parts of it. */
 export interface LabDependencies {
@@ -248,34 +247,21 @@ export async function labCommand(
   io: CommandIO,
   deps: LabDependencies = defaultLabDependencies,
 ): Promise<number> {
-  let values: { [key: string]: string | boolean | string[] | undefined };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: [...argv],
-      options: {
-        seed: { type: 'string', default: '1' },
-        tasks: { type: 'string' },
-        runs: { type: 'string' },
-        out: { type: 'string' },
-        'no-out': { type: 'boolean', default: false },
-        file: { type: 'string', multiple: true },
-        param: { type: 'string', multiple: true },
-        json: { type: 'boolean', default: false },
-        live: { type: 'boolean', default: false },
-        port: { type: 'string' },
-        events: { type: 'string' },
-        list: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      allowPositionals: true,
-      strict: true,
-    }));
-  } catch (error) {
-    // Node's message goes on to explain `--`; the first sentence is the mistake.
-    const message = (error instanceof Error ? error.message : String(error)).replace(/\. To specify.*$/s, '');
-    throw new UsageError(`lab: ${message}`);
-  }
+  const { values, positionals } = parseFlags('lab', argv, {
+    seed: { type: 'string', default: '1' },
+    tasks: { type: 'string' },
+    runs: { type: 'string' },
+    out: { type: 'string' },
+    'no-out': { type: 'boolean', default: false },
+    file: { type: 'string', multiple: true },
+    param: { type: 'string', multiple: true },
+    json: { type: 'boolean', default: false },
+    live: { type: 'boolean', default: false },
+    port: { type: 'string' },
+    events: { type: 'string' },
+    list: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   if (values.help) {
     io.out(HELP);
     return 0;

@@ -3,7 +3,6 @@
  * toxics of `--config` created at start. Exit code 0 after a clean stop, 2 on bad input (flags, a bad
  * config file, an address that cannot be bound), with a one-line message and nothing left running.
  */
-import { parseArgs } from 'node:util';
 import {
   applyProxyConfig,
   loadProxyConfig,
@@ -14,7 +13,7 @@ import { ProxyApiError } from '../chaos/tcp/errors.js';
 import { DEFAULT_API_PORT, ProxyServer } from '../chaos/tcp/server.js';
 import type { Seed } from '../core/random.js';
 import { createRuntime, freshSeed } from '../core/runtime.js';
-import { type CommandIO, UsageError } from './io.js';
+import { type CommandIO, parseFlags, UsageError } from './io.js';
 
 /** What the command waits on; tests replace it. */
 export interface ProxyDependencies {
@@ -86,26 +85,20 @@ export async function proxyCommand(
   io: CommandIO,
   deps: ProxyDependencies = defaultProxyDependencies,
 ): Promise<number> {
-  let values: { [key: string]: string | boolean | undefined };
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        config: { type: 'string' },
-        seed: { type: 'string' },
-        host: { type: 'string', default: '127.0.0.1' },
-        port: { type: 'string' },
-        token: { type: 'string' },
-        events: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      allowPositionals: false,
-      strict: true,
-    }));
-  } catch (error) {
-    const message = (error instanceof Error ? error.message : String(error)).replace(/\. To specify.*$/s, '');
-    throw new UsageError(`proxy: ${message}`);
-  }
+  const { values } = parseFlags(
+    'proxy',
+    argv,
+    {
+      config: { type: 'string' },
+      seed: { type: 'string' },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string' },
+      token: { type: 'string' },
+      events: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    false,
+  );
   if (values.help) {
     io.out(HELP);
     return 0;

@@ -5,7 +5,6 @@
  * steady state held, 1 when it deviated, failed or was aborted/interrupted, 2 on bad input.
  */
 import { mkdir } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import {
   ExperimentFileError,
   type ExperimentJournal,
@@ -15,7 +14,7 @@ import {
   renderExperimentTerminal,
   runExperiment,
 } from '../lab/experiment/index.js';
-import { type CommandIO, UsageError, writeAtomic } from './io.js';
+import { type CommandIO, parseFlags, UsageError, writeAtomic } from './io.js';
 
 const HELP = `Usage: bulwark run FILE [--out DIR | --no-out] [--json] [--validate]
 
@@ -64,25 +63,13 @@ export async function runCommand(
   io: CommandIO,
   deps: RunDependencies = defaultRunDependencies,
 ): Promise<number> {
-  let values: { [key: string]: string | boolean | undefined };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: [...argv],
-      options: {
-        out: { type: 'string' },
-        'no-out': { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        validate: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      allowPositionals: true,
-      strict: true,
-    }));
-  } catch (error) {
-    const message = (error instanceof Error ? error.message : String(error)).replace(/\. To specify.*$/s, '');
-    throw new UsageError(`run: ${message}`);
-  }
+  const { values, positionals } = parseFlags('run', argv, {
+    out: { type: 'string' },
+    'no-out': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    validate: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   if (values.help) {
     io.out(HELP);
     return 0;
