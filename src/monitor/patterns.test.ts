@@ -173,6 +173,33 @@ describe('analysePatterns on seeded streams with planted patterns', () => {
   });
 });
 
+describe('time of day', () => {
+  it('finds a target that fails for half an hour at the same time every day, and nothing else', () => {
+    const random = new Random(21);
+    const events: AnalysedEvent[] = [];
+    const start = Date.UTC(2026, 0, 5);
+    for (const target of ['batch', 'api', 'web']) {
+      for (let t = random.exponential(20 * MIN); t < 4 * 24 * HOUR; t += random.exponential(20 * MIN)) {
+        events.push(failure(target, start + Math.floor(t), 'ETIMEDOUT', 'timed out'));
+      }
+    }
+    for (let day = 0; day < 4; day++) {
+      const from = start + day * 24 * HOUR + 2 * HOUR;
+      events.push(
+        ...spread(random, 150, from, from + 30 * MIN, (at) =>
+          failure('batch', at, 'DEADLOCK', 'deadlock detected'),
+        ),
+      );
+    }
+    const report = analysePatterns(events);
+    expect(report.binMs).toBe(5 * MIN); // four days of 1-minute bins would be too many
+    expect(report.periodic.map((p) => p.target)).toEqual(['batch']);
+    expect(report.correlations).toEqual([]);
+    expect(new Set(report.bursts.map((b) => b.target))).toEqual(new Set(['batch']));
+    expect(report.findings[0]?.title).toBe('batch fails daily at 02:00 UTC (4 bursts)');
+  });
+});
+
 describe('helpers', () => {
   it('normalises the variable parts of messages', () => {
     expect(normaliseMessage('connect ECONNREFUSED 10.0.0.7:5432')).toBe('connect ECONNREFUSED <addr>');

@@ -338,7 +338,9 @@ export function analysePatterns(
     }));
 
   // Bursts, per target.
-  const bins = Math.max(1, Math.floor(span / binMs) + 1);
+  // Bins are aligned to multiples of their width (whole minutes, hours) so that times read naturally.
+  const origin = count === 0 ? 0 : Math.floor(from / binMs) * binMs;
+  const bins = count === 0 ? 1 : Math.floor((to - origin) / binMs) + 1;
   const byTarget = new Map<string, Failure[]>();
   for (const f of failures) {
     const list = byTarget.get(f.target);
@@ -350,7 +352,7 @@ export function analysePatterns(
   for (const [target, list] of byTarget) {
     const counts = new Array<number>(bins).fill(0);
     for (const f of list) {
-      const i = Math.min(bins - 1, Math.floor((f.at - from) / binMs));
+      const i = Math.min(bins - 1, Math.floor((f.at - origin) / binMs));
       counts[i] = (counts[i] as number) + 1;
     }
     const baseline = Math.max(trimmedMean(counts, 0.9), 1 / bins);
@@ -368,8 +370,8 @@ export function analysePatterns(
         (hot[j + 1] || (j + 2 < bins && hot[j + 2] && (counts[j + 1] as number) > baseline))
       )
         j++;
-      const start = from + i * binMs;
-      const end = from + (j + 1) * binMs;
+      const start = origin + i * binMs;
+      const end = origin + (j + 1) * binMs;
       const inside = list.filter((f) => f.at >= start && f.at < end);
       bursts.push({
         target,
@@ -468,7 +470,7 @@ export function analysePatterns(
     })),
     ...periodic.map((p) => ({
       kind: 'periodic' as const,
-      title: `${p.target} fails every ${formatMs(p.periodMs)} (${p.cycles} bursts)`,
+      title: `${p.target} fails ${cadence(p)} (${p.cycles} bursts)`,
       targets: [p.target],
       count: p.count,
       firstSeen: p.firstSeen,
@@ -527,6 +529,19 @@ export function analysePatterns(
     periodic,
     retries: retryStats,
   };
+}
+
+const DAY = 86_400_000;
+
+/** `every 30m`, or `daily at 02:00 UTC` when the period is a day (times of real runs are epoch ms). */
+function cadence(p: Periodicity): string {
+  if (Math.abs(p.periodMs - DAY) <= 0.05 * DAY) {
+    const minute = Math.floor((p.firstSeen % DAY) / 60_000);
+    const hh = String(Math.floor(minute / 60)).padStart(2, '0');
+    const mm = String(minute % 60).padStart(2, '0');
+    return `daily at ${hh}:${mm} UTC`;
+  }
+  return `every ${formatMs(p.periodMs)}`;
 }
 
 // ---------------------------------------------------------------------------------------------
