@@ -389,7 +389,8 @@ export class Notifier {
     if (last === undefined) return firing.size > 0;
     if (!subset(firing, last.firing)) return true;
     // Everything resolved: say so once, if the receiver hears about resolutions and was told of firing ones.
-    if (firing.size === 0) return sendResolved && last.firing.size > 0;
+    // (All muted, nothing resolved: there is nothing to say, and an empty notification says nothing.)
+    if (firing.size === 0) return sendResolved && last.firing.size > 0 && resolved.size > 0;
     if (sendResolved && !subset(resolved, last.resolved)) return true;
     return now - last.at >= repeatInterval;
   }
