@@ -192,7 +192,7 @@ describe('time of day', () => {
       );
     }
     const report = analysePatterns(events);
-    expect(report.binMs).toBe(5 * MIN); // four days of 1-minute bins would be too many
+    expect(report.binMs).toBe(15 * MIN); // four days in at most 1,000 bins
     expect(report.periodic.map((p) => p.target)).toEqual(['batch']);
     expect(report.correlations).toEqual([]);
     expect(new Set(report.bursts.map((b) => b.target))).toEqual(new Set(['batch']));

@@ -1,7 +1,8 @@
 /**
  * Failure-pattern analysis over an event stream (live, or read back from JSON lines): failures grouped
  * by signature (error code, target, normalised message); bursts, i.e. stretches where a target fails far
- * more often than its own baseline (a Poisson tail test per time bin, Bonferroni-corrected over the bins);
+ * more often than its own baseline predicts for the traffic it had (a Poisson tail test per time bin,
+ * Bonferroni-corrected over the bins);
  * bursts of several targets that overlap in time (one dependency taking several callers down); targets
  * whose bursts recur at a regular period; and retries that almost never help. Each finding comes with
  * counts, first/last seen and an example event, ranked by the failures it explains.
@@ -18,7 +19,7 @@ export interface AnalysedEvent {
 }
 
 export interface PatternOptions {
-  /** Width of the time bins bursts are found in. @defaultValue `'1m'` (wider when the events span more than ~3 days) */
+  /** Width of the time bins bursts are found in. @defaultValue the narrowest of 1s, 10s, 1m, 5m, 15m, 1h, 6h giving at most 1,000 bins */
   bin?: number | string;
   /** A bin needs at least this many failures to be part of a burst. @defaultValue `5` */
   minBurst?: number;
@@ -141,6 +142,25 @@ function errorParts(error: unknown, fallback: string): { code: string; message: 
   return { code, message: typeof e.message === 'string' ? e.message : '' };
 }
 
+/** The target an outcome event (success or failure) counts toward, if it is one. */
+function volumeTarget(event: AnalysedEvent): string | undefined {
+  switch (event.type) {
+    case 'call':
+      return event.outcome === 'cancelled' ? undefined : event.source;
+    case 'step.succeeded':
+    case 'step.failed':
+      return `${event.source}/${String(event.step)}`;
+    case 'queue.job':
+      return event.outcome === 'completed' || event.outcome === 'failed' || event.outcome === 'dead'
+        ? event.source
+        : undefined;
+    case 'health.check':
+      return String(event.component ?? event.source);
+    default:
+      return undefined;
+  }
+}
+
 /** The failure an event reports, if it reports one. */
 function failureOf(event: AnalysedEvent): Failure | undefined {
   let target: string;
@@ -220,6 +240,46 @@ export function poissonTail(k: number, lambda: number): number {
   return Math.min(1, sum);
 }
 
+/**
+ * The failures each bin of a target should have if nothing unusual happened. With traffic (successes
+ * seen), the target's usual failure ratio times the bin's volume, so a busy minute is not mistaken for a
+ * burst: the ratio is taken over the quietest bins holding 90% of the volume (smoothed by a half count).
+ * Without traffic, a constant rate: the mean of the quietest 90% of bins.
+ */
+function expectedFailures(
+  counts: readonly number[],
+  times: readonly number[] | undefined,
+  origin: number,
+  binMs: number,
+): number[] {
+  const bins = counts.length;
+  const failures = counts.reduce((a, b) => a + b, 0);
+  if (times === undefined || times.length <= failures) {
+    const rate = Math.max(trimmedMean(counts, 0.9), 1 / bins);
+    return counts.map(() => rate);
+  }
+  const volumes = new Array<number>(bins).fill(0);
+  for (const t of times) {
+    const i = Math.min(bins - 1, Math.max(0, Math.floor((t - origin) / binMs)));
+    volumes[i] = (volumes[i] as number) + 1;
+  }
+  const order = volumes
+    .map((n, i) => ({ n, k: counts[i] as number }))
+    .filter((b) => b.n > 0)
+    .sort((a, b) => a.k / a.n - b.k / b.n);
+  const total = times.length;
+  let n = 0;
+  let k = 0;
+  for (const b of order) {
+    if (n >= 0.9 * total) break;
+    n += b.n;
+    k += b.k;
+  }
+  const ratio = (k + 0.5) / (n + 1);
+  // A bin with failures but no recorded outcome (events of another kind) is judged against one outcome.
+  return volumes.map((v) => ratio * Math.max(v, 1));
+}
+
 /** Mean of the values below the `q` quantile (inclusive): a baseline that ignores the bursts themselves. */
 function trimmedMean(values: readonly number[], q: number): number {
   if (values.length === 0) return 0;
@@ -233,9 +293,10 @@ function trimmedMean(values: readonly number[], q: number): number {
 // ---------------------------------------------------------------------------------------------
 // analysis
 
+/** The narrowest of 1 s, 10 s, 1 m, 5 m, 15 m, 1 h, 6 h that cuts the span into at most 1,000 bins. */
 function autoBin(span: number): number {
-  for (const bin of [60_000, 300_000, 900_000, 3_600_000]) if (span / bin <= 5000) return bin;
-  return 3_600_000;
+  for (const bin of [1000, 10_000, 60_000, 300_000, 900_000, 3_600_000]) if (span / bin <= 1000) return bin;
+  return 21_600_000;
 }
 
 /**
@@ -269,6 +330,8 @@ export function analysePatterns(
   let from = Number.POSITIVE_INFINITY;
   let to = Number.NEGATIVE_INFINITY;
   const failures: Failure[] = [];
+  /** Per target, the times of every outcome (successes and failures): the traffic failures are judged against. */
+  const volume = new Map<string, number[]>();
   const retries = new Map<string, { retried: number; exhausted: number; first: number; last: number }>();
   for (const event of events) {
     count++;
@@ -276,6 +339,12 @@ export function analysePatterns(
     if (event.at > to) to = event.at;
     const failure = failureOf(event);
     if (failure !== undefined) failures.push(failure);
+    const target = volumeTarget(event);
+    if (target !== undefined) {
+      const times = volume.get(target);
+      if (times === undefined) volume.set(target, [event.at]);
+      else times.push(event.at);
+    }
     if ((event.type === 'retry' && event.attempt === 1) || event.type === 'retry.exhausted') {
       let stats = retries.get(event.source);
       if (stats === undefined) {
@@ -355,8 +424,8 @@ export function analysePatterns(
       const i = Math.min(bins - 1, Math.floor((f.at - origin) / binMs));
       counts[i] = (counts[i] as number) + 1;
     }
-    const baseline = Math.max(trimmedMean(counts, 0.9), 1 / bins);
-    const hot = counts.map((c) => c >= minBurst && poissonTail(c, baseline) < threshold);
+    const expected = expectedFailures(counts, volume.get(target), origin, binMs);
+    const hot = counts.map((c, i) => c >= minBurst && poissonTail(c, expected[i] as number) < threshold);
     let i = 0;
     while (i < bins) {
       if (!hot[i]) {
@@ -367,7 +436,8 @@ export function analysePatterns(
       // A one-bin lull inside a burst does not split it.
       while (
         j + 1 < bins &&
-        (hot[j + 1] || (j + 2 < bins && hot[j + 2] && (counts[j + 1] as number) > baseline))
+        (hot[j + 1] ||
+          (j + 2 < bins && hot[j + 2] && (counts[j + 1] as number) > (expected[j + 1] as number)))
       )
         j++;
       const start = origin + i * binMs;
@@ -378,7 +448,7 @@ export function analysePatterns(
         start,
         end,
         count: inside.length,
-        expected: baseline * (j - i + 1),
+        expected: expected.slice(i, j + 1).reduce((a, b) => a + b, 0),
         example: (inside[0] as Failure).event,
       });
       i = j + 1;
