@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import type { BulwarkEvent } from '../core/events.js';
 import { Random } from '../core/random.js';
+import { virtualRuntime } from '../core/runtime.js';
 import {
   type AnalysedEvent,
   analysePatterns,
   normaliseMessage,
+  PatternWatch,
   poissonTail,
   renderPatternsMarkdown,
   renderPatternsTerminal,
@@ -199,6 +202,27 @@ describe('time of day', () => {
     expect(report.findings[0]?.title).toBe('batch fails daily at 02:00 UTC (4 bursts)');
   });
 });
+
+describe('PatternWatch (live)', () => {
+  it('analyses the last events of a live sink, within its limit', () => {
+    const rt = virtualRuntime(1);
+    const watch = new PatternWatch(rt.events, { limit: 1000 });
+    const planted = analysePatterns(planted1());
+    for (const event of [...planted1()].sort((a, b) => a.at - b.at)) {
+      rt.events.emit(event as unknown as BulwarkEvent);
+    }
+    expect(watch.size).toBe(1000);
+    const live = watch.report();
+    expect(live.events).toBe(1000);
+    expect(live.to).toBe(planted.to);
+    watch.close();
+    expect(() => new PatternWatch(rt.events, { minBurst: 0 })).toThrow(/minBurst/);
+  });
+});
+
+function planted1(): AnalysedEvent[] {
+  return planted(1);
+}
 
 describe('helpers', () => {
   it('normalises the variable parts of messages', () => {

@@ -8,6 +8,7 @@
  * counts, first/last seen and an example event, ranked by the failures it explains.
  */
 import { formatMs } from '../core/duration.js';
+import type { BulwarkEventType, EventSink } from '../core/events.js';
 import { durationOption, intOption, knownKeys, numberOption, ratioOption } from '../policy/options.js';
 
 /** An event as analysed: the common fields, and whatever payload it had (errors as plain objects). */
@@ -612,6 +613,64 @@ function cadence(p: Periodicity): string {
     return `daily at ${hh}:${mm} UTC`;
   }
   return `every ${formatMs(p.periodMs)}`;
+}
+
+/** The event types pattern analysis reads. */
+export const PATTERN_EVENT_TYPES: readonly BulwarkEventType[] = [
+  'call',
+  'retry',
+  'retry.exhausted',
+  'step.succeeded',
+  'step.failed',
+  'queue.job',
+  'health.check',
+];
+
+/**
+ * Live analysis: keeps the last `limit` events pattern analysis reads from an event sink (a ring, so
+ * memory stays bounded) and analyses them on demand.
+ * @example
+ * const watch = new PatternWatch(runtime.events, { limit: 50_000 });
+ * // … later, e.g. from a dashboard request …
+ * const report = watch.report();
+ * watch.close();
+ */
+export class PatternWatch {
+  private readonly buffer: AnalysedEvent[] = [];
+  private next = 0;
+  private readonly limit: number;
+  private readonly options: PatternOptions;
+  private readonly unsubscribe: () => void;
+
+  constructor(events: EventSink, options: PatternOptions & { limit?: number } = {}) {
+    const { limit, ...rest } = options;
+    this.limit = intOption('PatternWatch', 'limit', limit, 100_000, 1);
+    // Validated now rather than at the first report.
+    analysePatterns([], rest);
+    this.options = rest;
+    this.unsubscribe = events.subscribe((event) => {
+      const e = event as unknown as AnalysedEvent;
+      if (this.buffer.length < this.limit) this.buffer.push(e);
+      else this.buffer[this.next] = e;
+      this.next = (this.next + 1) % this.limit;
+    }, PATTERN_EVENT_TYPES);
+  }
+
+  /** Events held now (at most `limit`). */
+  get size(): number {
+    return this.buffer.length;
+  }
+
+  /** Analyses the events held now. */
+  report(): PatternReport {
+    return analysePatterns(this.buffer, this.options);
+  }
+
+  /** Stops listening (the events held are dropped). */
+  close(): void {
+    this.unsubscribe();
+    this.buffer.length = 0;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
