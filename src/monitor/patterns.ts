@@ -66,6 +66,8 @@ export interface Correlation {
   readonly count: number;
   /** The target whose burst started first (the likely common cause when it is a dependency). */
   readonly leader: string;
+  /** The first failure of the leader's burst. */
+  readonly example: AnalysedEvent;
 }
 
 export interface Periodicity {
@@ -76,6 +78,8 @@ export interface Periodicity {
   readonly count: number;
   readonly firstSeen: number;
   readonly lastSeen: number;
+  /** The first failure of the first burst. */
+  readonly example: AnalysedEvent;
 }
 
 export interface RetryStats {
@@ -490,6 +494,7 @@ export function analysePatterns(
       end: Math.max(...members.map((m) => m.end)),
       count: members.reduce((n, m) => n + m.count, 0),
       leader: targets[0] as string,
+      example: (members.find((m) => m.target === targets[0]) as Burst).example,
     });
   }
 
@@ -511,6 +516,7 @@ export function analysePatterns(
         count: list.reduce((n, b) => n + b.count, 0),
         firstSeen: (list[0] as Burst).start,
         lastSeen: (list.at(-1) as Burst).end,
+        example: (list[0] as Burst).example,
       });
     }
   }
@@ -538,6 +544,7 @@ export function analysePatterns(
       count: c.count,
       firstSeen: c.start,
       lastSeen: c.end,
+      example: c.example,
     })),
     ...periodic.map((p) => ({
       kind: 'periodic' as const,
@@ -546,6 +553,7 @@ export function analysePatterns(
       count: p.count,
       firstSeen: p.firstSeen,
       lastSeen: p.lastSeen,
+      example: p.example,
     })),
     ...bursts
       .filter((b) => !periodic.some((p) => p.target === b.target))
@@ -684,6 +692,13 @@ function time(ms: number | null, origin: number | null): string {
     : new Date(ms).toISOString();
 }
 
+/** One line for an example event: when, what, where, and its error. */
+function describeEvent(event: AnalysedEvent, origin: number | null): string {
+  const { code, message } = errorParts(event.error, String(event.outcome ?? event.type));
+  const text = message === '' ? code : `${code}: ${message}`;
+  return `${time(event.at, origin)} ${event.type} ${event.source} ${text}`.slice(0, 160);
+}
+
 /** The report as a terminal table. */
 export function renderPatternsTerminal(report: PatternReport): string {
   const lines = [
@@ -694,6 +709,7 @@ export function renderPatternsTerminal(report: PatternReport): string {
   report.findings.forEach((f, i) => {
     lines.push(`${String(i + 1).padStart(2)}. [${f.kind}] ${f.title}`);
     lines.push(`    ${f.count} events, ${time(f.firstSeen, report.from)} → ${time(f.lastSeen, report.from)}`);
+    if (f.example !== undefined) lines.push(`    e.g. ${describeEvent(f.example, report.from)}`);
   });
   if (report.retries.length > 0) {
     lines.push('', 'Retries:');
