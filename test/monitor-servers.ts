@@ -59,7 +59,7 @@ export interface HttpStandIn {
   readonly port: number;
   /** Every request, answered or not. */
   readonly requests: RecordedRequest[];
-  /** Answers for the next requests, in order (then 200): a status, optionally with headers. */
+  /** Answers for the next requests, in order (then 200): a status, optionally with headers; status 0 never answers. */
   readonly script: { status: number; headers?: Record<string, string> }[];
   /** The requests answered 2xx. */
   accepted(): RecordedRequest[];
@@ -82,6 +82,7 @@ export async function startHttp(port = 0): Promise<HttpStandIn> {
         body = Buffer.concat(chunks).toString('utf8');
       }
       requests.push({ path: req.url ?? '', headers: req.headers, body, status: answer.status });
+      if (answer.status === 0) return; // hangs until the client gives up or the server closes
       res.writeHead(answer.status, answer.headers ?? {});
       res.end(answer.status === 200 ? 'ok' : 'error');
     });

@@ -24,7 +24,8 @@ first/last seen.
 Options:
   --format F           terminal (default), markdown or json
   --json, --markdown   Short for --format json / --format markdown
-  --bin DURATION       Width of the time bins bursts are found in (default 1m; wider for long files)
+  --bin DURATION       Width of the time bins bursts are found in (default: the narrowest of
+                       1s, 10s, 1m, 5m, 15m, 1h, 6h that gives at most 1,000 bins)
   --min-burst N        Failures a bin needs to be part of a burst (default 5)
   --retry-threshold R  Flag retry policies whose retried calls recover less than R (default 0.2)
   --top N              Signatures listed (default 20)

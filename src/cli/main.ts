@@ -4,6 +4,7 @@
  * stack trace.
  */
 import { readFileSync } from 'node:fs';
+import { alertsCommand } from './alerts.js';
 import { analyzeCommand } from './analyze.js';
 import { demoCommand } from './demo.js';
 import { type CommandIO, UsageError } from './io.js';
@@ -49,6 +50,7 @@ Commands:
                      (see bulwark dashboard --help; bulwark lab --live watches a lab run)
   analyze FILE       Find failure patterns in a JSON-lines events file: signatures, bursts,
                      correlated failures, periodic ones, futile retries (see bulwark analyze --help)
+  alerts check FILE  Validate an alert config file (rules, receivers, routes, secrets' variables)
   silence ACTION     Add, expire or list alert silences in an alert store
                      (see bulwark silence --help)
   help               Show this help
@@ -78,6 +80,7 @@ export async function main(argv: readonly string[], io: CommandIO = defaultIO): 
     if (first === 'dashboard') return await (await import('./dashboard.js')).dashboardCommand(rest, io);
     if (first === 'analyze') return await analyzeCommand(rest, io);
     if (first === 'silence') return await silenceCommand(rest, io);
+    if (first === 'alerts') return await alertsCommand(rest, io);
     if (first === 'lab') return await labCommand(rest, io, { ...defaultLabDependencies, version: version() });
     if (first === 'run') return await runCommand(rest, io);
     if (first === 'queue') return await queueCommand(rest, io);

@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import type { BulwarkEvent } from '../core/events.js';
 import { Random } from '../core/random.js';
+import { virtualRuntime } from '../core/runtime.js';
 import {
   type AnalysedEvent,
   analysePatterns,
   normaliseMessage,
+  PatternWatch,
   poissonTail,
   renderPatternsMarkdown,
   renderPatternsTerminal,
@@ -172,6 +175,54 @@ describe('analysePatterns on seeded streams with planted patterns', () => {
     expect(md).toContain('| payments | 60 | 57 | 5% | yes |');
   });
 });
+
+describe('time of day', () => {
+  it('finds a target that fails for half an hour at the same time every day, and nothing else', () => {
+    const random = new Random(21);
+    const events: AnalysedEvent[] = [];
+    const start = Date.UTC(2026, 0, 5);
+    for (const target of ['batch', 'api', 'web']) {
+      for (let t = random.exponential(20 * MIN); t < 4 * 24 * HOUR; t += random.exponential(20 * MIN)) {
+        events.push(failure(target, start + Math.floor(t), 'ETIMEDOUT', 'timed out'));
+      }
+    }
+    for (let day = 0; day < 4; day++) {
+      const from = start + day * 24 * HOUR + 2 * HOUR;
+      events.push(
+        ...spread(random, 150, from, from + 30 * MIN, (at) =>
+          failure('batch', at, 'DEADLOCK', 'deadlock detected'),
+        ),
+      );
+    }
+    const report = analysePatterns(events);
+    expect(report.binMs).toBe(15 * MIN); // four days in at most 1,000 bins
+    expect(report.periodic.map((p) => p.target)).toEqual(['batch']);
+    expect(report.correlations).toEqual([]);
+    expect(new Set(report.bursts.map((b) => b.target))).toEqual(new Set(['batch']));
+    expect(report.findings[0]?.title).toBe('batch fails daily at 02:00 UTC (4 bursts)');
+  });
+});
+
+describe('PatternWatch (live)', () => {
+  it('analyses the last events of a live sink, within its limit', () => {
+    const rt = virtualRuntime(1);
+    const watch = new PatternWatch(rt.events, { limit: 1000 });
+    const planted = analysePatterns(planted1());
+    for (const event of [...planted1()].sort((a, b) => a.at - b.at)) {
+      rt.events.emit(event as unknown as BulwarkEvent);
+    }
+    expect(watch.size).toBe(1000);
+    const live = watch.report();
+    expect(live.events).toBe(1000);
+    expect(live.to).toBe(planted.to);
+    watch.close();
+    expect(() => new PatternWatch(rt.events, { minBurst: 0 })).toThrow(/minBurst/);
+  });
+});
+
+function planted1(): AnalysedEvent[] {
+  return planted(1);
+}
 
 describe('helpers', () => {
   it('normalises the variable parts of messages', () => {

@@ -1,12 +1,14 @@
 /**
  * Failure-pattern analysis over an event stream (live, or read back from JSON lines): failures grouped
  * by signature (error code, target, normalised message); bursts, i.e. stretches where a target fails far
- * more often than its own baseline (a Poisson tail test per time bin, Bonferroni-corrected over the bins);
+ * more often than its own baseline predicts for the traffic it had (a Poisson tail test per time bin,
+ * Bonferroni-corrected over the bins);
  * bursts of several targets that overlap in time (one dependency taking several callers down); targets
  * whose bursts recur at a regular period; and retries that almost never help. Each finding comes with
  * counts, first/last seen and an example event, ranked by the failures it explains.
  */
 import { formatMs } from '../core/duration.js';
+import type { BulwarkEventType, EventSink } from '../core/events.js';
 import { durationOption, intOption, knownKeys, numberOption, ratioOption } from '../policy/options.js';
 
 /** An event as analysed: the common fields, and whatever payload it had (errors as plain objects). */
@@ -18,7 +20,7 @@ export interface AnalysedEvent {
 }
 
 export interface PatternOptions {
-  /** Width of the time bins bursts are found in. @defaultValue `'1m'` (wider when the events span more than ~3 days) */
+  /** Width of the time bins bursts are found in. @defaultValue the narrowest of 1s, 10s, 1m, 5m, 15m, 1h, 6h giving at most 1,000 bins */
   bin?: number | string;
   /** A bin needs at least this many failures to be part of a burst. @defaultValue `5` */
   minBurst?: number;
@@ -64,6 +66,8 @@ export interface Correlation {
   readonly count: number;
   /** The target whose burst started first (the likely common cause when it is a dependency). */
   readonly leader: string;
+  /** The first failure of the leader's burst. */
+  readonly example: AnalysedEvent;
 }
 
 export interface Periodicity {
@@ -74,6 +78,8 @@ export interface Periodicity {
   readonly count: number;
   readonly firstSeen: number;
   readonly lastSeen: number;
+  /** The first failure of the first burst. */
+  readonly example: AnalysedEvent;
 }
 
 export interface RetryStats {
@@ -139,6 +145,25 @@ function errorParts(error: unknown, fallback: string): { code: string; message: 
         ? e.name
         : fallback;
   return { code, message: typeof e.message === 'string' ? e.message : '' };
+}
+
+/** The target an outcome event (success or failure) counts toward, if it is one. */
+function volumeTarget(event: AnalysedEvent): string | undefined {
+  switch (event.type) {
+    case 'call':
+      return event.outcome === 'cancelled' ? undefined : event.source;
+    case 'step.succeeded':
+    case 'step.failed':
+      return `${event.source}/${String(event.step)}`;
+    case 'queue.job':
+      return event.outcome === 'completed' || event.outcome === 'failed' || event.outcome === 'dead'
+        ? event.source
+        : undefined;
+    case 'health.check':
+      return String(event.component ?? event.source);
+    default:
+      return undefined;
+  }
 }
 
 /** The failure an event reports, if it reports one. */
@@ -220,6 +245,46 @@ export function poissonTail(k: number, lambda: number): number {
   return Math.min(1, sum);
 }
 
+/**
+ * The failures each bin of a target should have if nothing unusual happened. With traffic (successes
+ * seen), the target's usual failure ratio times the bin's volume, so a busy minute is not mistaken for a
+ * burst: the ratio is taken over the quietest bins holding 90% of the volume (smoothed by a half count).
+ * Without traffic, a constant rate: the mean of the quietest 90% of bins.
+ */
+function expectedFailures(
+  counts: readonly number[],
+  times: readonly number[] | undefined,
+  origin: number,
+  binMs: number,
+): number[] {
+  const bins = counts.length;
+  const failures = counts.reduce((a, b) => a + b, 0);
+  if (times === undefined || times.length <= failures) {
+    const rate = Math.max(trimmedMean(counts, 0.9), 1 / bins);
+    return counts.map(() => rate);
+  }
+  const volumes = new Array<number>(bins).fill(0);
+  for (const t of times) {
+    const i = Math.min(bins - 1, Math.max(0, Math.floor((t - origin) / binMs)));
+    volumes[i] = (volumes[i] as number) + 1;
+  }
+  const order = volumes
+    .map((n, i) => ({ n, k: counts[i] as number }))
+    .filter((b) => b.n > 0)
+    .sort((a, b) => a.k / a.n - b.k / b.n);
+  const total = times.length;
+  let n = 0;
+  let k = 0;
+  for (const b of order) {
+    if (n >= 0.9 * total) break;
+    n += b.n;
+    k += b.k;
+  }
+  const ratio = (k + 0.5) / (n + 1);
+  // A bin with failures but no recorded outcome (events of another kind) is judged against one outcome.
+  return volumes.map((v) => ratio * Math.max(v, 1));
+}
+
 /** Mean of the values below the `q` quantile (inclusive): a baseline that ignores the bursts themselves. */
 function trimmedMean(values: readonly number[], q: number): number {
   if (values.length === 0) return 0;
@@ -233,9 +298,10 @@ function trimmedMean(values: readonly number[], q: number): number {
 // ---------------------------------------------------------------------------------------------
 // analysis
 
+/** The narrowest of 1 s, 10 s, 1 m, 5 m, 15 m, 1 h, 6 h that cuts the span into at most 1,000 bins. */
 function autoBin(span: number): number {
-  for (const bin of [60_000, 300_000, 900_000, 3_600_000]) if (span / bin <= 5000) return bin;
-  return 3_600_000;
+  for (const bin of [1000, 10_000, 60_000, 300_000, 900_000, 3_600_000]) if (span / bin <= 1000) return bin;
+  return 21_600_000;
 }
 
 /**
@@ -269,6 +335,8 @@ export function analysePatterns(
   let from = Number.POSITIVE_INFINITY;
   let to = Number.NEGATIVE_INFINITY;
   const failures: Failure[] = [];
+  /** Per target, the times of every outcome (successes and failures): the traffic failures are judged against. */
+  const volume = new Map<string, number[]>();
   const retries = new Map<string, { retried: number; exhausted: number; first: number; last: number }>();
   for (const event of events) {
     count++;
@@ -276,6 +344,12 @@ export function analysePatterns(
     if (event.at > to) to = event.at;
     const failure = failureOf(event);
     if (failure !== undefined) failures.push(failure);
+    const target = volumeTarget(event);
+    if (target !== undefined) {
+      const times = volume.get(target);
+      if (times === undefined) volume.set(target, [event.at]);
+      else times.push(event.at);
+    }
     if ((event.type === 'retry' && event.attempt === 1) || event.type === 'retry.exhausted') {
       let stats = retries.get(event.source);
       if (stats === undefined) {
@@ -338,7 +412,9 @@ export function analysePatterns(
     }));
 
   // Bursts, per target.
-  const bins = Math.max(1, Math.floor(span / binMs) + 1);
+  // Bins are aligned to multiples of their width (whole minutes, hours) so that times read naturally.
+  const origin = count === 0 ? 0 : Math.floor(from / binMs) * binMs;
+  const bins = count === 0 ? 1 : Math.floor((to - origin) / binMs) + 1;
   const byTarget = new Map<string, Failure[]>();
   for (const f of failures) {
     const list = byTarget.get(f.target);
@@ -350,11 +426,11 @@ export function analysePatterns(
   for (const [target, list] of byTarget) {
     const counts = new Array<number>(bins).fill(0);
     for (const f of list) {
-      const i = Math.min(bins - 1, Math.floor((f.at - from) / binMs));
+      const i = Math.min(bins - 1, Math.floor((f.at - origin) / binMs));
       counts[i] = (counts[i] as number) + 1;
     }
-    const baseline = Math.max(trimmedMean(counts, 0.9), 1 / bins);
-    const hot = counts.map((c) => c >= minBurst && poissonTail(c, baseline) < threshold);
+    const expected = expectedFailures(counts, volume.get(target), origin, binMs);
+    const hot = counts.map((c, i) => c >= minBurst && poissonTail(c, expected[i] as number) < threshold);
     let i = 0;
     while (i < bins) {
       if (!hot[i]) {
@@ -365,18 +441,19 @@ export function analysePatterns(
       // A one-bin lull inside a burst does not split it.
       while (
         j + 1 < bins &&
-        (hot[j + 1] || (j + 2 < bins && hot[j + 2] && (counts[j + 1] as number) > baseline))
+        (hot[j + 1] ||
+          (j + 2 < bins && hot[j + 2] && (counts[j + 1] as number) > (expected[j + 1] as number)))
       )
         j++;
-      const start = from + i * binMs;
-      const end = from + (j + 1) * binMs;
+      const start = origin + i * binMs;
+      const end = origin + (j + 1) * binMs;
       const inside = list.filter((f) => f.at >= start && f.at < end);
       bursts.push({
         target,
         start,
         end,
         count: inside.length,
-        expected: baseline * (j - i + 1),
+        expected: expected.slice(i, j + 1).reduce((a, b) => a + b, 0),
         example: (inside[0] as Failure).event,
       });
       i = j + 1;
@@ -417,6 +494,7 @@ export function analysePatterns(
       end: Math.max(...members.map((m) => m.end)),
       count: members.reduce((n, m) => n + m.count, 0),
       leader: targets[0] as string,
+      example: (members.find((m) => m.target === targets[0]) as Burst).example,
     });
   }
 
@@ -438,6 +516,7 @@ export function analysePatterns(
         count: list.reduce((n, b) => n + b.count, 0),
         firstSeen: (list[0] as Burst).start,
         lastSeen: (list.at(-1) as Burst).end,
+        example: (list[0] as Burst).example,
       });
     }
   }
@@ -465,14 +544,16 @@ export function analysePatterns(
       count: c.count,
       firstSeen: c.start,
       lastSeen: c.end,
+      example: c.example,
     })),
     ...periodic.map((p) => ({
       kind: 'periodic' as const,
-      title: `${p.target} fails every ${formatMs(p.periodMs)} (${p.cycles} bursts)`,
+      title: `${p.target} fails ${cadence(p)} (${p.cycles} bursts)`,
       targets: [p.target],
       count: p.count,
       firstSeen: p.firstSeen,
       lastSeen: p.lastSeen,
+      example: p.example,
     })),
     ...bursts
       .filter((b) => !periodic.some((p) => p.target === b.target))
@@ -529,6 +610,77 @@ export function analysePatterns(
   };
 }
 
+const DAY = 86_400_000;
+
+/** `every 30m`, or `daily at 02:00 UTC` when the period is a day (times of real runs are epoch ms). */
+function cadence(p: Periodicity): string {
+  if (Math.abs(p.periodMs - DAY) <= 0.05 * DAY) {
+    const minute = Math.floor((p.firstSeen % DAY) / 60_000);
+    const hh = String(Math.floor(minute / 60)).padStart(2, '0');
+    const mm = String(minute % 60).padStart(2, '0');
+    return `daily at ${hh}:${mm} UTC`;
+  }
+  return `every ${formatMs(p.periodMs)}`;
+}
+
+/** The event types pattern analysis reads. */
+export const PATTERN_EVENT_TYPES: readonly BulwarkEventType[] = [
+  'call',
+  'retry',
+  'retry.exhausted',
+  'step.succeeded',
+  'step.failed',
+  'queue.job',
+  'health.check',
+];
+
+/**
+ * Live analysis: keeps the last `limit` events pattern analysis reads from an event sink (a ring, so
+ * memory stays bounded) and analyses them on demand.
+ * @example
+ * const watch = new PatternWatch(runtime.events, { limit: 50_000 });
+ * // … later, e.g. from a dashboard request …
+ * const report = watch.report();
+ * watch.close();
+ */
+export class PatternWatch {
+  private readonly buffer: AnalysedEvent[] = [];
+  private next = 0;
+  private readonly limit: number;
+  private readonly options: PatternOptions;
+  private readonly unsubscribe: () => void;
+
+  constructor(events: EventSink, options: PatternOptions & { limit?: number } = {}) {
+    const { limit, ...rest } = options;
+    this.limit = intOption('PatternWatch', 'limit', limit, 100_000, 1);
+    // Validated now rather than at the first report.
+    analysePatterns([], rest);
+    this.options = rest;
+    this.unsubscribe = events.subscribe((event) => {
+      const e = event as unknown as AnalysedEvent;
+      if (this.buffer.length < this.limit) this.buffer.push(e);
+      else this.buffer[this.next] = e;
+      this.next = (this.next + 1) % this.limit;
+    }, PATTERN_EVENT_TYPES);
+  }
+
+  /** Events held now (at most `limit`). */
+  get size(): number {
+    return this.buffer.length;
+  }
+
+  /** Analyses the events held now. */
+  report(): PatternReport {
+    return analysePatterns(this.buffer, this.options);
+  }
+
+  /** Stops listening (the events held are dropped). */
+  close(): void {
+    this.unsubscribe();
+    this.buffer.length = 0;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // rendering
 
@@ -538,6 +690,13 @@ function time(ms: number | null, origin: number | null): string {
   return origin !== null && origin < 86_400_000 * 365
     ? `+${formatMs(ms - origin)}`
     : new Date(ms).toISOString();
+}
+
+/** One line for an example event: when, what, where, and its error. */
+function describeEvent(event: AnalysedEvent, origin: number | null): string {
+  const { code, message } = errorParts(event.error, String(event.outcome ?? event.type));
+  const text = message === '' ? code : `${code}: ${message}`;
+  return `${time(event.at, origin)} ${event.type} ${event.source} ${text}`.slice(0, 160);
 }
 
 /** The report as a terminal table. */
@@ -550,6 +709,7 @@ export function renderPatternsTerminal(report: PatternReport): string {
   report.findings.forEach((f, i) => {
     lines.push(`${String(i + 1).padStart(2)}. [${f.kind}] ${f.title}`);
     lines.push(`    ${f.count} events, ${time(f.firstSeen, report.from)} → ${time(f.lastSeen, report.from)}`);
+    if (f.example !== undefined) lines.push(`    e.g. ${describeEvent(f.example, report.from)}`);
   });
   if (report.retries.length > 0) {
     lines.push('', 'Retries:');

@@ -385,3 +385,38 @@ describe('Slack and SMTP down while an alert fires and resolves, across a proces
     await second.close();
   });
 });
+
+describe('a receiver that hangs', () => {
+  it('is abandoned at the delivery deadline and tried again', async () => {
+    const hook = await startHttp();
+    cleanup.push(() => hook.close());
+    hook.script.push({ status: 0 });
+    const rt = virtualRuntime(3);
+    const outcomes: string[] = [];
+    rt.events.subscribe(
+      (e) => {
+        if (e.type === 'alert.delivery')
+          outcomes.push(`${e.outcome}@${e.at / 1000}s${e.error === undefined ? '' : ` ${e.error}`}`);
+      },
+      ['alert.delivery'],
+    );
+    const notifier = new Notifier({
+      runtime: rt,
+      receivers: [webhookReceiver({ name: 'ops', url: `http://127.0.0.1:${hook.port}/` })],
+      route: { receiver: 'ops', groupWait: 0 },
+      deliveryTimeout: '10s',
+      retryBackoff: backoff.constant('5s'),
+    });
+    notifier.receive({ labels: { alertname: 'Stuck' }, annotations: {}, startsAt: 0, endsAt: undefined });
+    await rt.clock.advance(0);
+    await waitFor(() => hook.requests.length === 1);
+    // The request hangs: virtual time runs on to the deadline without waiting for it.
+    for (let s = 0; s < 10; s++) await rt.clock.advance(1000);
+    await waitFor(() => notifier.idle);
+    expect(outcomes).toEqual(['retrying@10s timed out']);
+    await rt.clock.advance(5000);
+    await waitFor(() => hook.accepted().length === 1 && notifier.idle);
+    expect(outcomes).toEqual(['retrying@10s timed out', 'delivered@15s']);
+    await notifier.close();
+  });
+});

@@ -4,6 +4,7 @@
  * and webhooks through a durable SQLite outbox.
  */
 export { type Alerting, startAlerting } from './alerting.js';
+export { alertsApi } from './api.js';
 export { type AlertConfig, AlertConfigError, loadAlertConfig, parseAlertConfig } from './config.js';
 export { type ActiveAlert, AlertRuleEngine, type AlertRuleEngineOptions } from './engine.js';
 export type { AlertState } from './events.js';

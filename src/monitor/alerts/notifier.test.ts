@@ -146,6 +146,18 @@ describe('Notifier: grouping, dedup and repeat', () => {
     await notifier.close();
   });
 
+  it('silencing an alert that was notified sends no empty notification', async () => {
+    const { rt, notifier, team } = setup({
+      route: { receiver: 'team', groupWait: '0s', groupInterval: '1m' },
+    });
+    notifier.receive(firing('Loud'));
+    await rt.clock.advance(1000);
+    notifier.createSilence({ matchers: ['alertname="Loud"'], duration: '1h' });
+    await rt.clock.advance(30 * 60_000);
+    expect(team.sent.map((s) => s.notification.alerts.length)).toEqual([1]);
+    await notifier.close();
+  });
+
   it('silences mute matching alerts until they expire', async () => {
     const { rt, notifier, team } = setup({
       route: { receiver: 'team', groupWait: '0s', groupInterval: '1m' },

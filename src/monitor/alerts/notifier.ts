@@ -10,7 +10,6 @@
  */
 import type { Timer } from '../../core/clock.js';
 import type { Duration } from '../../core/duration.js';
-import { BulwarkError } from '../../core/errors.js';
 import { type Runtime, systemRuntime } from '../../core/runtime.js';
 import { type Backoff, backoff as backoffs } from '../../policy/backoff.js';
 import { durationOption, invalid, knownKeys } from '../../policy/options.js';
@@ -282,10 +281,11 @@ export class Notifier {
     this.dispatcher.kick();
   }
 
-  /** Takes a firing or resolved alert from the rule engine (or any other source). */
+  /** Takes a firing or resolved alert from the rule engine (or any other source); ignored after `close()`. */
   receive(alert: Alert): void {
-    if (this.closed)
-      throw new BulwarkError('INVALID_STATE', 'Notifier: receive() after close()', { retryable: false });
+    // After close() alerts are dropped rather than thrown at: the caller is usually a rule engine's timer,
+    // where a throw would take the process down during shutdown.
+    if (this.closed) return;
     const fp = fingerprint(alert.labels);
     const stored: StoredAlert = {
       labels: alert.labels,
@@ -389,7 +389,8 @@ export class Notifier {
     if (last === undefined) return firing.size > 0;
     if (!subset(firing, last.firing)) return true;
     // Everything resolved: say so once, if the receiver hears about resolutions and was told of firing ones.
-    if (firing.size === 0) return sendResolved && last.firing.size > 0;
+    // (All muted, nothing resolved: there is nothing to say, and an empty notification says nothing.)
+    if (firing.size === 0) return sendResolved && last.firing.size > 0 && resolved.size > 0;
     if (sendResolved && !subset(resolved, last.resolved)) return true;
     return now - last.at >= repeatInterval;
   }

@@ -72,7 +72,6 @@ class Probe {
   lastError: string | undefined;
   lastRunAt: number | undefined;
   timer: Timer | undefined;
-  running = false;
   readonly periodMs: number;
   readonly initialDelayMs: number;
   readonly failureThreshold: number;
@@ -206,7 +205,6 @@ export class HealthMonitor {
     if (this.closed || this.components.get(probe.component.name) !== probe.component) return;
     const clock = this.runtime.clock;
     const started = clock.now();
-    probe.running = true;
     let ok: boolean;
     let error: string | undefined;
     try {
@@ -219,7 +217,6 @@ export class HealthMonitor {
       ok = false;
       error = message(e);
     }
-    probe.running = false;
     if (this.closed || this.components.get(probe.component.name) !== probe.component) return;
     this.record(probe, ok, error, clock.now() - started);
   }
