@@ -79,3 +79,21 @@ describe('SqliteQueue', () => {
     expect(() => new SqliteQueue({ file: 'x.db', pollInterval: -1 })).toThrow(TypeError);
   });
 });
+
+describe('SqliteQueue close', () => {
+  it('stores the adds of the current batch before closing', async () => {
+    const file = join(dir, 'close-batch.db');
+    const runtime = createRuntime({ seed: 4 });
+    const queue = new SqliteQueue({ file, name: 'c', runtime });
+    const adds = [queue.add(1), queue.add(2), queue.add(3)];
+    await queue.close();
+    expect((await Promise.allSettled(adds)).map((r) => r.status)).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+    ]);
+    const reopened = new SqliteQueue({ file, name: 'c', runtime });
+    expect((await reopened.stats()).counts.waiting).toBe(3);
+    await reopened.close();
+  });
+});
