@@ -203,6 +203,15 @@ const a = best(runs.sqlite);
 const b = best(runs.raw);
 const c = best(runs.adapter);
 
+/** Ratios round by round (rows of one round ran back to back, so they share the VM's phase), and their median. */
+const ratio = (x: Result[], y: Result[]) =>
+  x.map((r, i) => Math.round((r.jobs_per_s / (y[i] as Result).jobs_per_s) * 100) / 100);
+const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)] as number;
+const perRound = {
+  sqlite_vs_raw: ratio(runs.sqlite, runs.raw),
+  adapter_vs_raw: ratio(runs.adapter, runs.raw),
+};
+
 const result = {
   n,
   sqlite_jobs_per_s: a.jobs_per_s,
@@ -213,6 +222,11 @@ const result = {
   sqlite_vs_raw: Math.round((a.jobs_per_s / b.jobs_per_s) * 100) / 100,
   adapter_vs_raw: Math.round((c.jobs_per_s / b.jobs_per_s) * 100) / 100,
   rounds,
+  per_round: perRound,
+  median_per_round: {
+    sqlite_vs_raw: median(perRound.sqlite_vs_raw),
+    adapter_vs_raw: median(perRound.adapter_vs_raw),
+  },
   detail: { sqlite: a, bullmq_raw: b, bullmq_adapter: c },
   all_rounds: runs,
   targets: { sqlite_vs_raw: '>= 3', adapter_vs_raw: '>= 0.9', lost: 0, duplicates: 0 },

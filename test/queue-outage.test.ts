@@ -150,4 +150,38 @@ redis.describe('FailoverQueue across a Redis outage (real redis-server, SQLite f
       await queue.close();
     }
   }, 90_000);
+
+  it('close() returns promptly while Redis is down (running jobs still finish)', async () => {
+    const runtime = createRuntime({ seed: 'outage-close' });
+    const port = await freePort();
+    const own = await startRedis(runtime, port);
+    const queue = new BullmqQueue<{ i: number }>({
+      name: 'closing',
+      connection: `redis://127.0.0.1:${port}`,
+      runtime,
+      watchdogInterval: 100,
+    });
+    let finished = 0;
+    let started = 0;
+    queue.process(
+      async () => {
+        started++;
+        await runtime.clock.sleep(300);
+        finished++;
+      },
+      { concurrency: 2 },
+    );
+    try {
+      await queue.add({ i: 1 });
+      await until(runtime, 'the job to start', () => started === 1);
+      own.kill('SIGKILL');
+      await until(runtime, 'the outage to be noticed', () => !queue.health().healthy, 5000);
+      const t0 = runtime.clock.now();
+      await queue.close();
+      expect(finished).toBe(1);
+      expect(runtime.clock.now() - t0).toBeLessThan(3000);
+    } finally {
+      own.kill('SIGKILL');
+    }
+  }, 30_000);
 });

@@ -62,6 +62,12 @@ interface Data {
 
 type Modules = { bullmq: typeof import('bullmq'); Redis: typeof import('ioredis').Redis };
 
+/** A connected queue: its Redis client, its BullMQ queue, and the loaded modules. */
+interface Connected extends Modules {
+  redis: Redis;
+  queue: BullQueue;
+}
+
 let modules: Promise<Modules> | undefined;
 
 function loadModules(): Promise<Modules> {
@@ -126,6 +132,8 @@ return lost
 `;
 
 const RESERVATION_LIFETIME_MS = 60_000;
+/** How long a graceful worker close waits for Redis before dropping the connection. */
+const CLOSE_BOUND_MS = 5000;
 /** Reasons that only say the connection is not up, not why. */
 const ECHOES = /^(connection (closed|reconnecting|connecting|close|end|wait)|Connection is closed\.?)$/;
 const STALLED_REASON = 'job stalled more than allowable limit';
@@ -197,7 +205,7 @@ export class BullmqQueue<T = JsonValue> implements Queue<T> {
   private readonly watchdogMs: number;
   private readonly random;
   private state: { healthy: boolean; reason: string } = { healthy: false, reason: 'connecting' };
-  private readonly ready: Promise<{ redis: Redis; queue: BullQueue; bullmq: Modules['bullmq'] }>;
+  private readonly ready: Promise<Connected>;
   private redis: Redis | undefined;
   private bullQueue: BullQueue | undefined;
   private watchdogTimer: Timer | undefined;
@@ -249,7 +257,7 @@ export class BullmqQueue<T = JsonValue> implements Queue<T> {
     this.ready.catch(() => undefined);
   }
 
-  private async connect(): Promise<{ redis: Redis; queue: BullQueue; bullmq: Modules['bullmq'] }> {
+  private async connect(): Promise<Connected> {
     let loaded: Modules;
     try {
       loaded = await loadModules();
@@ -285,7 +293,7 @@ export class BullmqQueue<T = JsonValue> implements Queue<T> {
     const queue = new loaded.bullmq.Queue(this.name, { connection: redis, prefix: this.prefix });
     queue.on('error', (error: unknown) => this.setHealth(false, describe(error)));
     this.bullQueue = queue;
-    return { redis, queue, bullmq: loaded.bullmq };
+    return { redis, queue, bullmq: loaded.bullmq, Redis: loaded.Redis };
   }
 
   private armWatchdog(): void {
@@ -679,6 +687,8 @@ class BullmqWorker<T> implements Worker {
   private stopped = false;
   private started: Promise<void> | undefined;
   private readonly contexts = new Set<Context>();
+  /** The worker's connections (its own and the blocking one BullMQ duplicates from it), to drop at close. */
+  private readonly connections: Redis[] = [];
 
   constructor(
     private readonly queue: BullmqQueue<T>,
@@ -701,9 +711,35 @@ class BullmqWorker<T> implements Worker {
     return this.started;
   }
 
+  /**
+   * A connection this worker owns, including the duplicates BullMQ makes from it: with Redis down,
+   * BullMQ's own disconnect waits for a connection that never comes, while ioredis's is immediate.
+   */
+  private ownConnection(RedisClient: Modules['Redis'], options: RedisOptions): Redis {
+    const track = (client: Redis): Redis => {
+      client.on('error', () => undefined); // the queue's watchdog reports outages
+      this.connections.push(client);
+      const duplicate = client.duplicate.bind(client);
+      client.duplicate = ((override?: Partial<RedisOptions>) =>
+        track(duplicate(override))) as Redis['duplicate'];
+      return client;
+    };
+    return track(
+      new RedisClient({
+        ...(options as object),
+        maxRetriesPerRequest: null,
+        retryStrategy: (times: number) => Math.min(50 * times, 1000),
+      } as RedisOptions as never),
+    );
+  }
+
+  private dropConnections(): void {
+    for (const client of this.connections) client.disconnect();
+  }
+
   private async boot(): Promise<void> {
     const { options, redisOptions, keys } = this.queue.internals;
-    const { bullmq, redis } = await this.queue.internals.ready;
+    const { bullmq, redis, Redis: RedisClient } = await this.queue.internals.ready;
     if (this.stopped) return;
     this.beatRedis = redis;
     const delaysOf = (job: unknown): number[] =>
@@ -722,11 +758,7 @@ class BullmqWorker<T> implements Worker {
         }
       },
       {
-        connection: {
-          ...(redisOptions as object),
-          maxRetriesPerRequest: null,
-          retryStrategy: (times: number) => Math.min(50 * times, 1000),
-        } as never,
+        connection: this.ownConnection(RedisClient, redisOptions) as never,
         prefix: this.queue.prefix,
         concurrency: this.concurrency,
         lockDuration: options.leaseMs,
@@ -839,8 +871,25 @@ class BullmqWorker<T> implements Worker {
       if (force) {
         // A crash, on purpose: drop the connections without releasing the jobs in hand; their locks lapse.
         void worker.close(true).catch(() => undefined);
-        await worker.disconnect().catch(() => undefined);
-      } else await worker.close();
+        this.dropConnections();
+      } else {
+        // BullMQ's close waits for Redis to acknowledge the running jobs; with Redis down that is never.
+        // Wait for the handlers to finish, give Redis a bounded while, then drop the connections.
+        const clock = queueOptions.runtime.clock;
+        const closed = await Promise.race([
+          worker.close().then(
+            () => true,
+            () => false,
+          ),
+          clock.sleep(this.queue.health().healthy ? CLOSE_BOUND_MS : 0).then(() => false),
+        ]);
+        if (!closed) {
+          while (this.active > 0) await clock.sleep(10);
+          // Stops BullMQ's loops (which would otherwise keep retrying, and the process alive).
+          void worker.close(true).catch(() => undefined);
+        }
+        this.dropConnections();
+      }
     }
     if (!force) {
       try {

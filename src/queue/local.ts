@@ -174,6 +174,8 @@ export class LocalQueue<T = JsonValue> implements Queue<T> {
       this.closing = (async () => {
         await Promise.all([...this.workers].map((worker) => worker.close()));
         this.closed = true;
+        // Adds already accepted into the current batch are stored before the store closes.
+        this.flushAdds();
         this.store.close();
       })();
     }

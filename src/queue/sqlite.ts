@@ -61,19 +61,10 @@ CREATE TABLE IF NOT EXISTS bulwark_workers (
   beat_at INTEGER NOT NULL,
   PRIMARY KEY (queue, id)
 ) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS bulwark_jobs_inserted AFTER INSERT ON bulwark_jobs BEGIN
-  INSERT INTO bulwark_depth(queue, state, n) VALUES (new.queue, new.state, 1)
-    ON CONFLICT(queue, state) DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS bulwark_jobs_deleted AFTER DELETE ON bulwark_jobs BEGIN
-  UPDATE bulwark_depth SET n = n - 1 WHERE queue = old.queue AND state = old.state;
-END;
-CREATE TRIGGER IF NOT EXISTS bulwark_jobs_moved AFTER UPDATE OF state ON bulwark_jobs
-  WHEN old.state <> new.state BEGIN
-  UPDATE bulwark_depth SET n = n - 1 WHERE queue = old.queue AND state = old.state;
-  INSERT INTO bulwark_depth(queue, state, n) VALUES (new.queue, new.state, 1)
-    ON CONFLICT(queue, state) DO UPDATE SET n = n + 1;
-END;
+-- Depth is kept by the transactions themselves, one statement per batch (per-row triggers cost ~30%).
+DROP TRIGGER IF EXISTS bulwark_jobs_inserted;
+DROP TRIGGER IF EXISTS bulwark_jobs_deleted;
+DROP TRIGGER IF EXISTS bulwark_jobs_moved;
 `;
 
 interface JobRow {
@@ -177,8 +168,8 @@ export class SqliteStore implements JobStore {
          RETURNING *`,
       ),
       complete: prepare(`DELETE FROM bulwark_jobs WHERE id = ? AND state = 'active' AND token = ?`),
-      addCompleted: prepare(
-        `INSERT INTO bulwark_depth(queue, state, n) VALUES (?, 'completed', ?)
+      bump: prepare(
+        `INSERT INTO bulwark_depth(queue, state, n) VALUES (?, ?, ?)
          ON CONFLICT(queue, state) DO UPDATE SET n = n + excluded.n`,
       ),
       retry: prepare(
@@ -231,41 +222,57 @@ export class SqliteStore implements JobStore {
     const s = this.s as Record<string, Statement>;
     const get = (name: string) => s[name] as Statement;
 
-    const insertOne = (job: PreparedJob, now: number, limits: InsertLimits): InsertResult => {
-      if (job.idempotencyKey !== undefined) {
-        const existing = get('byKey').get(q, job.idempotencyKey) as JobRow | undefined;
-        if (existing !== undefined) return { status: 'existing', job: toStored(existing, existing.made) };
-      }
-      if (limits.capacity !== Number.POSITIVE_INFINITY) {
-        const depth = this.depth();
-        if ((depth.waiting ?? 0) + (depth.active ?? 0) >= limits.capacity) return { status: 'full' };
-      }
-      if (limits.workersSince !== undefined) {
-        const live = (get('live').get(q, limits.workersSince) as { n: number }).n;
-        if (live === 0) return { status: 'no-workers' };
-      }
-      const row = get('insert').get(
-        q,
-        job.json,
-        job.priority,
-        now + job.delayMs,
-        job.attempts,
-        JSON.stringify(job.delays),
-        now,
-        job.idempotencyKey ?? null,
-      ) as JobRow;
-      return { status: 'created', job: toStored(row, 0) };
+    /** Adds `delta` to the count of `state` (every state change goes through here, in its transaction). */
+    const bump = (state: string, delta: number) => {
+      if (delta !== 0) get('bump').run(q, state, delta);
     };
-    this.insertTx = db.transaction(insertOne).immediate as never;
-    this.insertManyTx = db.transaction(
-      (batch: readonly { job: PreparedJob; limits: InsertLimits }[], now: number): InsertResult[] =>
-        batch.map(({ job, limits }) => insertOne(job, now, limits)),
+    /** Inserts in order, each checked against capacity with the ones before it counted. */
+    const insertBatch = (batch: readonly { job: PreparedJob; limits: InsertLimits }[], now: number) => {
+      let unfinished = -1;
+      let added = 0;
+      const results = batch.map(({ job, limits }): InsertResult => {
+        if (job.idempotencyKey !== undefined) {
+          const existing = get('byKey').get(q, job.idempotencyKey) as JobRow | undefined;
+          if (existing !== undefined) return { status: 'existing', job: toStored(existing, existing.made) };
+        }
+        if (limits.capacity !== Number.POSITIVE_INFINITY) {
+          if (unfinished < 0) {
+            const depth = this.depth();
+            unfinished = (depth.waiting ?? 0) + (depth.active ?? 0);
+          }
+          if (unfinished + added >= limits.capacity) return { status: 'full' };
+        }
+        if (limits.workersSince !== undefined) {
+          const live = (get('live').get(q, limits.workersSince) as { n: number }).n;
+          if (live === 0) return { status: 'no-workers' };
+        }
+        const row = get('insert').get(
+          q,
+          job.json,
+          job.priority,
+          now + job.delayMs,
+          job.attempts,
+          JSON.stringify(job.delays),
+          now,
+          job.idempotencyKey ?? null,
+        ) as JobRow;
+        added++;
+        return { status: 'created', job: toStored(row, 0) };
+      });
+      bump('waiting', added);
+      return results;
+    };
+    this.insertTx = db.transaction(
+      (job: PreparedJob, now: number, limits: InsertLimits) => insertBatch([{ job, limits }], now)[0],
     ).immediate as never;
+    this.insertManyTx = db.transaction(insertBatch).immediate as never;
 
     this.cycleTx = db.transaction(
       (workerId: string, outcomes: readonly Outcome[], max: number, now: number, leaseUntil: number) => {
         const applied: boolean[] = [];
         let completed = 0;
+        let retried = 0;
+        let buried = 0;
         for (const outcome of outcomes) {
           const id = Number(outcome.id);
           let changes: number;
@@ -279,18 +286,23 @@ export class SqliteStore implements JobStore {
               id,
               outcome.token,
             ).changes;
+            retried += changes;
           } else {
             changes = get('bury').run(JSON.stringify(outcome.error), now, id, outcome.token).changes;
+            buried += changes;
           }
           applied.push(changes === 1);
         }
-        if (completed > 0) get('addCompleted').run(q, completed);
         const claimed: StoredJob[] = [];
         if (max > 0) {
           const rows = get('claim').all(workerId, leaseUntil, q, now, max) as JobRow[];
           rows.sort((a, b) => a.priority - b.priority || a.run_at - b.run_at || a.id - b.id);
           for (const row of rows) claimed.push(toStored(row, row.made + 1));
         }
+        bump('completed', completed);
+        bump('dead', buried);
+        bump('waiting', retried - claimed.length);
+        bump('active', claimed.length - completed - retried - buried);
         return { applied, claimed };
       },
     ).immediate as never;
@@ -308,6 +320,9 @@ export class SqliteStore implements JobStore {
           recovered.stalled.push(entry);
         }
       }
+      bump('waiting', recovered.stalled.length);
+      bump('dead', recovered.dead.length);
+      bump('active', -rows.length);
       return recovered;
     }).immediate as never;
 
@@ -320,6 +335,8 @@ export class SqliteStore implements JobStore {
         if (!Number.isSafeInteger(n)) continue;
         if (get('redrive').run(now, n, q).changes === 1) moved.push(id);
       }
+      bump('dead', -moved.length);
+      bump('waiting', moved.length);
       return moved;
     }).immediate as never;
 
