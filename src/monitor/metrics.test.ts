@@ -225,6 +225,124 @@ describe('PrometheusMetrics', () => {
     expect(text).not.toContain('j-1');
   });
 
+  it('maps health checks, supervisor restarts and alert states to their metrics', async () => {
+    const metrics = new PrometheusMetrics();
+    const events: BulwarkEvent[] = [
+      {
+        type: 'health.check',
+        source: 'api',
+        at: 1,
+        component: 'api',
+        probe: 'readiness',
+        ok: true,
+        healthy: true,
+        durationMs: 2,
+      },
+      {
+        type: 'health.check',
+        source: 'api',
+        at: 2,
+        component: 'api',
+        probe: 'liveness',
+        ok: false,
+        healthy: false,
+        durationMs: 9,
+      },
+      {
+        type: 'supervisor.child',
+        source: 'root',
+        at: 3,
+        child: 'worker',
+        state: 'crashed',
+        reason: 'crash',
+        restarts: 0,
+      },
+      {
+        type: 'supervisor.child',
+        source: 'root',
+        at: 4,
+        child: 'worker',
+        state: 'restarting',
+        reason: 'crash',
+        restarts: 1,
+        delayMs: 1000,
+      },
+      {
+        type: 'supervisor.child',
+        source: 'root',
+        at: 5,
+        child: 'worker',
+        state: 'restarting',
+        reason: 'crash',
+        restarts: 2,
+        delayMs: 2000,
+      },
+      {
+        type: 'supervisor.child',
+        source: 'root',
+        at: 6,
+        child: 'worker',
+        state: 'started',
+        reason: 'restart',
+        restarts: 2,
+      },
+      {
+        type: 'alert.state',
+        source: 'errors',
+        at: 7,
+        rule: 'errors',
+        state: 'pending',
+        labels: { policy: 'a' },
+        value: 0.2,
+      },
+      {
+        type: 'alert.state',
+        source: 'errors',
+        at: 8,
+        rule: 'errors',
+        state: 'firing',
+        labels: { policy: 'a' },
+        value: 0.3,
+      },
+      {
+        type: 'alert.state',
+        source: 'errors',
+        at: 9,
+        rule: 'errors',
+        state: 'firing',
+        labels: { policy: 'b' },
+        value: 0.4,
+      },
+      {
+        type: 'alert.state',
+        source: 'errors',
+        at: 10,
+        rule: 'errors',
+        state: 'firing',
+        labels: { policy: 'b' },
+        value: 0.5,
+      },
+    ];
+    for (const event of events) metrics.observe(event);
+    let text = await metrics.text();
+    expect(sample(text, 'bulwark_health_up{component="api",probe="readiness"}')).toBe(1);
+    expect(sample(text, 'bulwark_health_up{component="api",probe="liveness"}')).toBe(0);
+    expect(sample(text, 'bulwark_restarts_total{component="worker",reason="crash"}')).toBe(2);
+    expect(sample(text, 'bulwark_alerts_firing{rule="errors"}')).toBe(2);
+    metrics.observe({
+      type: 'alert.state',
+      source: 'errors',
+      at: 11,
+      rule: 'errors',
+      state: 'resolved',
+      labels: { policy: 'a' },
+      value: 0,
+    });
+    text = await metrics.text();
+    expect(sample(text, 'bulwark_alerts_firing{rule="errors"}')).toBe(1);
+    expect(lint(text)).toEqual([]);
+  });
+
   it('passes promtool-style naming checks and uses exactly the documented names', async () => {
     const { after } = await withBreakerRun();
     expect(lint(after)).toEqual([]);
@@ -242,6 +360,9 @@ describe('PrometheusMetrics', () => {
         `${METRIC_NAMES.queueJobs} counter`,
         `${METRIC_NAMES.queueFailover} counter`,
         `${METRIC_NAMES.faultsInjected} counter`,
+        `${METRIC_NAMES.healthUp} gauge`,
+        `${METRIC_NAMES.restarts} counter`,
+        `${METRIC_NAMES.alertsFiring} gauge`,
       ].sort(),
     );
   });

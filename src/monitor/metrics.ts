@@ -20,6 +20,8 @@ import type {
 } from '../core/events.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
 import type { JobOutcome, JobState } from '../queue/events.js';
+import type { AlertState } from './alerts/events.js';
+import type {} from './health/events.js';
 
 /** Bulwark's Prometheus metric names, as documented in DESIGN.md. */
 export const METRIC_NAMES = {
@@ -34,6 +36,9 @@ export const METRIC_NAMES = {
   queueJobs: 'bulwark_queue_jobs_total',
   queueFailover: 'bulwark_queue_failover_total',
   faultsInjected: 'bulwark_faults_injected_total',
+  healthUp: 'bulwark_health_up',
+  restarts: 'bulwark_restarts_total',
+  alertsFiring: 'bulwark_alerts_firing',
 } as const;
 
 /** The event types the metrics read. */
@@ -48,6 +53,9 @@ export const METRIC_EVENT_TYPES: readonly BulwarkEventType[] = [
   'queue.job',
   'queue.failover',
   'fault.injected',
+  'health.check',
+  'supervisor.child',
+  'alert.state',
 ];
 
 export const CIRCUIT_STATES: readonly CircuitStateName[] = ['closed', 'open', 'half-open', 'isolated'];
@@ -135,6 +143,9 @@ export class PrometheusMetrics {
   private readonly queueJobs: Counter<string>;
   private readonly queueFailover: Counter<string>;
   private readonly faultsInjected: Counter<string>;
+  private readonly healthUp: Gauge<string>;
+  private readonly restarts: Counter<string>;
+  private readonly firing = new FiringAlerts();
   private readonly callSeries = new Map<string, CallSeries>();
   private readonly bulkheads = new Map<string, number>();
 
@@ -235,6 +246,29 @@ export class PrometheusMetrics {
       labelNames: ['fault'],
       registers,
     });
+    this.healthUp = new Gauge({
+      name: METRIC_NAMES.healthUp,
+      help: "A component's probe after its thresholds: 1 healthy, 0 not.",
+      labelNames: ['component', 'probe'],
+      registers,
+    });
+    this.restarts = new Counter({
+      name: METRIC_NAMES.restarts,
+      help: 'Restarts of a supervised component, by reason.',
+      labelNames: ['component', 'reason'],
+      registers,
+    });
+    const firing = this.firing;
+    new Gauge({
+      name: METRIC_NAMES.alertsFiring,
+      help: 'Alerts firing, by rule (one per firing series of labels).',
+      labelNames: ['rule'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [rule, count] of firing.counts()) this.set({ rule }, count);
+      },
+    });
   }
 
   /** The content type of {@link PrometheusMetrics.text}. */
@@ -321,6 +355,15 @@ export class PrometheusMetrics {
       case 'fault.injected':
         this.faultsInjected.labels(this.bounded(event.source)).inc();
         return;
+      case 'health.check':
+        this.healthUp.labels(this.bounded(event.component), event.probe).set(event.healthy ? 1 : 0);
+        return;
+      case 'supervisor.child':
+        if (event.state === 'restarting') this.restarts.labels(this.bounded(event.child), event.reason).inc();
+        return;
+      case 'alert.state':
+        this.firing.observe(this.bounded(event.rule), event.state, event.labels);
+        return;
       default:
         return;
     }
@@ -331,6 +374,7 @@ export class PrometheusMetrics {
     this.registry.resetMetrics();
     this.callSeries.clear();
     this.bulkheads.clear();
+    this.firing.clear();
     this.names.clear();
   }
 
@@ -389,5 +433,36 @@ export class PrometheusMetrics {
       return { name, help, type: 'histogram', values, aggregator: 'sum' };
     };
     return { name, help, type: 'histogram', aggregator: 'sum', get: async () => get(), reset: () => {} };
+  }
+}
+
+/**
+ * Which alert series are firing, per rule, from `alert.state` events: a series (a rule and its labels)
+ * counts from `firing` until `resolved` or `inactive`. Memory is bounded by the series the rules have.
+ */
+export class FiringAlerts {
+  private readonly byRule = new Map<string, Set<string>>();
+
+  observe(rule: string, state: AlertState, labels: Readonly<Record<string, string>>): void {
+    const key = Object.keys(labels)
+      .sort()
+      .map((name) => `${name}=${labels[name]}`)
+      .join(',');
+    let series = this.byRule.get(rule);
+    if (state === 'firing') {
+      if (series === undefined) this.byRule.set(rule, (series = new Set()));
+      series.add(key);
+    } else if (state === 'resolved' || state === 'inactive') {
+      series?.delete(key);
+    }
+  }
+
+  /** Firing series per rule; a rule seen once stays listed (at 0) so the gauge does not vanish. */
+  counts(): IterableIterator<[string, number]> {
+    return [...this.byRule].map(([rule, series]): [string, number] => [rule, series.size]).values();
+  }
+
+  clear(): void {
+    this.byRule.clear();
   }
 }

@@ -77,8 +77,53 @@ describe('OpenTelemetryMetrics', () => {
       'bulwark.circuit.state': 'observableGauge',
       'bulwark.bulkhead.active': 'observableGauge',
       'bulwark.queue.depth': 'observableGauge',
+      'bulwark.restarts': 'counter',
+      'bulwark.health.up': 'observableGauge',
+      'bulwark.alerts.firing': 'observableGauge',
     });
     expect(meter.instruments.get('bulwark.call.duration')?.options?.unit).toBe('s');
+  });
+
+  it('records health, restarts and firing alerts', () => {
+    const meter = recordingMeter();
+    const otel = new OpenTelemetryMetrics({ meter });
+    otel.observe({
+      type: 'health.check',
+      source: 'api',
+      at: 1,
+      component: 'api',
+      probe: 'liveness',
+      ok: false,
+      healthy: false,
+      durationMs: 3,
+    });
+    otel.observe({
+      type: 'supervisor.child',
+      source: 'root',
+      at: 2,
+      child: 'worker',
+      state: 'restarting',
+      reason: 'crash',
+      restarts: 1,
+    });
+    otel.observe({
+      type: 'alert.state',
+      source: 'slo',
+      at: 3,
+      rule: 'slo',
+      state: 'firing',
+      labels: {},
+      value: 20,
+    });
+    expect(meter.collect('bulwark.health.up')).toEqual([
+      { value: 0, attributes: { component: 'api', probe: 'liveness' } },
+    ]);
+    expect(meter.points).toContainEqual({
+      name: 'bulwark.restarts',
+      value: 1,
+      attributes: { component: 'worker', reason: 'crash' },
+    });
+    expect(meter.collect('bulwark.alerts.firing')).toEqual([{ value: 1, attributes: { rule: 'slo' } }]);
   });
 
   it('records calls in seconds with policy/outcome attributes, and the one-hot circuit state', async () => {

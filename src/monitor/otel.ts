@@ -19,7 +19,13 @@ import type {
 import type { BulwarkEvent, CallOutcome, CircuitStateName, EventSink } from '../core/events.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
 import type { JobState } from '../queue/events.js';
-import { CIRCUIT_STATES, DEFAULT_BUCKETS, METRIC_EVENT_TYPES, OVERFLOW_LABEL } from './metrics.js';
+import {
+  CIRCUIT_STATES,
+  DEFAULT_BUCKETS,
+  FiringAlerts,
+  METRIC_EVENT_TYPES,
+  OVERFLOW_LABEL,
+} from './metrics.js';
 
 /** Bulwark's OpenTelemetry instrument names. */
 export const OTEL_METRIC_NAMES = {
@@ -34,6 +40,9 @@ export const OTEL_METRIC_NAMES = {
   queueJobs: 'bulwark.queue.jobs',
   queueFailover: 'bulwark.queue.failover',
   faultsInjected: 'bulwark.faults.injected',
+  healthUp: 'bulwark.health.up',
+  restarts: 'bulwark.restarts',
+  alertsFiring: 'bulwark.alerts.firing',
 } as const;
 
 const JOB_STATES: readonly JobState[] = ['waiting', 'delayed', 'active', 'completed', 'dead'];
@@ -65,6 +74,9 @@ export class OpenTelemetryMetrics {
   private readonly queueJobs: Counter;
   private readonly queueFailover: Counter;
   private readonly faultsInjected: Counter;
+  private readonly restarts: Counter;
+  private readonly health = new Map<string, { component: string; probe: string; up: number }>();
+  private readonly firing = new FiringAlerts();
   private readonly gauges: ObservableGauge[] = [];
   private readonly callbacks: [ObservableGauge, (result: ObservableResult) => void][] = [];
   /** Attribute objects are built once per name and outcome, not per event. */
@@ -121,7 +133,17 @@ export class OpenTelemetryMetrics {
       description: 'Faults injected, by fault name.',
       unit: '{fault}',
     });
+    this.restarts = meter.createCounter(n.restarts, {
+      description: 'Restarts of a supervised component, by reason.',
+      unit: '{restart}',
+    });
     // Gauges are observed at collection time from the last state seen (works with every API 1.x).
+    this.gauge(meter, n.healthUp, "A component's probe after its thresholds: 1 healthy, 0 not.", (result) => {
+      for (const { component, probe, up } of this.health.values()) result.observe(up, { component, probe });
+    });
+    this.gauge(meter, n.alertsFiring, 'Alerts firing, by rule.', (result) => {
+      for (const [rule, count] of this.firing.counts()) result.observe(count, { rule });
+    });
     this.gauge(meter, n.circuitState, 'Circuit breaker state, one-hot.', (result) => {
       for (const [policy, current] of this.circuitStates) {
         for (const state of CIRCUIT_STATES) result.observe(state === current ? 1 : 0, { policy, state });
@@ -181,6 +203,23 @@ export class OpenTelemetryMetrics {
           to: this.bounded(event.to),
           reason: event.reason,
         });
+        return;
+      case 'health.check': {
+        const component = this.bounded(event.component);
+        this.health.set(`${component}\u0000${event.probe}`, {
+          component,
+          probe: event.probe,
+          up: event.healthy ? 1 : 0,
+        });
+        return;
+      }
+      case 'supervisor.child':
+        if (event.state === 'restarting') {
+          this.restarts.add(1, { component: this.bounded(event.child), reason: event.reason });
+        }
+        return;
+      case 'alert.state':
+        this.firing.observe(this.bounded(event.rule), event.state, event.labels);
         return;
       case 'fault.injected':
         this.faultsInjected.add(1, { fault: this.bounded(event.source) });
