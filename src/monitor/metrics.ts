@@ -448,10 +448,10 @@ export class FiringAlerts {
       .sort()
       .map((name) => `${name}=${labels[name]}`)
       .join(',');
-    let series = this.byRule.get(rule);
+    const series = this.byRule.get(rule);
     if (state === 'firing') {
-      if (series === undefined) this.byRule.set(rule, (series = new Set()));
-      series.add(key);
+      if (series === undefined) this.byRule.set(rule, new Set([key]));
+      else series.add(key);
     } else if (state === 'resolved' || state === 'inactive') {
       series?.delete(key);
     }
