@@ -6,7 +6,7 @@ import { faults, inject } from '../chaos/faults.js';
 import { schedule } from '../chaos/schedule.js';
 import type { BulwarkEvent } from '../core/events.js';
 import { virtualRuntime } from '../core/runtime.js';
-import { eventToJsonLine } from '../monitor/events-file.js';
+import { eventToJsonLine } from '../monitor/event-file.js';
 import { backoff } from '../policy/backoff.js';
 import { retry } from '../policy/retry.js';
 import { main } from './main.js';
@@ -118,9 +118,10 @@ describe('bulwark analyze', () => {
     expect(await main(['analyze', bad], c.io)).toBe(2);
     expect(c.err()).toBe(
       [
-        `bulwark: ${bad}:2: not valid JSON`,
-        `bulwark: ${bad}:4: missing "source" (a string), "at" (a number of ms)`,
-        `bulwark: ${bad}:5: expected an event object`,
+        `bulwark: ${bad}:1: kind: expected a string in a "call" event`,
+        `bulwark: ${bad}:2: not JSON (Unexpected token 'o', "not json" is not valid JSON)`,
+        `bulwark: ${bad}:4: source: expected a non-empty string`,
+        `bulwark: ${bad}:5: not a JSON object`,
         '',
       ].join('\n'),
     );

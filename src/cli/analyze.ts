@@ -3,7 +3,7 @@
  * report, Markdown or JSON. Exit code 0 (patterns found or not), 2 on bad input.
  */
 import { parseArgs } from 'node:util';
-import { EventsFileError, readEventsFile } from '../monitor/events-file.js';
+import { EventsFileError, readEventsFile } from '../monitor/event-file.js';
 import {
   analysePatterns,
   type PatternOptions,

@@ -16,7 +16,7 @@ import { type RunScenarioOptions, runScenario } from '../lab/runner.js';
 import { isOptIn, type ParamValue, resolveParams, type Scenario } from '../lab/scenario.js';
 import { builtinScenarios } from '../lab/scenarios/index.js';
 import { loadScenarioFile, ScenarioFileError } from '../lab/yaml.js';
-import { eventToJsonLine } from '../monitor/events-file.js';
+import { eventToJsonLine } from '../monitor/event-file.js';
 import type { DashboardDependencies } from './dashboard.js';
 import { type CommandIO, parseFlags, UsageError, writeAtomic } from './io.js';
 

@@ -2,12 +2,18 @@
  * Events from a JSON-lines file, so that another process can feed a dashboard: one event object per line
  * (`{"type":"call","source":"payments","at":…,"kind":"retry","outcome":"success","durationMs":12}`).
  * The file is read from the start and then followed as it grows, like `tail -f`. A line that is not an
- * event is reported with its file and line number and skipped; the rest keep flowing.
+ * event is reported with its file and line number and skipped; the rest keep flowing. The same format is
+ * what `recordEvents` / `bulwark lab --events` write and `readEventsFile` / `bulwark analyze` read.
  */
+import { createReadStream, createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import type { Clock, Timer } from '../core/clock.js';
-import type { BulwarkEvent } from '../core/events.js';
+import { BulwarkError } from '../core/errors.js';
+import type { BulwarkEvent, BulwarkEventType, EventSink } from '../core/events.js';
+import { cannotRead } from '../policy/file-problems.js';
 import { intOption } from '../policy/options.js';
+import type { AnalysedEvent } from './patterns.js';
 
 /** A line of an event file that is not an event. */
 export interface EventFileProblem {
@@ -210,5 +216,99 @@ export async function followEventFile(file: string, options: FollowEventFileOpti
       await reading;
       await handle.close();
     },
+  };
+}
+
+/** A JSON-lines events file with bad lines; one message per problem (`file:line: message`). */
+export class EventsFileError extends BulwarkError {
+  override readonly name = 'EventsFileError';
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super('EVENTS_FILE', problems.join('\n'), { retryable: false });
+    this.problems = problems;
+  }
+}
+
+function plainError(value: unknown): unknown {
+  if (!(value instanceof Error)) return value;
+  const code = (value as { code?: unknown }).code;
+  return { name: value.name, ...(typeof code === 'string' ? { code } : {}), message: value.message };
+}
+
+/** One event as a JSON line (errors flattened to `{ name, code, message }`). */
+export function eventToJsonLine(event: BulwarkEvent): string {
+  return JSON.stringify(event, (_key, value: unknown) => plainError(value));
+}
+
+const MAX_PROBLEMS = 20;
+
+/**
+ * Reads a JSON-lines events file. Blank lines are skipped; every other line must be an object with a
+ * string `type`, a string `source` and a numeric `at`.
+ * @throws {@link EventsFileError} listing the bad lines (at most 20, then a count).
+ */
+export async function readEventsFile(path: string): Promise<AnalysedEvent[]> {
+  const events: AnalysedEvent[] = [];
+  const problems: string[] = [];
+  let extra = 0;
+  const problem = (text: string) => {
+    if (problems.length < MAX_PROBLEMS) problems.push(text);
+    else extra++;
+  };
+  let lineNo = 0;
+  let stream: ReturnType<typeof createReadStream>;
+  try {
+    stream = createReadStream(path, { encoding: 'utf8' });
+    await new Promise<void>((resolve, reject) => {
+      stream.once('open', () => resolve());
+      stream.once('error', reject);
+    });
+  } catch (error) {
+    throw new EventsFileError([cannotRead(path, error)]);
+  }
+  const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+  try {
+    for await (const line of lines) {
+      lineNo++;
+      if (line.trim() === '') continue;
+      const event = parseEventLine(line);
+      if (typeof event === 'string') problem(`${path}:${lineNo}: ${event}`);
+      else events.push(event as unknown as AnalysedEvent);
+    }
+  } catch (error) {
+    throw new EventsFileError([`cannot read ${path}: ${(error as Error).message}`]);
+  }
+  if (extra > 0) problems.push(`… and ${extra} more bad lines`);
+  if (problems.length > 0) throw new EventsFileError(problems);
+  return events;
+}
+
+/**
+ * Appends every event of `events` (or only the given types) to `path` as JSON lines, for
+ * `bulwark analyze`. `close()` unsubscribes and flushes the file.
+ * @example
+ * const recording = recordEvents(runtime.events, 'events.jsonl');
+ * // … run …
+ * await recording.close();
+ */
+export function recordEvents(
+  events: EventSink,
+  path: string,
+  types?: readonly BulwarkEventType[],
+): { close(): Promise<void> } {
+  const out = createWriteStream(path, { flags: 'a' });
+  let failure: unknown;
+  out.on('error', (error) => {
+    failure = error;
+  });
+  const unsubscribe = events.subscribe((event) => {
+    out.write(`${eventToJsonLine(event)}\n`);
+  }, types);
+  return {
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        unsubscribe();
+        out.end(() => (failure === undefined ? resolve() : reject(failure)));
+      }),
   };
 }

@@ -5,8 +5,16 @@
 
 export * from './alerts/index.js';
 export { type DashboardServer, type DashboardServerOptions, startDashboard } from './dashboard/server.js';
-export { type EventFileProblem, type FollowedFile, followEventFile, parseEventLine } from './event-file.js';
-export { EventsFileError, eventToJsonLine, readEventsFile, recordEvents } from './events-file.js';
+export {
+  type EventFileProblem,
+  EventsFileError,
+  eventToJsonLine,
+  type FollowedFile,
+  followEventFile,
+  parseEventLine,
+  readEventsFile,
+  recordEvents,
+} from './event-file.js';
 export * from './health/index.js';
 export {
   type HistoryPoint,

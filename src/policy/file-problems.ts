@@ -158,23 +158,28 @@ export function parseSource(text: string, file: string): SourceDocument | { prob
   return { data: doc.toJS() as unknown, locate: new Locator(doc.contents as Node | null, lines) };
 }
 
+/** Why `path` could not be read, as one line: `cannot read FILE: no such file` (or the system's reason). */
+export function cannotRead(path: string, error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  const reason =
+    code === 'ENOENT'
+      ? 'no such file'
+      : code === 'EISDIR'
+        ? 'is a directory'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : error instanceof Error
+            ? error.message
+            : String(error);
+  return `cannot read ${path}: ${reason}`;
+}
+
 /** Reads a text file; a failure is one line, `cannot read FILE: reason`, thrown as {@link UnreadableFile}. */
 export async function readSource(path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (error) {
-    const code = (error as { code?: unknown } | null)?.code;
-    const reason =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EISDIR'
-          ? 'is a directory'
-          : code === 'EACCES'
-            ? 'permission denied'
-            : error instanceof Error
-              ? error.message
-              : String(error);
-    throw new UnreadableFile(`cannot read ${path}: ${reason}`);
+    throw new UnreadableFile(cannotRead(path, error));
   }
 }
 
