@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { capture } from '../../test/support.js';
 import { faults, inject } from '../chaos/faults.js';
 import { schedule } from '../chaos/schedule.js';
 import type { BulwarkEvent } from '../core/events.js';
@@ -13,16 +14,6 @@ import { main } from './main.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-analyze-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) },
-    out: () => out.join(''),
-    err: () => err.join(''),
-  };
-}
 
 /** A seeded chaos run recorded as JSON lines: `orders` and `billing` both fail while `db` is down (10–15 min). */
 async function recordRun(): Promise<string> {

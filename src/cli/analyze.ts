@@ -2,7 +2,6 @@
  * `bulwark analyze FILE`: failure-pattern analysis of a JSON-lines events file, printed as a terminal
  * report, Markdown or JSON. Exit code 0 (patterns found or not), 2 on bad input.
  */
-import { parseArgs } from 'node:util';
 import { EventsFileError, readEventsFile } from '../monitor/event-file.js';
 import {
   analysePatterns,
@@ -10,7 +9,7 @@ import {
   renderPatternsMarkdown,
   renderPatternsTerminal,
 } from '../monitor/patterns.js';
-import { type CommandIO, UsageError } from './io.js';
+import { type CommandIO, parseFlags, UsageError } from './io.js';
 
 const HELP = `Usage: bulwark analyze FILE [--format terminal|markdown|json] [--bin DURATION] [--min-burst N]
                        [--retry-threshold R] [--top N]
@@ -44,28 +43,16 @@ function positiveInt(flag: string, text: string | undefined): number | undefined
 
 /** `bulwark analyze …`; returns the exit code. Throws {@link UsageError} on bad input. */
 export async function analyzeCommand(argv: readonly string[], io: CommandIO): Promise<number> {
-  let values: { [key: string]: string | boolean | undefined };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: [...argv],
-      options: {
-        format: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        markdown: { type: 'boolean', default: false },
-        bin: { type: 'string' },
-        'min-burst': { type: 'string' },
-        'retry-threshold': { type: 'string' },
-        top: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      allowPositionals: true,
-      strict: true,
-    }));
-  } catch (error) {
-    const message = (error instanceof Error ? error.message : String(error)).replace(/\. To specify.*$/s, '');
-    throw new UsageError(`analyze: ${message}`);
-  }
+  const { values, positionals } = parseFlags('analyze', argv, {
+    format: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    markdown: { type: 'boolean', default: false },
+    bin: { type: 'string' },
+    'min-burst': { type: 'string' },
+    'retry-threshold': { type: 'string' },
+    top: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   if (values.help) {
     io.out(HELP);
     return 0;

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { capture } from '../../test/support.js';
 import { SystemClock } from '../core/clock.js';
 import { virtualRuntime } from '../core/runtime.js';
 import type { Notification, Receiver } from '../monitor/alerts/notification.js';
@@ -11,16 +12,6 @@ import { main } from './main.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-silence-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) },
-    out: () => out.join(''),
-    err: () => err.join(''),
-  };
-}
 
 describe('bulwark silence', () => {
   it('adds, lists and expires silences that a running notifier honours', async () => {

@@ -4,14 +4,13 @@
  * Exit code 0 on success, 1 when `expire` finds no such active silence, 2 on bad input.
  */
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { formatMs } from '../core/duration.js';
 import { createRuntime } from '../core/runtime.js';
 import { Matchers } from '../monitor/alerts/labels.js';
 import { Silences } from '../monitor/alerts/silences.js';
 import { AlertStore } from '../monitor/alerts/store.js';
 import { parseSource, readSource, UnreadableFile } from '../policy/file-problems.js';
-import { type CommandIO, UsageError } from './io.js';
+import { type CommandIO, parseFlags, UsageError } from './io.js';
 
 const HELP = `Usage: bulwark silence add MATCHER… --duration D [--comment TEXT] [--author NAME] (--store FILE | --config FILE)
        bulwark silence expire ID (--store FILE | --config FILE)
@@ -61,27 +60,15 @@ async function storePath(values: Record<string, unknown>): Promise<string> {
 
 /** `bulwark silence …`; returns the exit code. Throws {@link UsageError} on bad input. */
 export async function silenceCommand(argv: readonly string[], io: CommandIO): Promise<number> {
-  let values: { [key: string]: string | boolean | undefined };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: [...argv],
-      options: {
-        store: { type: 'string' },
-        config: { type: 'string' },
-        duration: { type: 'string' },
-        comment: { type: 'string' },
-        author: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      allowPositionals: true,
-      strict: true,
-    }));
-  } catch (error) {
-    const message = (error instanceof Error ? error.message : String(error)).replace(/\. To specify.*$/s, '');
-    throw new UsageError(`silence: ${message}`);
-  }
+  const { values, positionals } = parseFlags('silence', argv, {
+    store: { type: 'string' },
+    config: { type: 'string' },
+    duration: { type: 'string' },
+    comment: { type: 'string' },
+    author: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   const [action, ...rest] = positionals;
   if (values.help || action === undefined) {
     io.out(HELP);
