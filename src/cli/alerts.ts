@@ -2,9 +2,8 @@
  * `bulwark alerts check FILE`: validates an alert config file (secrets from the environment) and prints
  * what it defines, or every problem as `file:line:column: path: message`. Exit 0 when valid, 2 otherwise.
  */
-import { parseArgs } from 'node:util';
 import { AlertConfigError, loadAlertConfig } from '../monitor/alerts/config.js';
-import { type CommandIO, UsageError } from './io.js';
+import { type CommandIO, parseFlags, UsageError } from './io.js';
 
 const HELP = `Usage: bulwark alerts check FILE
 
@@ -21,19 +20,9 @@ export async function alertsCommand(
   io: CommandIO,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<number> {
-  let values: { [key: string]: string | boolean | undefined };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: [...argv],
-      options: { help: { type: 'boolean', short: 'h', default: false } },
-      allowPositionals: true,
-      strict: true,
-    }));
-  } catch (error) {
-    const message = (error instanceof Error ? error.message : String(error)).replace(/\. To specify.*$/s, '');
-    throw new UsageError(`alerts: ${message}`);
-  }
+  const { values, positionals } = parseFlags('alerts', argv, {
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   const [action, ...rest] = positionals;
   if (values.help || action === undefined) {
     io.out(HELP);

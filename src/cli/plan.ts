@@ -5,7 +5,6 @@
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { formatMs } from '../core/duration.js';
 import { isBulwarkError } from '../core/errors.js';
 import type { Seed } from '../core/random.js';
@@ -16,7 +15,7 @@ import { PlanError } from '../engine/errors.js';
 import { MemoryJournal, SqliteJournal } from '../engine/journal.js';
 import { loadPlanFile, type Plan } from '../engine/plan.js';
 import type { RunRecord, StepRecord } from '../engine/record.js';
-import { type CommandIO, UsageError } from './io.js';
+import { type CommandIO, type Flags, parseFlags, UsageError } from './io.js';
 
 /** What the command runs on; tests replace parts of it. */
 export interface PlanDependencies {
@@ -59,30 +58,18 @@ Ctrl-C cancels a run: running steps abort and completed ones are rolled back.
 Exit code: 0 succeeded (or identical repeats), 1 failed, cancelled or diverged, 2 bad input.
 `;
 
-type Values = { [key: string]: string | boolean | undefined };
-
-function parse(argv: readonly string[]): { values: Values; positionals: string[] } {
-  try {
-    return parseArgs({
-      args: [...argv],
-      options: {
-        journal: { type: 'string' },
-        root: { type: 'string' },
-        'dry-run': { type: 'boolean', default: false },
-        repeat: { type: 'string' },
-        seed: { type: 'string' },
-        'sim-apps': { type: 'boolean', default: false },
-        force: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      allowPositionals: true,
-      strict: true,
-    }) as { values: Values; positionals: string[] };
-  } catch (error) {
-    const message = (error instanceof Error ? error.message : String(error)).replace(/\. To specify.*$/s, '');
-    throw new UsageError(`plan: ${message}`);
-  }
+function parse(argv: readonly string[]) {
+  return parseFlags('plan', argv, {
+    journal: { type: 'string' },
+    root: { type: 'string' },
+    'dry-run': { type: 'boolean', default: false },
+    repeat: { type: 'string' },
+    seed: { type: 'string' },
+    'sim-apps': { type: 'boolean', default: false },
+    force: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
 }
 
 function parseSeed(text: string): Seed {
@@ -97,7 +84,7 @@ function one(positionals: string[], what: string, sub: string): string {
   return positionals[0] as string;
 }
 
-function onlyFor(values: Values, sub: string, allowed: readonly string[]): void {
+function onlyFor(values: Flags, sub: string, allowed: readonly string[]): void {
   for (const flag of ['journal', 'root', 'dry-run', 'repeat', 'seed', 'sim-apps', 'force']) {
     const value = values[flag];
     if (value !== undefined && value !== false && !allowed.includes(flag)) {
@@ -116,7 +103,7 @@ async function load(file: string, sub: string): Promise<Plan> {
   }
 }
 
-function openJournal(values: Values): SqliteJournal {
+function openJournal(values: Flags): SqliteJournal {
   const path = (values.journal as string | undefined) ?? DEFAULT_JOURNAL;
   if (path === '') throw new UsageError('plan: --journal must name a file');
   try {
@@ -128,7 +115,7 @@ function openJournal(values: Values): SqliteJournal {
   }
 }
 
-function makeEngine(values: Values, journal: SqliteJournal, io: CommandIO, seed: Seed | undefined): Engine {
+function makeEngine(values: Flags, journal: SqliteJournal, io: CommandIO, seed: Seed | undefined): Engine {
   const root = resolve((values.root as string | undefined) ?? '.');
   try {
     mkdirSync(root, { recursive: true });
@@ -253,7 +240,7 @@ function consistencyJson(report: ConsistencyReport): unknown {
 // ---------------------------------------------------------------------------------------------
 // subcommands
 
-async function validate(positionals: string[], values: Values, io: CommandIO): Promise<number> {
+async function validate(positionals: string[], values: Flags, io: CommandIO): Promise<number> {
   onlyFor(values, 'validate', ['sim-apps']);
   const file = one(positionals, 'FILE', 'validate');
   let plan: Plan;
@@ -307,7 +294,7 @@ async function withInterrupt<T>(
   }
 }
 
-function report(result: RunResult, values: Values, io: CommandIO, seed: Seed | undefined): number {
+function report(result: RunResult, values: Flags, io: CommandIO, seed: Seed | undefined): number {
   if (values.json === true) io.out(`${JSON.stringify(result.record, null, 2)}\n`);
   else {
     io.out(renderRun(result.record));
@@ -318,7 +305,7 @@ function report(result: RunResult, values: Values, io: CommandIO, seed: Seed | u
 
 async function run(
   positionals: string[],
-  values: Values,
+  values: Flags,
   io: CommandIO,
   deps: PlanDependencies,
 ): Promise<number> {
@@ -378,7 +365,7 @@ async function run(
 
 async function resume(
   positionals: string[],
-  values: Values,
+  values: Flags,
   io: CommandIO,
   deps: PlanDependencies,
 ): Promise<number> {
@@ -405,7 +392,7 @@ async function resume(
   }
 }
 
-function show(positionals: string[], values: Values, io: CommandIO): number {
+function show(positionals: string[], values: Flags, io: CommandIO): number {
   onlyFor(values, 'show', ['journal']);
   const runId = one(positionals, 'RUN_ID', 'show');
   const journal = openJournal(values);
@@ -426,7 +413,7 @@ function show(positionals: string[], values: Values, io: CommandIO): number {
   }
 }
 
-function list(positionals: string[], values: Values, io: CommandIO): number {
+function list(positionals: string[], values: Flags, io: CommandIO): number {
   onlyFor(values, 'list', ['journal']);
   if (positionals.length > 0) throw new UsageError(`plan list: unexpected argument "${positionals[0]}"`);
   const journal = openJournal(values);
