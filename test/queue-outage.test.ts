@@ -96,8 +96,9 @@ redis.describe('FailoverQueue across a Redis outage (real redis-server, SQLite f
       name: 'jobs',
       connection: `redis://127.0.0.1:${port}`,
       runtime,
-      watchdogInterval: 200,
-      addTimeout: 500,
+      // Generous against a loaded CI machine: a slow answer must not count as an outage here.
+      watchdogInterval: 500,
+      addTimeout: 2000,
       lease: 2000,
     });
     const fallback = new SqliteQueue<{ i: number }>({

@@ -35,7 +35,7 @@ export interface LocalQueueSettings {
   batch: BatchMode;
 }
 
-let workerCounter = 0;
+let instanceCounter = 0;
 
 /** The base of the memory and SQLite queues. */
 export class LocalQueue<T = JsonValue> implements Queue<T> {
@@ -64,7 +64,7 @@ export class LocalQueue<T = JsonValue> implements Queue<T> {
     this.backend = settings.backend;
     this.runtime = options.runtime;
     this.random = options.runtime.random.fork(`queue:${options.name}`);
-    this.instance = `${process.pid}.${(++workerCounter).toString(36)}`;
+    this.instance = `${process.pid}.${(++instanceCounter).toString(36)}`;
   }
 
   async add(payload: T, options?: AddOptions): Promise<Job<T>> {
