@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { service } from '../../test/services.js';
+import { capture } from '../../test/support.js';
 import { createRuntime } from '../core/runtime.js';
 import { BullmqQueue } from '../queue/bullmq.js';
 import { SqliteQueue } from '../queue/sqlite.js';
@@ -10,16 +11,6 @@ import { main } from './main.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-cli-queue-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) },
-    out: () => out.join(''),
-    err: () => err.join(''),
-  };
-}
 
 async function run(...argv: string[]) {
   const c = capture();

@@ -4,12 +4,11 @@
  * A missing file or an unreachable Redis is one line and exit code 2.
  */
 import { existsSync, statSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { isBulwarkError } from '../core/errors.js';
 import { BullmqQueue } from '../queue/bullmq.js';
 import { SqliteQueue } from '../queue/sqlite.js';
 import type { DeadJob, Queue } from '../queue/types.js';
-import { type CommandIO, UsageError } from './io.js';
+import { type CommandIO, parseFlags, UsageError } from './io.js';
 
 const HELP = `Usage: bulwark queue <stats|dlq|redrive> (--db FILE | --redis URL) [--queue NAME] [options]
 
@@ -112,27 +111,16 @@ function deadRows(jobs: readonly DeadJob[]): string[][] {
 
 /** `bulwark queue …`; returns the exit code. Throws {@link UsageError} on bad input. */
 export async function queueCommand(argv: readonly string[], io: CommandIO): Promise<number> {
-  let values: Record<string, unknown>;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: [...argv],
-      options: {
-        db: { type: 'string' },
-        redis: { type: 'string' },
-        prefix: { type: 'string' },
-        queue: { type: 'string' },
-        limit: { type: 'string' },
-        id: { type: 'string', multiple: true },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      allowPositionals: true,
-      strict: true,
-    }));
-  } catch (error) {
-    throw new UsageError(`queue: ${describe(error).replace(/\. To specify.*$/s, '')}`);
-  }
+  const { values, positionals } = parseFlags('queue', argv, {
+    db: { type: 'string' },
+    redis: { type: 'string' },
+    prefix: { type: 'string' },
+    queue: { type: 'string' },
+    limit: { type: 'string' },
+    id: { type: 'string', multiple: true },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   if (values.help === true) {
     io.out(HELP);
     return 0;
