@@ -64,6 +64,23 @@ export class BulwarkError extends Error {
 }
 
 /**
+ * An input file — a scenario, plan, experiment or config — that cannot be read, parsed or validated.
+ * The file loaders each throw their own subclass (`ScenarioFileError`, `PlanError`, …) with its code.
+ */
+export class FileProblemsError extends BulwarkError {
+  override readonly name: string = 'FileProblemsError';
+  /** One line per problem: `file:line:column: path: message` (or `cannot read FILE: reason`). */
+  readonly problems: readonly string[];
+  /** True when the file could not be read at all (missing, a directory, no permission). */
+  readonly unreadable: boolean;
+  constructor(code: BulwarkErrorCode, problems: readonly string[], unreadable = false) {
+    super(code, problems.join('\n'), { retryable: false });
+    this.problems = problems;
+    this.unreadable = unreadable;
+  }
+}
+
+/**
  * True when `e` is an error thrown by Bulwark (from any copy of the package), optionally with the given code.
  * @example
  * if (isBulwarkError(e, 'CIRCUIT_OPEN')) return cachedValue;

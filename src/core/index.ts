@@ -6,6 +6,7 @@ export {
   BulwarkError,
   type BulwarkErrorCode,
   CancelledError,
+  FileProblemsError,
   HedgeError,
   IsolatedCircuitError,
   isBulwarkError,

@@ -2,19 +2,13 @@
  * The errors the engine throws. A step's own failures (unknown tool, bad parameters, an unresolved
  * reference, a path outside the root) are not retryable: no retry can fix them.
  */
-import { BulwarkError } from '../core/errors.js';
+import { BulwarkError, FileProblemsError } from '../core/errors.js';
 
 /** A plan that cannot be read, parsed or validated; `problems` holds one message per problem. */
-export class PlanError extends BulwarkError {
+export class PlanError extends FileProblemsError {
   override readonly name = 'PlanError';
-  /** One line per problem: `file:line:column: path: message` (`plan: path: message` for plans built in code). */
-  readonly problems: readonly string[];
-  /** True when the file could not be read at all (missing, a directory, no permission). */
-  readonly unreadable: boolean;
   constructor(problems: readonly string[], unreadable = false) {
-    super('PLAN_INVALID', problems.join('\n'), { retryable: false });
-    this.problems = problems;
-    this.unreadable = unreadable;
+    super('PLAN_INVALID', problems, unreadable);
   }
 }
 

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { faults, inject } from '../chaos/faults.js';
 import { type Schedule, schedule } from '../chaos/schedule.js';
-import { BulwarkError } from '../core/errors.js';
+import { FileProblemsError } from '../core/errors.js';
 import type { Runtime } from '../core/runtime.js';
 import { virtualRuntime } from '../core/runtime.js';
 import {
@@ -38,16 +38,10 @@ import { runTasks } from './runner.js';
 import { type Check, defineScenario, type Scenario } from './scenario.js';
 
 /** A scenario file that cannot be read, parsed or validated; `problems` holds one message per problem. */
-export class ScenarioFileError extends BulwarkError {
+export class ScenarioFileError extends FileProblemsError {
   override readonly name = 'ScenarioFileError';
-  /** One line per problem: `file:line:column: path: message` (or `cannot read FILE: reason`). */
-  readonly problems: readonly string[];
-  /** True when the file could not be read at all (missing, a directory, no permission). */
-  readonly unreadable: boolean;
   constructor(problems: readonly string[], unreadable = false) {
-    super('SCENARIO_FILE', problems.join('\n'), { retryable: false });
-    this.problems = problems;
-    this.unreadable = unreadable;
+    super('SCENARIO_FILE', problems, unreadable);
   }
 }
 

@@ -9,7 +9,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Clock, Timer } from '../core/clock.js';
-import { BulwarkError } from '../core/errors.js';
+import { FileProblemsError } from '../core/errors.js';
 import type { BulwarkEvent, BulwarkEventType, EventSink } from '../core/events.js';
 import { cannotRead } from '../policy/file-problems.js';
 import { intOption } from '../policy/options.js';
@@ -220,12 +220,10 @@ export async function followEventFile(file: string, options: FollowEventFileOpti
 }
 
 /** A JSON-lines events file with bad lines; one message per problem (`file:line: message`). */
-export class EventsFileError extends BulwarkError {
+export class EventsFileError extends FileProblemsError {
   override readonly name = 'EventsFileError';
-  readonly problems: readonly string[];
   constructor(problems: readonly string[]) {
-    super('EVENTS_FILE', problems.join('\n'), { retryable: false });
-    this.problems = problems;
+    super('EVENTS_FILE', problems);
   }
 }
 

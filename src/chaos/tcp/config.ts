@@ -4,7 +4,7 @@
  * before anything starts; every problem is reported once, as `file:line:column: path: message`.
  */
 import { z } from 'zod';
-import { BulwarkError } from '../../core/errors.js';
+import { FileProblemsError } from '../../core/errors.js';
 import {
   byPosition,
   formatPath,
@@ -26,12 +26,10 @@ import {
 } from './toxics.js';
 
 /** A config file that cannot be read, parsed or validated; `problems` holds one line per problem. */
-export class ProxyConfigError extends BulwarkError {
+export class ProxyConfigError extends FileProblemsError {
   override readonly name = 'ProxyConfigError';
-  readonly problems: readonly string[];
   constructor(problems: readonly string[]) {
-    super('PROXY_CONFIG', problems.join('\n'), { retryable: false });
-    this.problems = problems;
+    super('PROXY_CONFIG', problems);
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { BulwarkError } from '../../core/errors.js';
+import { FileProblemsError } from '../../core/errors.js';
 import {
   byPosition,
   formatPath,
@@ -21,15 +21,10 @@ import { describeValue, duration, int, probability, strict } from '../../policy/
 import type { Action, Activity, Experiment, Probe, Provider, Tolerance } from './types.js';
 
 /** An experiment file that cannot be read, parsed or validated; `problems` holds one message per problem. */
-export class ExperimentFileError extends BulwarkError {
+export class ExperimentFileError extends FileProblemsError {
   override readonly name = 'ExperimentFileError';
-  readonly problems: readonly string[];
-  /** True when the file could not be read at all. */
-  readonly unreadable: boolean;
   constructor(problems: readonly string[], unreadable = false) {
-    super('EXPERIMENT_FILE', problems.join('\n'), { retryable: false });
-    this.problems = problems;
-    this.unreadable = unreadable;
+    super('EXPERIMENT_FILE', problems, unreadable);
   }
 }
 

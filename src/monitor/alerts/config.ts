@@ -6,7 +6,7 @@
  * (`urlEnv`, `passwordEnv`, …) so they need not be in the file.
  */
 import { z } from 'zod';
-import { BulwarkError } from '../../core/errors.js';
+import { FileProblemsError } from '../../core/errors.js';
 import type { BulwarkEventType } from '../../core/events.js';
 import { type Backoff, backoff as backoffs } from '../../policy/backoff.js';
 import {
@@ -28,12 +28,10 @@ import { webhookReceiver } from './receivers/webhook.js';
 import { type AlertRule, compileRule } from './rules.js';
 
 /** An alert config file that cannot be read, parsed or validated; one message per problem. */
-export class AlertConfigError extends BulwarkError {
+export class AlertConfigError extends FileProblemsError {
   override readonly name = 'AlertConfigError';
-  readonly problems: readonly string[];
   constructor(problems: readonly string[]) {
-    super('ALERT_CONFIG', problems.join('\n'), { retryable: false });
-    this.problems = problems;
+    super('ALERT_CONFIG', problems);
   }
 }
 
