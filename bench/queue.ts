@@ -6,16 +6,17 @@
  * by the wall time of enqueue + process, the best of R interleaved rounds (default 2); every job is counted
  * by the handler, so `lost` and `duplicates` (summed over all rounds) are measured, not assumed. Targets (issue 4): SQLite >= 3x raw BullMQ, the adapter within 10% of raw
  * BullMQ, lost = duplicates = 0. Wall time is read through Bulwark's SystemClock. The last line is JSON.
+ * Bulwark runs from the built package (what users run; the script builds it first), not through tsx's loader.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { Queue as RawQueue, Worker as RawWorker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { SystemClock } from '../src/core/clock.js';
-import { createRuntime } from '../src/core/runtime.js';
-import { BullmqQueue } from '../src/queue/bullmq.js';
-import { SqliteQueue } from '../src/queue/sqlite.js';
+import { SystemClock } from '../dist/core/clock.js';
+import { createRuntime } from '../dist/core/runtime.js';
+import { BullmqQueue } from '../dist/queue/bullmq.js';
+import { SqliteQueue } from '../dist/queue/sqlite.js';
 
 const json = process.argv.includes('--json');
 const flag = (name: string): string | undefined => {
