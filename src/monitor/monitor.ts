@@ -114,7 +114,13 @@ export class Monitor {
     if (typeof events?.subscribe !== 'function') {
       throw invalid('Monitor.attach', 'source', source, 'a Runtime or an EventSink');
     }
-    const unsubscribe = events.subscribe((event) => this.ingest(event));
+    // An event of a runtime on the system clock is stamped with the time it is emitted, which is when it
+    // arrives here (listeners run synchronously): the monitor, on the system clock too, need not read it.
+    const sameTime =
+      'events' in source && source.clock instanceof SystemClock && this.clock instanceof SystemClock;
+    const unsubscribe = events.subscribe(
+      sameTime ? (event) => this.record(event, event.at) : (event) => this.record(event, undefined),
+    );
     const detach = () => {
       unsubscribe();
       this.detachers.delete(detach);
@@ -125,10 +131,14 @@ export class Monitor {
 
   /** Records one event, from any source (an attached runtime, a file, another process). */
   ingest(event: BulwarkEvent): void {
+    this.record(event, undefined);
+  }
+
+  private record(event: BulwarkEvent, arrivedAt: number | undefined): void {
     if (this.closed) return;
     this.metrics.observe(event);
     this.openTelemetry?.observe(event);
-    this.live.ingest(event);
+    this.live.ingest(event, arrivedAt);
   }
 
   /**
