@@ -5,6 +5,8 @@
  *
  * Time here is the monitor's own clock at arrival, not the event's `at`: a lab run on a virtual clock
  * stamps its events with virtual time, yet it is watched live, in real time.
+ * (An event of a runtime on the same real-time clock arrives when it is stamped: its `at` is the arrival
+ * time, and the monitor passes it in to save a clock read — see {@link LiveAggregator.ingest}.)
  *
  * Memory is bounded: rings of fixed length, histograms with bounded buckets, at most `maxNames` tracked
  * names per section and `MAX_ERROR_KINDS` error kinds per policy.

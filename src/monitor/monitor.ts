@@ -17,7 +17,9 @@ import { OpenTelemetryMetrics, type OpenTelemetryMetricsOptions } from './otel.j
 export interface MonitorOptions {
   /**
    * The monitor's own time: its live windows and the minutes of its history. Events are placed by when
-   * they arrive, not by their `at`, so runtimes on virtual clocks (the lab) are watched in real time.
+   * they arrive, not by their `at`, so runtimes on virtual clocks (the lab) are watched in real time
+   * (when both this clock and an attached runtime's are `SystemClock`s, an event's `at` is its arrival
+   * time, and is used as such when plausible: it saves a clock read per event).
    * This does not attach anything: use {@link Monitor.attach}.
    * @defaultValue a `SystemClock`
    */
