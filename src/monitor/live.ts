@@ -5,6 +5,8 @@
  *
  * Time here is the monitor's own clock at arrival, not the event's `at`: a lab run on a virtual clock
  * stamps its events with virtual time, yet it is watched live, in real time.
+ * (An event of a runtime on the same real-time clock arrives when it is stamped: its `at` is the arrival
+ * time, and the monitor passes it in to save a clock read — see {@link LiveAggregator.ingest}.)
  *
  * Memory is bounded: rings of fixed length, histograms with bounded buckets, at most `maxNames` tracked
  * names per section and `MAX_ERROR_KINDS` error kinds per policy.
@@ -346,6 +348,8 @@ export class LiveAggregator {
   /** Bumped whenever the rollups are handed over, which invalidates the rollups cached on policies. */
   private epoch = 0;
   private minute: number;
+  /** The latest time an event was placed at (or the clock read): event times before it are not trusted. */
+  private latest: number;
 
   constructor(options: LiveAggregatorOptions) {
     this.clock = options.clock;
@@ -353,11 +357,27 @@ export class LiveAggregator {
     this.onMinute = options.onMinute;
     this.startedAt = this.clock.now();
     this.minute = Math.floor(this.startedAt / 60_000);
+    this.latest = this.startedAt;
   }
 
-  /** Records one event at the monitor clock's current time. */
-  ingest(event: BulwarkEvent): void {
-    const now = this.clock.now();
+  /**
+   * Records one event at the monitor clock's current time. A caller that knows that time already (an
+   * event just emitted on the same real-time clock carries it in its `at`) passes it as `arrivedAt`,
+   * which saves a clock read per event; it is used only when it is plausible — in the current minute and
+   * not before the latest time seen — and the clock is read otherwise.
+   */
+  ingest(event: BulwarkEvent, arrivedAt?: number): void {
+    let now: number;
+    if (
+      arrivedAt !== undefined &&
+      arrivedAt >= this.latest &&
+      Math.floor(arrivedAt / 60_000) === this.minute
+    ) {
+      now = arrivedAt;
+    } else {
+      now = this.clock.now();
+    }
+    if (now > this.latest) this.latest = now;
     const second = Math.floor(now / 1000);
     if (Math.floor(now / 60_000) !== this.minute) this.rollOver(now);
     this.events++;
@@ -578,6 +598,7 @@ export class LiveAggregator {
   /** Closes the minute if the clock moved past it (the server calls this every second). */
   tick(): void {
     const now = this.clock.now();
+    if (now > this.latest) this.latest = now;
     if (Math.floor(now / 60_000) !== this.minute) this.rollOver(now);
   }
 

@@ -1,7 +1,7 @@
 import { createNoopMeter } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
-import { VirtualClock } from '../core/clock.js';
-import { virtualRuntime } from '../core/runtime.js';
+import { SystemClock, VirtualClock } from '../core/clock.js';
+import { createRuntime, virtualRuntime } from '../core/runtime.js';
 import { circuitBreaker } from '../policy/circuit-breaker.js';
 import { retry } from '../policy/retry.js';
 import { createMonitor } from './monitor.js';
@@ -24,6 +24,61 @@ describe('Monitor', () => {
     detach();
     await rt.clock.run(() => policy.execute(async () => 1));
     expect(monitor.snapshot().policies[0]?.total).toBe(1);
+    await monitor.close();
+  });
+
+  it('places events of a system-clock runtime at their own `at`, and reads its clock for implausible ones', async () => {
+    class CountingClock extends SystemClock {
+      reads = 0;
+      override now(): number {
+        this.reads++;
+        return super.now();
+      }
+    }
+    const clock = new CountingClock();
+    const monitor = createMonitor({ clock });
+    const rt = createRuntime();
+    monitor.attach(rt);
+    const before = clock.reads;
+    for (let i = 0; i < 1000; i++) {
+      rt.events.emit({
+        type: 'call',
+        source: 'db',
+        at: rt.clock.now(),
+        kind: 'timeout',
+        outcome: 'success',
+        durationMs: 1,
+      });
+    }
+    // The monitor read its clock only if a minute ended during the loop.
+    expect(clock.reads - before).toBeLessThanOrEqual(2);
+    // Times from elsewhere (a virtual clock's 0, a time minutes ahead) are not trusted: placed at arrival.
+    const error = new Error('down');
+    rt.events.emit({
+      type: 'call',
+      source: 'db',
+      at: 0,
+      kind: 'timeout',
+      outcome: 'failure',
+      durationMs: 1,
+      error,
+    });
+    const ahead = rt.clock.now() + 600_000;
+    rt.events.emit({
+      type: 'call',
+      source: 'db',
+      at: ahead,
+      kind: 'timeout',
+      outcome: 'failure',
+      durationMs: 1,
+      error,
+    });
+    expect(clock.reads - before).toBeGreaterThanOrEqual(2);
+    const db = monitor.snapshot().policies.find((p) => p.name === 'db');
+    const sum = (xs: number[] | undefined) => (xs ?? []).reduce((a, b) => a + b, 0);
+    expect(db?.total).toBe(1002);
+    expect(sum(db?.spark.calls)).toBe(1002);
+    expect(sum(db?.spark.failures)).toBe(2);
     await monitor.close();
   });
 

@@ -6,7 +6,7 @@ import type { BulwarkEvent } from '../core/events.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { type Bulkhead, bulkhead } from './bulkhead.js';
 import { Call, Scope } from './context.js';
-import type { Interceptor } from './policy.js';
+import { type Interceptor, READ_EACH_TIME } from './policy.js';
 
 /** Starts a call that runs until `finish` is called, and records when it starts. */
 function hold(bh: { execute: Bulkhead['execute'] }, started: string[], label: string, signal?: AbortSignal) {
@@ -163,7 +163,7 @@ describe('bulkhead', () => {
     const reason = new CancelledError('gone');
     scope.abort(reason);
     const interceptor = (bh.stage as { interceptor: Interceptor }).interceptor;
-    expect(() => interceptor.enter(new Call(scope, 1))).toThrow(reason);
+    expect(() => interceptor.enter(new Call(scope, 1), READ_EACH_TIME)).toThrow(reason);
     expect(bh.queued).toBe(0);
     a.finish();
     await a.result;

@@ -14,7 +14,14 @@ import type { CallOutcome, EventSink } from '../core/events.js';
 import { emitCall } from './call-event.js';
 import { type Call, Scope } from './context.js';
 import { commonOptions, intOption, knownKeys } from './options.js';
-import type { Interceptor, Policy, PolicyOptions, Stage } from './policy.js';
+import {
+  type Interceptor,
+  type Policy,
+  type PolicyOptions,
+  READ_EACH_TIME,
+  type SharedTime,
+  type Stage,
+} from './policy.js';
 import { BasePolicy } from './runner.js';
 import { WaitQueue } from './wait-queue.js';
 
@@ -75,20 +82,20 @@ class Permits {
   }
 
   /** Takes `weight` permits: synchronously when free, else a promise of its turn. Throws to reject. */
-  admit(weight: number, scope: Scope): Token | Promise<Token> {
+  admit(weight: number, scope: Scope, time: SharedTime): Token | Promise<Token> {
     if (this.waiters.head === undefined && this.active + weight <= this.limit) {
       this.active += weight;
       const events = this.events;
       if (!events.listening) return undefined;
-      const now = this.clock.now();
+      const now = time.now(this.clock);
       if (events.wants('bulkhead.changed')) this.emitChanged(now);
       return now;
     }
-    return this.enqueue(weight, scope);
+    return this.enqueue(weight, scope, time);
   }
 
-  private enqueue(weight: number, scope: Scope): Promise<Token> {
-    const now = this.clock.now();
+  private enqueue(weight: number, scope: Scope, time: SharedTime): Promise<Token> {
+    const now = time.now(this.clock);
     if (scope.isAborted()) {
       const reason = scope.reason;
       if (this.events.listening) this.emitCall(now, 'cancelled', 0, reason);
@@ -122,12 +129,12 @@ class Permits {
   }
 
   /** Gives back `weight` permits and admits the waiters that now fit, in order. */
-  release(weight: number, token: Token, ok: boolean, error: unknown): void {
+  release(weight: number, token: Token, ok: boolean, error: unknown, time: SharedTime): void {
     this.active -= weight;
     if (this.waiters.head !== undefined) this.drain();
     const events = this.events;
     if (!events.listening) return;
-    const now = this.clock.now();
+    const now = time.now(this.clock);
     if (events.wants('bulkhead.changed')) this.emitChanged(now);
     this.emitCall(now, ok ? 'success' : 'failure', token === undefined ? 0 : now - token, error);
   }
@@ -183,12 +190,12 @@ class BulkheadInterceptor implements Interceptor<Token> {
     private readonly weight: number,
   ) {}
 
-  enter(call: Call): Token | Promise<Token> {
-    return this.permits.admit(this.weight, call.scope);
+  enter(call: Call, time: SharedTime): Token | Promise<Token> {
+    return this.permits.admit(this.weight, call.scope, time);
   }
 
-  exit(token: Token, ok: boolean, error: unknown): unknown {
-    this.permits.release(this.weight, token, ok, error);
+  exit(token: Token, ok: boolean, error: unknown, time: SharedTime): unknown {
+    this.permits.release(this.weight, token, ok, error, time);
     return error;
   }
 }
@@ -303,13 +310,13 @@ export class Bulkhead extends BasePolicy {
       return () => {
         if (released) return;
         released = true;
-        permits.release(n, token, true, undefined);
+        permits.release(n, token, true, undefined, READ_EACH_TIME);
       };
     };
     const scope = new Scope(undefined, signal);
     let token: Token | Promise<Token>;
     try {
-      token = permits.admit(n, scope);
+      token = permits.admit(n, scope, READ_EACH_TIME);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -24,7 +24,7 @@ import {
   knownKeys,
   ratioOption,
 } from './options.js';
-import type { Interceptor, PolicyOptions, Stage } from './policy.js';
+import type { Interceptor, PolicyOptions, SharedTime, Stage } from './policy.js';
 import { BasePolicy } from './runner.js';
 
 export interface CircuitBreakerOptions extends PolicyOptions {
@@ -490,8 +490,8 @@ export class CircuitBreaker extends BasePolicy {
     }
 
     const interceptor: Interceptor<unknown> = {
-      enter: () => this.admit(),
-      exit: (token, ok, error) => this.settle(token, ok, error),
+      enter: (_call, time) => this.admit(time),
+      exit: (token, ok, error, time) => this.settle(token, ok, error, time),
     };
     this.stage = { kind: 'intercept', interceptor };
 
@@ -566,17 +566,17 @@ export class CircuitBreaker extends BasePolicy {
   // -------------------------------------------------------------------------------------------
   // The interceptor
 
-  private admit(): unknown {
+  private admit(time: SharedTime): unknown {
     if (this.s === CLOSED) {
       const events = this.events;
       if (this.slowMs < 0 && !(events.listening && events.wants('call'))) return this.epoch;
-      return new Admission(this.epoch, this.clock.now(), -1);
+      return new Admission(this.epoch, time.now(this.clock), -1);
     }
-    return this.admitOther();
+    return this.admitOther(time);
   }
 
-  private admitOther(): Admission {
-    const now = this.clock.now();
+  private admitOther(time: SharedTime): Admission {
+    const now = time.now(this.clock);
     if (this.s === OPEN) this.refresh(now);
     if (this.s === HALF_OPEN && this.trialsRunning < this.halfOpenTrials) {
       this.trialsRunning++;
@@ -604,7 +604,7 @@ export class CircuitBreaker extends BasePolicy {
     throw error;
   }
 
-  private settle(token: unknown, ok: boolean, error: unknown): unknown {
+  private settle(token: unknown, ok: boolean, error: unknown, time: SharedTime): unknown {
     let epoch: number;
     let start = Number.NaN;
     if (typeof token === 'number') epoch = token;
@@ -624,7 +624,7 @@ export class CircuitBreaker extends BasePolicy {
     }
     let now = Number.NaN;
     if (!Number.isNaN(start)) {
-      now = this.clock.now();
+      now = time.now(this.clock);
       const events = this.events;
       const outcome = ok ? 'success' : isBulwarkError(error, 'CANCELLED') ? 'cancelled' : 'failure';
       emitCall(events, this.name, WHERE, now, outcome, now - start, error);

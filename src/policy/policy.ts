@@ -11,6 +11,7 @@
  *
  * Running a pipeline is equivalent to nesting the same policies; only the number of promises differs.
  */
+import type { Clock } from '../core/clock.js';
 import type { Runtime } from '../core/runtime.js';
 import type { Call, PolicyContext, Scope } from './context.js';
 
@@ -20,9 +21,27 @@ export type Task<T> = (ctx: PolicyContext) => PromiseLike<T> | T;
 /** Runs the next layer with the given call context. Always returns a promise. */
 export type Next<T> = (call: Call) => Promise<T>;
 
+/**
+ * The time of one boundary of a fused segment (its layers entering, or exiting), read once per clock and
+ * shared by every layer that asks. The layers of a segment run synchronously one after another, so their
+ * own readings would differ by nanoseconds, while a clock read is a good part of what a layer costs once
+ * someone listens to its events. The runner starts a new reading wherever time may pass: before the
+ * layers enter, when a layer that waited resumes, before they exit.
+ */
+export interface SharedTime {
+  /** `clock.now()` as read at this boundary (read now if no layer asked for this clock yet). */
+  now(clock: Clock): number;
+}
+
+/** A {@link SharedTime} that reads the clock whenever asked: for callers that run one layer on its own. */
+export const READ_EACH_TIME: SharedTime = { now: (clock) => clock.now() };
+
 export interface Interceptor<Token = unknown> {
-  /** Admits a call. Throws to reject it; returns a promise when the call must wait (it rejects on abort). */
-  enter(call: Call): Token | Promise<Token>;
+  /**
+   * Admits a call. Throws to reject it; returns a promise when the call must wait (it rejects on abort).
+   * `time` gives the time of entry, shared with the other layers entering at the same moment.
+   */
+  enter(call: Call, time: SharedTime): Token | Promise<Token>;
   /** The call context inner layers see, when the interceptor gives them their own (a timeout's child scope). */
   inner?(token: Token, call: Call): Call;
   /**
@@ -33,9 +52,10 @@ export interface Interceptor<Token = unknown> {
   arm?(token: Token, target: AbandonTarget, layer: number): void;
   /**
    * Ends a call that was admitted: `ok` with `error` undefined, or a failure. Returns the error to propagate
-   * (the same one, or a replacement such as a `TimeoutError`). Never throws.
+   * (the same one, or a replacement such as a `TimeoutError`). Never throws. `time` gives the time of exit,
+   * shared with the other layers exiting at the same moment.
    */
-  exit(token: Token, ok: boolean, error: unknown): unknown;
+  exit(token: Token, ok: boolean, error: unknown, time: SharedTime): unknown;
 }
 
 /** What an aggressive interceptor calls to release the caller before the inner call settles. */
@@ -45,13 +65,17 @@ export interface AbandonTarget {
 
 /** A retry loop, driven by the pipeline runner. */
 export interface RetryLoop<State = unknown, Watch = unknown> {
-  /** Called once per call, before its first attempt; what it returns is handed to `afterFailure` and `end`. */
-  begin?(call: Call): Watch;
+  /**
+   * Called once per call, before its first attempt (at the time its layers enter, `time`); what it
+   * returns is handed to `afterFailure` and `end`.
+   */
+  begin?(call: Call, time: SharedTime): Watch;
   /**
    * Called once per call when it ends for the caller: `ok` with the value returned (possibly a result the
    * loop gave up retrying), or the error it rejects with (including a wait cancelled by the caller).
+   * `time` is the time the last attempt's layers exited (or the wait ended).
    */
-  end?(watch: Watch, ok: boolean, outcome: unknown, scope: Scope): void;
+  end?(watch: Watch, ok: boolean, outcome: unknown, scope: Scope, time: SharedTime): void;
   /**
    * Called after attempt `attempt` failed (`isResult` false: `outcome` is the error) or returned a result
    * that should be retried (`isResult` true). Returns the state for the next attempt, whose `delay` is the

@@ -17,7 +17,7 @@ import type { CallOutcome, EventSink } from '../core/events.js';
 import { emitCall } from './call-event.js';
 import type { Call, Scope } from './context.js';
 import { commonOptions, durationOption, intOption, invalid, knownKeys, oneOf } from './options.js';
-import type { Interceptor, PolicyOptions, Stage } from './policy.js';
+import type { Interceptor, PolicyOptions, SharedTime, Stage } from './policy.js';
 import { BasePolicy } from './runner.js';
 import { WaitQueue } from './wait-queue.js';
 
@@ -119,8 +119,8 @@ class Bucket implements Interceptor<Token> {
     return Math.max(tokens, 0);
   }
 
-  enter(call: Call): Token | Promise<Token> {
-    const now = this.clock.now();
+  enter(call: Call, time: SharedTime): Token | Promise<Token> {
+    const now = time.now(this.clock);
     const full = Math.max(this.fullAt, now);
     if (this.waiters.head === undefined && full - now <= this.slack + this.tolerance) {
       this.fullAt = full + this.period;
@@ -129,9 +129,9 @@ class Bucket implements Interceptor<Token> {
     return this.refuseOrQueue(call.scope, now, full);
   }
 
-  exit(token: Token, ok: boolean, error: unknown): unknown {
+  exit(token: Token, ok: boolean, error: unknown, time: SharedTime): unknown {
     if (this.events.listening) {
-      const now = this.clock.now();
+      const now = time.now(this.clock);
       this.emitCall(now, ok ? 'success' : 'failure', token === undefined ? 0 : now - token, error);
     }
     return error;

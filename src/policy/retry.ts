@@ -12,7 +12,7 @@ import { type Backoff, backoff as backoffs, isBackoff } from './backoff.js';
 import { emitCall } from './call-event.js';
 import { type Scope, waitInScope } from './context.js';
 import { commonOptions, durationOption, functionOption, intOption, invalid, knownKeys } from './options.js';
-import type { PolicyOptions, RetryLoop, Stage } from './policy.js';
+import type { PolicyOptions, RetryLoop, SharedTime, Stage } from './policy.js';
 import { BasePolicy } from './runner.js';
 
 /** What `onRetry` is told before each wait. */
@@ -178,7 +178,7 @@ export class RetryPolicy extends BasePolicy {
     this.onRetry = functionOption(where, 'onRetry', options.onRetry);
 
     this.loop = {
-      begin: () => (this.events.wants('call') ? new Watched(this.clock.now()) : undefined),
+      begin: (_call, time) => (this.events.wants('call') ? new Watched(time.now(this.clock)) : undefined),
       afterFailure: (outcome, isResult, attempt, state, scope, watched) => {
         const step = this.afterFailure(outcome, isResult, attempt, state, scope);
         if (step === undefined && isResult && watched !== undefined) watched.gaveUpOnResult = true;
@@ -186,10 +186,10 @@ export class RetryPolicy extends BasePolicy {
       },
       retryResult: retryOnResult,
       wait: (delay, scope) => this.wait(delay, scope),
-      end: (watched, ok, outcome, scope) => {
+      end: (watched, ok, outcome, scope, time) => {
         if (watched === undefined) return;
-        if (ok) this.report(watched, watched.gaveUpOnResult ? 'failure' : 'success', outcome);
-        else this.report(watched, outcomeOf(outcome, scope), outcome);
+        if (ok) this.report(watched, watched.gaveUpOnResult ? 'failure' : 'success', outcome, time);
+        else this.report(watched, outcomeOf(outcome, scope), outcome, time);
       },
     };
     this.stage = { kind: 'loop', loop: this.loop as RetryLoop };
@@ -198,9 +198,9 @@ export class RetryPolicy extends BasePolicy {
     }
   }
 
-  private report(watched: Watched, outcome: CallOutcome, error: unknown): void {
+  private report(watched: Watched, outcome: CallOutcome, error: unknown, time: SharedTime): void {
     if (!this.events.wants('call')) return;
-    const at = this.clock.now();
+    const at = time.now(this.clock);
     emitCall(this.events, this.name, 'retry', at, outcome, at - watched.startedAt, error);
   }
 

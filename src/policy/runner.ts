@@ -2,9 +2,10 @@
  * Compiles stages into executors. Consecutive interceptors (and at most one retry loop around them)
  * become one `Segment`: one promise per call however many policies it holds.
  */
+import type { Clock } from '../core/clock.js';
 import { CancelledError } from '../core/errors.js';
 import { Call } from './context.js';
-import type { AbandonTarget, Interceptor, Policy, RetryLoop, Stage, Task } from './policy.js';
+import type { AbandonTarget, Interceptor, Policy, RetryLoop, SharedTime, Stage, Task } from './policy.js';
 
 /** Runs `fn` through the compiled layers. */
 export type Executor = <T>(fn: Task<T>, call: Call) => Promise<T>;
@@ -20,22 +21,49 @@ function invoke<T>(fn: Task<T>, call: Call): Promise<T> {
   }
 }
 
-/** What every attempt of one call shares: the segment, the function, the caller's call and the loop's watch. */
-class CallRun<T> {
+/**
+ * What every attempt of one call shares: the segment, the function, the caller's call, the loop's watch,
+ * and the time of the current boundary (see {@link SharedTime}).
+ */
+class CallRun<T> implements SharedTime {
+  /** The loop's watch, set once `begin` returned. */
+  watch: unknown = undefined;
+  /** The clock read at the current boundary (undefined: none yet) and what it read. */
+  private readClock: Clock | undefined = undefined;
+  private readTime = 0;
+
   constructor(
     readonly segment: Segment,
     readonly fn: Task<T>,
     /** The call the segment was given (its scope is the caller's). */
     readonly call: Call,
-    readonly watch: unknown,
   ) {}
+
+  now(clock: Clock): number {
+    if (clock !== this.readClock) {
+      this.readTime = clock.now();
+      this.readClock = clock;
+    }
+    return this.readTime;
+  }
+
+  /** Time may have passed (an await, the inner call): the next layer that asks reads the clock again. */
+  newBoundary(): void {
+    this.readClock = undefined;
+  }
+
+  /** Calls the loop's `begin` for the first attempt, at the time the layers enter. */
+  begin(current: Call): void {
+    const begin = this.segment.loop?.begin;
+    if (begin !== undefined) this.watch = begin(current, this);
+  }
 
   /** Tells the loop the call ended (once), then returns. */
   end(ok: boolean, outcome: unknown): void {
     const loop = this.segment.loop;
     if (loop?.end === undefined) return;
     try {
-      loop.end(this.watch, ok, outcome, this.call.scope);
+      loop.end(this.watch, ok, outcome, this.call.scope, this);
     } catch (error) {
       reportAsync(error);
     }
@@ -121,7 +149,7 @@ class Attempt<T> implements AbandonTarget {
       }
       let token: unknown;
       try {
-        token = (interceptors[i] as Interceptor).enter(this.inner);
+        token = (interceptors[i] as Interceptor).enter(this.inner, this.run);
       } catch (error) {
         this.settle(false, error);
         return;
@@ -129,6 +157,7 @@ class Attempt<T> implements AbandonTarget {
       if (token instanceof Promise) {
         token.then(
           (admitted: unknown) => {
+            this.run.newBoundary();
             if (this.admit(i, admitted)) this.enterFrom(i + 1);
           },
           (error: unknown) => this.settle(false, error),
@@ -181,6 +210,7 @@ class Attempt<T> implements AbandonTarget {
     if (this.settled) return;
     this.settled = true;
     const attached = this.low === 0;
+    this.run.newBoundary();
     const error = exitLayers(
       this.run.segment.interceptors,
       this.tokens,
@@ -188,6 +218,7 @@ class Attempt<T> implements AbandonTarget {
       this.low,
       ok,
       outcome,
+      this.run,
     );
     this.low = this.entered;
     if (!attached) return;
@@ -198,7 +229,16 @@ class Attempt<T> implements AbandonTarget {
   abandon(layer: number, error: unknown): void {
     if (this.settled || layer < this.low || layer >= this.entered) return;
     const attached = this.low === 0;
-    const propagated = exitLayers(this.run.segment.interceptors, this.tokens, layer, this.low, false, error);
+    this.run.newBoundary();
+    const propagated = exitLayers(
+      this.run.segment.interceptors,
+      this.tokens,
+      layer,
+      this.low,
+      false,
+      error,
+      this.run,
+    );
     this.low = layer + 1;
     if (attached) this.finish(false, propagated);
   }
@@ -248,8 +288,12 @@ function nextAttempt<T>(
 ): void {
   const scope = run.call.scope;
   (run.segment.loop as RetryLoop).wait(step.delay, scope).then(
-    () => new Attempt<T>(run, resolve, reject, attempt, step, new Call(scope, attempt)).enterFrom(0),
+    () => {
+      run.newBoundary();
+      new Attempt<T>(run, resolve, reject, attempt, step, new Call(scope, attempt)).enterFrom(0);
+    },
     (reason: unknown) => {
+      run.newBoundary();
       run.end(false, reason);
       reject(reason);
     },
@@ -264,13 +308,14 @@ function exitLayers(
   to: number,
   ok: boolean,
   outcome: unknown,
+  time: SharedTime,
 ): unknown {
   let error: unknown = ok ? OK : outcome;
   for (let i = from; i >= to; i--) {
     const interceptor = interceptors[i] as Interceptor;
     try {
-      if (error === OK) interceptor.exit(tokens[i], true, undefined);
-      else error = interceptor.exit(tokens[i], false, error);
+      if (error === OK) interceptor.exit(tokens[i], true, undefined, time);
+      else error = interceptor.exit(tokens[i], false, error, time);
     } catch (thrown) {
       // Interceptors must not throw from exit; if one does, its error replaces the outcome.
       error = thrown;
@@ -290,8 +335,8 @@ class DirectAttempt<T> extends CallRun<T> {
   entered = 0;
   inner: Call;
 
-  constructor(segment: Segment, fn: Task<T>, call: Call, watch: unknown, current: Call) {
-    super(segment, fn, call, watch);
+  constructor(segment: Segment, fn: Task<T>, call: Call, current: Call) {
+    super(segment, fn, call);
     const count = segment.count;
     this.tokens = count === 0 ? NO_TOKENS : new Array<unknown>(count);
     this.inner = current;
@@ -309,13 +354,16 @@ class DirectAttempt<T> extends CallRun<T> {
       const interceptor = interceptors[i] as Interceptor;
       let token: unknown;
       try {
-        token = interceptor.enter(this.inner);
+        token = interceptor.enter(this.inner, this);
       } catch (error) {
         return this.failed(error);
       }
       if (token instanceof Promise) {
         return token.then(
-          (admitted: unknown) => this.admit(interceptor, i, admitted) ?? this.enterFrom(i + 1),
+          (admitted: unknown) => {
+            this.newBoundary();
+            return this.admit(interceptor, i, admitted) ?? this.enterFrom(i + 1);
+          },
           (error: unknown) => this.failed(error),
         );
       }
@@ -359,7 +407,8 @@ class DirectAttempt<T> extends CallRun<T> {
   }
 
   private succeeded(value: T): T | Promise<T> {
-    const error = exitLayers(this.run.segment.interceptors, this.tokens, this.entered - 1, 0, true, value);
+    this.newBoundary();
+    const error = exitLayers(this.segment.interceptors, this.tokens, this.entered - 1, 0, true, value, this);
     if (error !== OK) return this.afterExit(false, error);
     const loop = this.run.segment.loop;
     if (loop === undefined) return value;
@@ -378,7 +427,16 @@ class DirectAttempt<T> extends CallRun<T> {
   }
 
   private failed(thrown: unknown): Promise<T> {
-    const error = exitLayers(this.run.segment.interceptors, this.tokens, this.entered - 1, 0, false, thrown);
+    this.newBoundary();
+    const error = exitLayers(
+      this.segment.interceptors,
+      this.tokens,
+      this.entered - 1,
+      0,
+      false,
+      thrown,
+      this,
+    );
     return this.afterExit(false, error);
   }
 
@@ -422,13 +480,16 @@ class Segment {
 
   private readonly runDirect = <T>(fn: Task<T>, call: Call): Promise<T> => {
     const current = this.firstCall(call);
-    return new DirectAttempt<T>(this, fn, call, this.loop?.begin?.(current), current).enterFrom(0);
+    const attempt = new DirectAttempt<T>(this, fn, call, current);
+    attempt.begin(current);
+    return attempt.enterFrom(0);
   };
 
   private readonly runAbandonable = <T>(fn: Task<T>, call: Call): Promise<T> =>
     new Promise<T>((resolve, reject) => {
       const current = this.firstCall(call);
-      const run = new CallRun(this, fn, call, this.loop?.begin?.(current));
+      const run = new CallRun(this, fn, call);
+      run.begin(current);
       const attempt = this.loop === undefined ? call.attempt : 1;
       new Attempt<T>(run, resolve, reject, attempt, undefined, current).enterFrom(0);
     });

@@ -12,7 +12,7 @@ import type { CallOutcome, EventSink } from '../core/events.js';
 import { emitCall } from './call-event.js';
 import { Call, type Scope } from './context.js';
 import { commonOptions, durationOption, invalid, knownKeys, oneOf } from './options.js';
-import type { AbandonTarget, Interceptor, PolicyOptions, Stage } from './policy.js';
+import type { AbandonTarget, Interceptor, PolicyOptions, SharedTime, Stage } from './policy.js';
 import { BasePolicy } from './runner.js';
 
 /** How a timeout treats a function that is still running at the deadline. */
@@ -95,14 +95,14 @@ class TimeoutInterceptor implements Interceptor<TimedCall> {
     this.deadlines = clock.timerQueue(timeoutMs);
   }
 
-  enter(call: Call): TimedCall {
+  enter(call: Call, time: SharedTime): TimedCall {
     const scope = call.scope;
     if (scope.isAborted()) throw scope.reason;
     const timed = new TimedCall(
       scope.child(),
       call.attempt,
       this,
-      this.events.wants('call') ? this.clock.now() : -1,
+      this.events.wants('call') ? time.now(this.clock) : -1,
     );
     this.deadlines.add(timed);
     return timed;
@@ -112,7 +112,7 @@ class TimeoutInterceptor implements Interceptor<TimedCall> {
     return timed;
   }
 
-  exit(timed: TimedCall, ok: boolean, error: unknown): unknown {
+  exit(timed: TimedCall, ok: boolean, error: unknown, time: SharedTime): unknown {
     this.deadlines.remove(timed);
     const scope = timed.scope;
     scope.dispose();
@@ -129,7 +129,7 @@ class TimeoutInterceptor implements Interceptor<TimedCall> {
           : scope.aborted || isBulwarkError(error, 'CANCELLED')
             ? 'cancelled'
             : 'failure';
-      const at = this.clock.now();
+      const at = time.now(this.clock);
       emitCall(this.events, this.name, 'timeout', at, outcome, at - timed.startedAt, error);
     }
     return error;

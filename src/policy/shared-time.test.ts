@@ -1,0 +1,142 @@
+/**
+ * The layers of a fused segment share one clock reading per boundary (entering, exiting): fewer clock
+ * reads, the same event times and durations as when each layer read the clock itself.
+ */
+import { describe, expect, it } from 'vitest';
+import { VirtualClock } from '../core/clock.js';
+import type { BulwarkEvent, EventOf } from '../core/events.js';
+import { createRuntime, type Runtime } from '../core/runtime.js';
+import { backoff } from './backoff.js';
+import { bulkhead } from './bulkhead.js';
+import { circuitBreaker } from './circuit-breaker.js';
+import { pipeline } from './pipeline.js';
+import { retry } from './retry.js';
+import { timeout } from './timeout.js';
+
+/** A virtual clock that counts how often it is read. */
+class CountingClock extends VirtualClock {
+  reads = 0;
+  override now(): number {
+    this.reads++;
+    return super.now();
+  }
+}
+
+function setup(): { clock: CountingClock; runtime: Runtime; events: BulwarkEvent[] } {
+  const clock = new CountingClock({ start: 1_000 });
+  const runtime = createRuntime({ clock, seed: 'shared-time' });
+  const events: BulwarkEvent[] = [];
+  runtime.events.subscribe((event) => events.push(event));
+  return { clock, runtime, events };
+}
+
+const calls = (events: BulwarkEvent[]) => events.filter((e): e is EventOf<'call'> => e.type === 'call');
+
+describe('shared time of a fused segment', () => {
+  it('reads the clock once when the layers enter and once when they exit, however many layers listen', async () => {
+    const { clock, runtime, events } = setup();
+    const policy = pipeline(
+      retry({ maxAttempts: 3, runtime }),
+      circuitBreaker({ consecutiveFailures: 5, runtime }),
+      timeout('1s', { runtime }),
+      bulkhead({ limit: 10, runtime }),
+    );
+    events.length = 0;
+    const before = clock.reads;
+    const result = await clock.run(() =>
+      policy.execute(async () => {
+        await clock.sleep(40);
+        return 'done';
+      }),
+    );
+    expect(result).toBe('done');
+    expect(clock.reads - before).toBe(2);
+    // Every layer's `call` event still carries the exit time and the whole 40 ms.
+    const ends = calls(events);
+    expect(ends.map((e) => e.kind)).toEqual(['bulkhead', 'timeout', 'circuitBreaker', 'retry']);
+    for (const e of ends) expect([e.at, e.durationMs, e.outcome]).toEqual([1_040, 40, 'success']);
+    const changes = events.filter((e) => e.type === 'bulkhead.changed').map((e) => e.at);
+    expect(changes).toEqual([1_000, 1_040]);
+  });
+
+  it('reads the clock again when a layer that waited (a queued bulkhead) lets the call through', async () => {
+    const { clock, runtime, events } = setup();
+    const policy = pipeline(bulkhead({ limit: 1, queue: 1, runtime }), timeout('1s', { runtime }));
+    events.length = 0;
+    await clock.run(async () => {
+      const first = policy.execute(() => clock.sleep(100));
+      const second = policy.execute(() => clock.sleep(30));
+      await Promise.all([first, second]);
+    });
+    const timeouts = calls(events).filter((e) => e.kind === 'timeout');
+    const bulkheads = calls(events).filter((e) => e.kind === 'bulkhead');
+    // The second call waited 100 ms in the queue: its timeout started when it was let through.
+    expect(timeouts.map((e) => [e.at, e.durationMs])).toEqual([
+      [1_100, 100],
+      [1_130, 30],
+    ]);
+    expect(bulkheads.map((e) => [e.at, e.durationMs])).toEqual([
+      [1_100, 100],
+      [1_130, 130],
+    ]);
+  });
+
+  it('reads the clock again for each attempt after a retry waits, and for the end of the call', async () => {
+    const { clock, runtime, events } = setup();
+    const policy = pipeline(
+      retry({ maxAttempts: 2, backoff: backoff.constant('50ms'), runtime }),
+      timeout('1s', { runtime }),
+    );
+    events.length = 0;
+    let attempts = 0;
+    await clock.run(() =>
+      policy.execute(async () => {
+        attempts++;
+        await clock.sleep(10);
+        if (attempts === 1) throw new Error('first attempt fails');
+        return 'ok';
+      }),
+    );
+    const ends = calls(events).map((e) => [e.kind, e.at, e.durationMs, e.outcome]);
+    expect(ends).toEqual([
+      ['timeout', 1_010, 10, 'failure'],
+      ['timeout', 1_070, 10, 'success'],
+      ['retry', 1_070, 70, 'success'],
+    ]);
+  });
+
+  it('a breaker still judges slow calls by the time between its layers entering and exiting', async () => {
+    const { clock, runtime } = setup();
+    const breaker = circuitBreaker({
+      slowCallDuration: '50ms',
+      slowCallRatio: 0.6,
+      minimumThroughput: 2,
+      window: '1m',
+      runtime,
+    });
+    const policy = pipeline(breaker, timeout('1s', { runtime }), bulkhead({ limit: 5, runtime }));
+    await clock.run(async () => {
+      await policy.execute(() => clock.sleep(49));
+      expect(breaker.state).toBe('closed');
+      await policy.execute(() => clock.sleep(60));
+      expect(breaker.state).toBe('closed'); // 1 slow call of 2
+      await policy.execute(() => clock.sleep(60));
+    });
+    expect(breaker.state).toBe('open');
+  });
+
+  it('layers on different clocks each read their own', async () => {
+    const a = setup();
+    const b = setup();
+    const policy = pipeline(
+      timeout('1s', { runtime: a.runtime }),
+      bulkhead({ limit: 5, runtime: b.runtime }),
+    );
+    await b.clock.advance(500);
+    a.events.length = 0;
+    b.events.length = 0;
+    await a.clock.run(() => policy.execute(() => 'sync'));
+    expect(calls(a.events).map((e) => e.at)).toEqual([1_000]);
+    expect(calls(b.events).map((e) => e.at)).toEqual([1_500]);
+  });
+});
