@@ -5,14 +5,24 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Clock, SystemClock } from '../core/clock.js';
-import type { BulwarkEvent, EventSink } from '../core/events.js';
+import { type BulwarkEvent, EventSink } from '../core/events.js';
 import type { Runtime } from '../core/runtime.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
+import {
+  type AlertsSnapshot,
+  alertsSnapshot,
+  type HealthSnapshot,
+  HealthView,
+  type MonitorAlerts,
+  type PatternsSnapshot,
+  patternsSnapshot,
+} from './dashboard/panels.js';
 import type { DashboardServer, DashboardServerOptions } from './dashboard/server.js';
 import { type HistoryPoint, type HistoryQuery, HistoryStore } from './history.js';
 import { LiveAggregator, type LiveSnapshot } from './live.js';
 import { PrometheusMetrics, type PrometheusMetricsOptions } from './metrics.js';
 import { OpenTelemetryMetrics, type OpenTelemetryMetricsOptions } from './otel.js';
+import { PATTERN_EVENT_TYPES, type PatternOptions, PatternWatch } from './patterns.js';
 
 export interface MonitorOptions {
   /**
@@ -35,7 +45,33 @@ export interface MonitorOptions {
   openTelemetry?: OpenTelemetryMetricsOptions;
   /** Distinct names per dashboard section (policies, queues, plans, faults). @defaultValue 1000 */
   maxNames?: number;
+  /**
+   * Alerting to show on the dashboard: its pending and firing alerts, its silences (created and expired
+   * from the page, with the same token and same-origin rules as every control) and its outbox counts.
+   * Pass what `startAlerting` returns, or `{ notifier, engine }`. The monitor does not close it.
+   * @example
+   * const alerting = startAlerting(await loadAlertConfig('alerts.yaml'), { runtime });
+   * const monitor = createMonitor({ alerts: alerting });
+   */
+  alerts?: MonitorAlerts;
+  /**
+   * The failure-patterns panel: pattern analysis over the latest `limit` events of the types it reads
+   * (calls, retries, steps, jobs, health checks), refreshed at most every `refreshMs`; `false` for none.
+   * @defaultValue `{ limit: 10_000, refreshMs: 5000 }`
+   */
+  patterns?: (PatternOptions & { limit?: number; refreshMs?: number }) | false;
 }
+
+/** What the dashboard's stream sends: the live view, the health panel, and alerts and patterns when on. */
+export interface MonitorSnapshot extends LiveSnapshot {
+  health: HealthSnapshot;
+  /** `null` when the monitor was given no alerting. */
+  alerts: AlertsSnapshot | null;
+  /** `null` when pattern analysis is off. */
+  patterns: PatternsSnapshot | null;
+}
+
+const PATTERN_TYPES: ReadonlySet<string> = new Set(PATTERN_EVENT_TYPES);
 
 /** Something the dashboard can act on, e.g. a circuit breaker (`isolate`, `reset`). */
 export interface Controllable {
@@ -58,6 +94,14 @@ export class Monitor {
   readonly openTelemetry: OpenTelemetryMetrics | undefined;
   readonly history: HistoryStore | undefined;
   readonly live: LiveAggregator;
+  /** The alerting shown on the dashboard, when given. */
+  readonly alerts: MonitorAlerts | undefined;
+  private readonly health: HealthView;
+  private readonly patternEvents = new EventSink();
+  private readonly patternWatch: PatternWatch | undefined;
+  private readonly patternsRefreshMs: number;
+  private patternsSeen = 0;
+  private patternsCache: { at: number; seen: number; view: PatternsSnapshot } | undefined;
   private readonly detachers = new Set<() => void>();
   private readonly controls = new Map<string, Actions>();
   private readonly servers = new Set<DashboardServer>();
@@ -65,7 +109,16 @@ export class Monitor {
 
   constructor(options: MonitorOptions = {}) {
     const where = 'createMonitor';
-    knownKeys(where, options, ['clock', 'history', 'retentionDays', 'metrics', 'openTelemetry', 'maxNames']);
+    knownKeys(where, options, [
+      'clock',
+      'history',
+      'retentionDays',
+      'metrics',
+      'openTelemetry',
+      'maxNames',
+      'alerts',
+      'patterns',
+    ]);
     if ('runtime' in options) {
       throw invalid(
         where,
@@ -84,6 +137,28 @@ export class Monitor {
       throw invalid(where, 'clock', clock, 'a Clock');
     }
     this.clock = clock;
+    const alerts = options.alerts;
+    if (
+      alerts !== undefined &&
+      (typeof alerts?.notifier?.listSilences !== 'function' ||
+        (alerts.engine !== undefined && typeof alerts.engine?.alerts !== 'function'))
+    ) {
+      throw invalid(where, 'alerts', alerts, '{ notifier, engine? } (what startAlerting returns)');
+    }
+    this.alerts = alerts;
+    const patterns = options.patterns ?? {};
+    if (patterns !== false && (typeof patterns !== 'object' || patterns === null)) {
+      throw invalid(where, 'patterns', patterns, 'pattern options or false');
+    }
+    if (patterns === false) {
+      this.patternWatch = undefined;
+      this.patternsRefreshMs = 0;
+    } else {
+      const { refreshMs, ...watchOptions } = patterns;
+      this.patternsRefreshMs = intOption(where, 'patterns.refreshMs', refreshMs, 5000, 0, 3_600_000);
+      this.patternWatch = new PatternWatch(this.patternEvents, { limit: 10_000, ...watchOptions });
+    }
+    this.health = new HealthView(maxNames);
     this.metrics = new PrometheusMetrics(options.metrics);
     this.openTelemetry =
       options.openTelemetry === undefined ? undefined : new OpenTelemetryMetrics(options.openTelemetry);
@@ -129,6 +204,11 @@ export class Monitor {
     this.metrics.observe(event);
     this.openTelemetry?.observe(event);
     this.live.ingest(event);
+    this.health.observe(event, this.clock.now());
+    if (this.patternWatch !== undefined && PATTERN_TYPES.has(event.type)) {
+      this.patternsSeen++;
+      this.patternEvents.emit(event);
+    }
   }
 
   /**
@@ -168,10 +248,39 @@ export class Monitor {
   }
 
   /** The live view now (what the dashboard's stream sends). */
-  snapshot(): LiveSnapshot {
+  snapshot(): MonitorSnapshot {
     const controls: Record<string, string[]> = {};
     for (const [name, actions] of this.controls) controls[name] = Object.keys(actions);
-    return this.live.snapshot(controls);
+    return {
+      ...this.live.snapshot(controls),
+      health: this.health.snapshot(),
+      alerts: this.alertsSnapshot(),
+      patterns: this.patternsSnapshot(),
+    };
+  }
+
+  /** The alerts panel now: alerts, silences and outbox counts; `null` without alerting. */
+  alertsSnapshot(): AlertsSnapshot | null {
+    return this.alerts === undefined ? null : alertsSnapshot(this.alerts);
+  }
+
+  /**
+   * The failure-patterns panel: re-analysed when events arrived and `refreshMs` has passed since the last
+   * analysis (it reads up to `limit` events, too much to redo every second); `null` when off.
+   */
+  patternsSnapshot(): PatternsSnapshot | null {
+    if (this.patternWatch === undefined) return null;
+    const now = this.clock.now();
+    const cached = this.patternsCache;
+    if (
+      cached !== undefined &&
+      (cached.seen === this.patternsSeen || now - cached.at < this.patternsRefreshMs)
+    ) {
+      return cached.view;
+    }
+    const view = patternsSnapshot(this.patternWatch.report());
+    this.patternsCache = { at: now, seen: this.patternsSeen, view };
+    return view;
   }
 
   /**
@@ -224,6 +333,7 @@ export class Monitor {
     for (const detach of [...this.detachers]) detach();
     await Promise.all([...this.servers].map((s) => s.close()));
     this.closed = true;
+    this.patternWatch?.close();
     this.live.flush();
     this.openTelemetry?.close();
     this.history?.close();
