@@ -154,12 +154,12 @@ export class HealthView {
   observe(event: BulwarkEvent, now: number): void {
     switch (event.type) {
       case 'health.check': {
-        const key = `${event.source}\u0000${event.probe}`;
+        const key = `${event.component}\u0000${event.probe}`;
         let probe = this.probes.get(key);
         if (probe === undefined) {
           if (this.probes.size >= this.maxNames) return;
           probe = {
-            component: event.source,
+            component: event.component,
             probe: event.probe,
             ok: event.ok,
             healthy: event.healthy,
