@@ -541,6 +541,12 @@ function renderHealth(s) {
     .join(' · ');
 }
 
+/** Pattern times are the events' own: offsets from the first for virtual-clock (lab) runs, else clock times. */
+function patternTime(ms, origin) {
+  if (origin !== null && origin < 365 * 86400000) return `+${formatMs(ms - origin)}`;
+  return formatTime(ms);
+}
+
 function renderPatterns(s) {
   const p = s.patterns;
   const shown = !!p && p.failures > 0;
@@ -558,15 +564,20 @@ function renderPatterns(s) {
       }),
     );
   };
-  fill('signatures', p.signatures, (x) => [x.code, x.target, x.count, formatTime(x.lastSeen)]);
+  fill('signatures', p.signatures, (x) => [x.code, x.target, x.count, patternTime(x.lastSeen, p.from)]);
   fill('bursts', p.bursts, (x) => [
     x.target,
     x.count,
     Number(x.expected.toFixed(1)),
     formatMs(x.end - x.start),
-    formatTime(x.start),
+    patternTime(x.start, p.from),
   ]);
-  fill('correlations', p.correlations, (x) => [x.targets.join(', '), x.leader, x.count, formatTime(x.start)]);
+  fill('correlations', p.correlations, (x) => [
+    x.targets.join(', '),
+    x.leader,
+    x.count,
+    patternTime(x.start, p.from),
+  ]);
   fill('futile', p.futileRetries, (x) => [x.target, x.retried, formatPercent(x.successRate)]);
 }
 
