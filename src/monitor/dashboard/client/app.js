@@ -536,6 +536,8 @@ function renderHealth(s) {
         `${formatTime(e.at)}: supervisor ${e.supervisor} gave up on ${e.child} after ${e.restarts} restarts in ${formatMs(e.periodMs)}`,
     )
     .join(' · ');
+  $('escalations').hidden = h.escalations.length === 0;
+  $('healing').hidden = h.healing.length === 0;
   $('healing').textContent = h.healing
     .map((x) => `${x.action} ${x.target}: ${x.runs} run${x.runs === 1 ? '' : 's'}, ${x.failures} failed`)
     .join(' · ');
