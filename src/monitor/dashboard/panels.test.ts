@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { BulwarkEvent } from '../../core/events.js';
+import { virtualRuntime } from '../../core/runtime.js';
+import { backoff } from '../../policy/backoff.js';
+import { HealthMonitor } from '../health/probes.js';
+import { type ChildContext, Supervisor } from '../health/supervisor.js';
+import { createMonitor } from '../monitor.js';
 import { HealthView } from './panels.js';
 
 const check = (component: string, ok: boolean): BulwarkEvent => ({
@@ -66,5 +71,59 @@ describe('HealthView', () => {
         failingFor: 1,
       },
     ]);
+  });
+});
+
+describe('the health panel from a real HealthMonitor and Supervisor', () => {
+  it('shows a failing probe, restarts and the escalation of a crash loop', async () => {
+    const rt = virtualRuntime(3);
+    const monitor = createMonitor({ clock: rt.clock });
+    monitor.attach(rt);
+    let dbUp = true;
+    const health = new HealthMonitor({ runtime: rt });
+    health.register({
+      name: 'db',
+      readiness: { check: () => dbUp, period: '5s', failureThreshold: 2 },
+      liveness: { check: () => true, period: '10s' },
+    });
+    let context: ChildContext | undefined;
+    const supervisor = new Supervisor(
+      { name: 'app', runtime: rt, backoff: backoff.constant('1s'), intensity: 2, period: '1m' },
+      [
+        {
+          id: 'worker',
+          start: (ctx) => {
+            context = ctx;
+            return {};
+          },
+        },
+      ],
+    );
+    await supervisor.start();
+    await rt.clock.advance(5000);
+    dbUp = false;
+    for (let crash = 0; crash < 3; crash++) {
+      context?.crash(new Error('worker died'));
+      await rt.clock.advance(5000);
+    }
+    const panel = monitor.snapshot().health;
+    expect(panel.probes).toEqual([
+      expect.objectContaining({ component: 'db', probe: 'readiness', ok: false, healthy: false }),
+      expect.objectContaining({ component: 'db', probe: 'liveness', ok: true, healthy: true }),
+    ]);
+    expect(panel.probes[0]?.failingFor).toBeGreaterThanOrEqual(2);
+    expect(panel.children).toEqual([
+      expect.objectContaining({
+        supervisor: 'app',
+        child: 'worker',
+        state: 'failed',
+        restarts: 2,
+        escalations: 1,
+      }),
+    ]);
+    expect(panel.escalations).toEqual([expect.objectContaining({ supervisor: 'app', child: 'worker' })]);
+    health.close();
+    await supervisor.close();
+    await monitor.close();
   });
 });
