@@ -259,9 +259,17 @@ export class Monitor {
     };
   }
 
-  /** The alerts panel now: alerts, silences and outbox counts; `null` without alerting. */
+  /**
+   * The alerts panel now: alerts, silences and outbox counts; `null` without alerting, or once its store
+   * is closed (alerting may be closed before the monitor: the dashboard keeps serving without the panel).
+   */
   alertsSnapshot(): AlertsSnapshot | null {
-    return this.alerts === undefined ? null : alertsSnapshot(this.alerts);
+    if (this.alerts === undefined) return null;
+    try {
+      return alertsSnapshot(this.alerts);
+    } catch {
+      return null;
+    }
   }
 
   /**

@@ -389,6 +389,17 @@ describe('dashboard server with alerts, health and failure patterns', () => {
     expect((await call(server, '/api/alerts', { method: 'PUT' })).status).toBe(405);
   });
 
+  it('keeps serving without the panel when the alerting is closed first', async () => {
+    const alerting = await firingAlerting();
+    const { monitor, server } = await start({}, { alerts: alerting });
+    expect(monitor.snapshot().alerts?.alerts).toHaveLength(1);
+    await alerting.close();
+    expect(monitor.snapshot().alerts).toBeNull();
+    const text = await readStream(server, (t) => snapshots(t).length >= 2);
+    expect((snapshots(text).at(-1) as MonitorSnapshot).alerts).toBeNull();
+    expect((await call(server, '/api/silences')).status).toBe(500);
+  });
+
   it('with a token, the alert API needs it too, and a bearer token may create silences', async () => {
     const alerting = await firingAlerting();
     alertings.push(alerting);
