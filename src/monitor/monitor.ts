@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Clock, SystemClock } from '../core/clock.js';
-import { type BulwarkEvent, EventSink } from '../core/events.js';
+import type { BulwarkEvent, EventSink } from '../core/events.js';
 import type { Runtime } from '../core/runtime.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
 import {
@@ -22,7 +22,7 @@ import { type HistoryPoint, type HistoryQuery, HistoryStore } from './history.js
 import { LiveAggregator, type LiveSnapshot } from './live.js';
 import { PrometheusMetrics, type PrometheusMetricsOptions } from './metrics.js';
 import { OpenTelemetryMetrics, type OpenTelemetryMetricsOptions } from './otel.js';
-import { PATTERN_EVENT_TYPES, type PatternOptions, PatternWatch } from './patterns.js';
+import { type AnalysedEvent, PATTERN_EVENT_TYPES, type PatternOptions, PatternWatch } from './patterns.js';
 
 export interface MonitorOptions {
   /**
@@ -97,7 +97,6 @@ export class Monitor {
   /** The alerting shown on the dashboard, when given. */
   readonly alerts: MonitorAlerts | undefined;
   private readonly health: HealthView;
-  private readonly patternEvents = new EventSink();
   private readonly patternWatch: PatternWatch | undefined;
   private readonly patternsRefreshMs: number;
   private patternsSeen = 0;
@@ -156,7 +155,7 @@ export class Monitor {
     } else {
       const { refreshMs, ...watchOptions } = patterns;
       this.patternsRefreshMs = intOption(where, 'patterns.refreshMs', refreshMs, 5000, 0, 3_600_000);
-      this.patternWatch = new PatternWatch(this.patternEvents, { limit: 10_000, ...watchOptions });
+      this.patternWatch = new PatternWatch(undefined, { limit: 10_000, ...watchOptions });
     }
     this.health = new HealthView(maxNames);
     this.metrics = new PrometheusMetrics(options.metrics);
@@ -205,9 +204,10 @@ export class Monitor {
     this.openTelemetry?.observe(event);
     this.live.ingest(event);
     this.health.observe(event, this.clock.now());
-    if (this.patternWatch !== undefined && PATTERN_TYPES.has(event.type)) {
+    const watch = this.patternWatch;
+    if (watch !== undefined && PATTERN_TYPES.has(event.type)) {
       this.patternsSeen++;
-      this.patternEvents.emit(event);
+      watch.record(event as unknown as AnalysedEvent);
     }
   }
 
