@@ -362,7 +362,7 @@ function ago(now, at) {
 function labelsText(labels) {
   return Object.entries(labels)
     .filter(([name]) => name !== 'alertname')
-    .map(([name, value]) => `${name}="${value}"`)
+    .map(([name, value]) => `${name}="${String(value).replace(/[\\"]/g, '\\$&')}"`)
     .join(', ');
 }
 
