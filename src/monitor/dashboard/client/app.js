@@ -543,9 +543,13 @@ function renderHealth(s) {
     .join(' · ');
 }
 
-/** Pattern times are the events' own: offsets from the first for virtual-clock (lab) runs, else clock times. */
+/**
+ * Pattern times are the events' own: an offset from the first event for virtual-clock (lab) runs, whose
+ * clocks start near 0; a clock time for anything else.
+ */
 function patternTime(ms, origin) {
-  if (origin !== null && origin < 365 * 86400000) return `+${formatMs(ms - origin)}`;
+  const YEAR = 365 * 86400000;
+  if (ms < YEAR && origin !== null && origin < YEAR) return `+${formatMs(ms - origin)}`;
   return formatTime(ms);
 }
 
