@@ -1,7 +1,8 @@
 /**
  * The dashboard in a real browser (Debian's Chromium driven by playwright-core): fed by a seeded lab run,
  * the page lists the scenario's policies, a circuit opening in the event stream turns its circle red
- * within 2 s, and the charts draw. Screenshots go to test-results/dashboard-browser/; with
+ * within 2 s, and the charts draw; a firing alert and a failing health probe show, a silence is created and
+ * expired from the page, and the lab's failures appear as failure patterns. Screenshots go to test-results/dashboard-browser/; with
  * BULWARK_DOCS_SCREENSHOT=1 the README's docs/dashboard.png is refreshed too.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -14,7 +15,13 @@ import { createRuntime } from '../src/core/runtime.js';
 import { runScenario } from '../src/lab/runner.js';
 import type { Scenario } from '../src/lab/scenario.js';
 import { network } from '../src/lab/scenarios/index.js';
-import { createMonitor, type DashboardServer, type Monitor } from '../src/monitor/index.js';
+import {
+  AlertRuleEngine,
+  createMonitor,
+  type DashboardServer,
+  type Monitor,
+  Notifier,
+} from '../src/monitor/index.js';
 import { service } from './services.js';
 
 const browser = await service('chromium');
@@ -34,11 +41,28 @@ browser.describe('dashboard in a real browser', () => {
   let temp: string;
   let monitor: Monitor;
   let server: DashboardServer;
+  // Alerting on its own system-clock runtime; the test evaluates the rules itself.
+  const alertRuntime = createRuntime({ seed: 9 });
+  const notifier = new Notifier({
+    runtime: alertRuntime,
+    receivers: [{ name: 'team', sendResolved: true, send: async () => undefined }],
+    route: { receiver: 'team' },
+  });
+  const engine = new AlertRuleEngine({
+    runtime: alertRuntime,
+    rules: [{ kind: 'circuitOpen', name: 'CircuitOpen', labels: { severity: 'page' } }],
+    evaluationInterval: '1h',
+    onAlert: (alert) => notifier.receive(alert),
+  });
 
   beforeAll(async () => {
     temp = mkdtempSync(join(tmpdir(), 'bulwark-browser-'));
     await buildDashboard(join(temp, 'assets'));
-    monitor = createMonitor({ history: ':memory:' });
+    monitor = createMonitor({
+      history: ':memory:',
+      alerts: { notifier, engine },
+      patterns: { refreshMs: 500 },
+    });
     server = await monitor.serve({
       port: 0,
       assetsDir: join(temp, 'assets'),
@@ -48,10 +72,12 @@ browser.describe('dashboard in a real browser', () => {
   }, 60_000);
   afterAll(async () => {
     await monitor?.close();
+    engine.close();
+    await notifier.close();
     rmSync(temp, { recursive: true, force: true });
   });
 
-  it('shows the lab run, turns an opening circuit red within 2 s, draws its charts', async () => {
+  it('shows the lab run, turns an opening circuit red within 2 s, draws its charts, shows alerts, health and patterns, silences an alert', async () => {
     const feed = createRuntime({ seed: 7 });
     monitor.attach(feed);
     const context = await playwright.launchPersistentContext(join(temp, 'profile'), {
@@ -172,6 +198,56 @@ browser.describe('dashboard in a real browser', () => {
       await page.waitForSelector('#detail-history canvas');
       expect(await page.textContent('#detail-name')).toBe('retry');
 
+      // The lab's failures show as failure patterns (signatures of the injected errors).
+      await page.waitForSelector('#patterns-panel:not([hidden]) #signatures tbody tr', { timeout: 5000 });
+
+      // A circuit opening fires an alert; a readiness probe fails: both show on the page.
+      alertRuntime.events.emit({
+        type: 'circuit.transition',
+        source: 'payments',
+        at: alertRuntime.clock.now(),
+        from: 'closed',
+        to: 'open',
+        reason: 'failure ratio',
+      });
+      engine.evaluate();
+      for (const ok of [false, false, false]) {
+        feed.events.emit({
+          type: 'health.check',
+          source: 'postgres',
+          at: clock.now(),
+          component: 'postgres',
+          probe: 'readiness',
+          ok,
+          healthy: false,
+          durationMs: 2000,
+          error: 'timeout',
+        });
+      }
+      const firing = '#alerts tr[data-rule="CircuitOpen"][data-state="firing"]';
+      await page.waitForSelector(firing, { timeout: 5000 });
+      expect(await page.textContent(`${firing} td.labels`)).toContain('source="payments"');
+      await page.waitForSelector(
+        '#probes tr[data-component="postgres"][data-probe="readiness"][data-healthy="false"]',
+        { timeout: 5000 },
+      );
+      expect(await page.textContent('#probes tr[data-component="postgres"] .badge')).toBe('down');
+
+      // A silence is created from the alert's row, mutes it, and is expired again from the page.
+      await page.click(`${firing} button`);
+      expect(await page.inputValue('#silence-matchers')).toContain('alertname="CircuitOpen"');
+      await page.fill('#silence-by', 'browser-test');
+      await page.fill('#silence-comment', 'payments failover drill');
+      await page.click('#silence-create');
+      await page.waitForSelector('#silences tr[data-state="active"]', { timeout: 5000 });
+      await page.waitForSelector('#alerts tr[data-rule="CircuitOpen"][data-state="silenced"]', {
+        timeout: 5000,
+      });
+      expect(notifier.listSilences()).toMatchObject([
+        { state: 'active', createdBy: 'browser-test', comment: 'payments failover drill' },
+      ]);
+      expect(await page.textContent('#silence-error')).toBe('');
+
       await page.screenshot({ path: join(OUTPUT, 'dashboard.png'), fullPage: true });
       if (process.env.BULWARK_DOCS_SCREENSHOT === '1') {
         await page.click('#detail-close');
@@ -180,6 +256,10 @@ browser.describe('dashboard in a real browser', () => {
           fullPage: false,
         });
       }
+      await page.click('#silences tr[data-state="active"] button');
+      await page.waitForSelector('#silences tr[data-state="expired"]', { timeout: 5000 });
+      await page.waitForSelector(firing, { timeout: 5000 });
+      expect(notifier.listSilences().map((x) => x.state)).toEqual(['expired']);
     } finally {
       await context.close();
     }

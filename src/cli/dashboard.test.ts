@@ -182,6 +182,81 @@ describe('bulwark dashboard', () => {
     expect(await second).toBe(0);
   });
 
+  it('--alerts evaluates the rules over the followed events; the page lists the alert and can silence it', async () => {
+    const file = join(dir, 'alert-events.jsonl');
+    const config = join(dir, 'alerts.yaml');
+    await writeFile(
+      config,
+      `evaluationInterval: 100ms
+rules:
+  - name: CircuitOpen
+    labels: { severity: ticket }
+    circuitOpen: {}
+receivers:
+  - name: ops
+    webhook: { urlEnv: OPS_HOOK }
+route:
+  receiver: ops
+  groupWait: 1h
+`,
+    );
+    await writeFile(
+      file,
+      lines({
+        type: 'circuit.transition',
+        source: 'db',
+        at: 1,
+        from: 'closed',
+        to: 'open',
+        reason: 'failures',
+      }),
+    );
+    const c = capture();
+    const run = controlled({ OPS_HOOK: 'http://127.0.0.1:9/hook' });
+    const exit = dashboardCommand(
+      ['--events', file, '--alerts', config, '--port', '0', '--db', ':memory:'],
+      c.io,
+      run.deps,
+    );
+    const { url } = await run.listening;
+    expect(c.out()).toContain(`; alert rules of ${config}`);
+    const alerts = await until(
+      async () => (await (await fetch(`${url}api/alerts`)).json()) as { rule: string; state: string }[],
+      (list) => list.some((a) => a.state === 'firing'),
+    );
+    expect(alerts).toMatchObject([{ rule: 'CircuitOpen', state: 'firing', labels: { source: 'db' } }]);
+    const page = await fetch(url);
+    const cookie = (page.headers.get('set-cookie') ?? '').split(';')[0] as string;
+    const created = await fetch(`${url}api/silences`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', cookie, origin: url.slice(0, -1) },
+      body: JSON.stringify({ matchers: ['alertname="CircuitOpen"'], duration: '2h' }),
+    });
+    expect(created.status).toBe(201);
+    const shown = (await snapshot(url)) as LiveSnapshot & {
+      alerts: { alerts: { silenced: boolean }[]; silences: { state: string }[] };
+    };
+    expect(shown.alerts.alerts[0]?.silenced).toBe(true);
+    expect(shown.alerts.silences.map((x) => x.state)).toEqual(['active']);
+    run.stop();
+    expect(await exit).toBe(0);
+  });
+
+  it('--alerts with a bad config exits 2 with one line per problem', async () => {
+    const config = join(dir, 'bad-alerts.yaml');
+    await writeFile(config, 'rules:\n  - name: X\n    circuitOpen: {}\n    fro: 1m\nreceivers: []\n');
+    const c = capture();
+    expect(await main(['dashboard', '--alerts', config, '--port', '0', '--db', ':memory:'], c.io)).toBe(2);
+    expect(c.err().trim().split('\n')).toEqual([
+      expect.stringMatching(/^bulwark: .*bad-alerts\.yaml:1:1: route: required/),
+      expect.stringMatching(
+        /^bulwark: .*bad-alerts\.yaml:4:5: rules\[0\]\.fro: unknown key \(did you mean "for"\?\)$/,
+      ),
+      expect.stringMatching(/^bulwark: .*bad-alerts\.yaml:5:12: receivers: must list at least one receiver$/),
+    ]);
+    expect(c.out()).toBe('');
+  });
+
   it('takes the token from BULWARK_DASHBOARD_TOKEN', async () => {
     const token = 'token-from-the-environment';
     const run = controlled({ BULWARK_DASHBOARD_TOKEN: token });

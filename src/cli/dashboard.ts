@@ -9,6 +9,8 @@ import { type Clock, SystemClock } from '../core/clock.js';
 import { isBulwarkError } from '../core/errors.js';
 import type { EventSink } from '../core/events.js';
 import { createRuntime } from '../core/runtime.js';
+import { type Alerting, startAlerting } from '../monitor/alerts/alerting.js';
+import { AlertConfigError, loadAlertConfig } from '../monitor/alerts/config.js';
 import { followEventFile } from '../monitor/event-file.js';
 import { createMonitor, type Monitor } from '../monitor/monitor.js';
 import { type CommandIO, parseFlags, UsageError } from './io.js';
@@ -17,7 +19,7 @@ import { type CommandIO, parseFlags, UsageError } from './io.js';
 export interface DashboardDependencies {
   /** Resolves when the dashboard should stop. @defaultValue on SIGINT or SIGTERM */
   waitForStop: () => Promise<void>;
-  /** The environment (`BULWARK_DASHBOARD_TOKEN`). */
+  /** The environment (`BULWARK_DASHBOARD_TOKEN`, and the alert config's `…Env` secrets). */
   env: Readonly<Record<string, string | undefined>>;
   /** The monitor's clock. @defaultValue a `SystemClock` */
   clock?: Clock;
@@ -45,16 +47,19 @@ export const defaultDashboardDependencies: DashboardDependencies = {
   env: process.env,
 };
 
-const HELP = `Usage: bulwark dashboard [--events FILE] [--host H] [--port N] [--token T] [--db FILE] [--retention DAYS]
+const HELP = `Usage: bulwark dashboard [--events FILE] [--alerts FILE] [--host H] [--port N] [--token T] [--db FILE] [--retention DAYS]
 
 Serves the live dashboard: per policy the call rate, success rate, errors by kind, retries, timeouts,
 latency p50/p90/p99 and circuit state; queues, engine runs, faults and resources; a history of per-minute
-rollups; and Prometheus metrics at /metrics. Runs until Ctrl-C.
+rollups; health probes and supervised children; failure patterns; with --alerts, the firing alerts and
+their silences (created and expired from the page); and Prometheus metrics at /metrics. Runs until Ctrl-C.
 
 Options:
   --events FILE     Read events from FILE, one JSON object per line ({"type":"call","source":…,"at":…}),
                     from its start, then follow it as it grows. A line that is not an event is reported as
                     FILE:LINE:1: message and skipped
+  --alerts FILE     Evaluate the alert rules of FILE (see bulwark alerts check) over the events, notify its
+                    receivers, and show the alerts and silences on the page
   --host H          Address to bind (default 127.0.0.1). Any other address requires --token
   --port N          Port, 0 for any free one (default 7420)
   --token T         Secret every request must carry; open the page as /?token=T once (default:
@@ -103,6 +108,7 @@ export async function dashboardCommand(
     argv,
     {
       events: { type: 'string' },
+      alerts: { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '7420' },
       token: { type: 'string' },
@@ -142,13 +148,37 @@ export async function dashboardCommand(
   const title =
     (values.title as string | undefined) ?? (eventsFile === undefined ? 'history' : `events: ${eventsFile}`);
 
+  const alertsFile = values.alerts as string | undefined;
+  if (alertsFile === '') throw new UsageError('dashboard: --alerts must name a file');
+
   const clock = deps.clock ?? new SystemClock();
+  // The rules watch a runtime of their own that the followed events are replayed on.
+  const runtime = createRuntime({ clock });
+  let alerting: Alerting | undefined;
+  if (alertsFile !== undefined) {
+    try {
+      alerting = startAlerting(await loadAlertConfig(alertsFile, deps.env), { runtime });
+    } catch (error) {
+      if (error instanceof AlertConfigError) {
+        io.err(`${error.problems.map((p) => `bulwark: ${p}`).join('\n')}\n`);
+        return 2;
+      }
+      throw error;
+    }
+  }
   let monitor: Monitor;
   try {
-    monitor = createMonitor({ clock, history: db, retentionDays: retention });
+    monitor = createMonitor({
+      clock,
+      history: db,
+      retentionDays: retention,
+      ...(alerting === undefined ? {} : { alerts: alerting }),
+    });
   } catch (error) {
+    await alerting?.close();
     return startFailure('dashboard', error, host, portNumber);
   }
+  monitor.attach(runtime);
   try {
     let server: Awaited<ReturnType<Monitor['serve']>>;
     try {
@@ -168,7 +198,7 @@ export async function dashboardCommand(
         ? undefined
         : await followEventFile(eventsFile, {
             clock,
-            onEvent: (event) => monitor.ingest(event),
+            onEvent: (event) => runtime.events.emit(event),
             onProblem: (problem) => {
               problems++;
               if (problems <= 20) io.err(`${problem.file}:${problem.line}:1: ${problem.message}\n`);
@@ -180,6 +210,7 @@ export async function dashboardCommand(
       `Dashboard: ${server.url}${token === undefined ? '' : '?token=…'}\n` +
         `History: ${db === ':memory:' ? 'in memory' : db} (${retention} days)` +
         (eventsFile === undefined ? '' : `; following ${eventsFile}`) +
+        (alertsFile === undefined ? '' : `; alert rules of ${alertsFile}`) +
         '\nPress Ctrl-C to stop.\n',
     );
     deps.onListening?.(server.url, monitor);
@@ -190,6 +221,7 @@ export async function dashboardCommand(
     return 0;
   } finally {
     await monitor.close();
+    await alerting?.close();
   }
 }
 

@@ -4,6 +4,18 @@
  */
 
 export * from './alerts/index.js';
+export type {
+  AlertsSnapshot,
+  AlertView,
+  ChildView,
+  EscalationView,
+  HealingView,
+  HealthSnapshot,
+  MonitorAlerts,
+  PatternsSnapshot,
+  ProbeView,
+  SilenceView,
+} from './dashboard/panels.js';
 export { type DashboardServer, type DashboardServerOptions, startDashboard } from './dashboard/server.js';
 export {
   type EventFileProblem,
@@ -32,7 +44,13 @@ export {
   PrometheusMetrics,
   type PrometheusMetricsOptions,
 } from './metrics.js';
-export { type Controllable, createMonitor, Monitor, type MonitorOptions } from './monitor.js';
+export {
+  type Controllable,
+  createMonitor,
+  Monitor,
+  type MonitorOptions,
+  type MonitorSnapshot,
+} from './monitor.js';
 export { OpenTelemetryMetrics, type OpenTelemetryMetricsOptions, OTEL_METRIC_NAMES } from './otel.js';
 export {
   type AnalysedEvent,

@@ -582,6 +582,12 @@ export class LiveAggregator {
       case 'step.started':
         // Already visible through the calls' outcomes, the runs and the failovers.
         return;
+      case 'health.check':
+      case 'supervisor.child':
+      case 'supervisor.escalated':
+      case 'healing.action':
+        // The monitor's health panel shows these.
+        return;
       default: {
         // Types this dashboard has no panel for (alerts, health checks… as their modules add them).
         const { type, source } = event as { type: string; source: string };

@@ -8,11 +8,21 @@ import { type Clock, SystemClock } from '../core/clock.js';
 import type { BulwarkEvent, EventSink } from '../core/events.js';
 import type { Runtime } from '../core/runtime.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
+import {
+  type AlertsSnapshot,
+  alertsSnapshot,
+  type HealthSnapshot,
+  HealthView,
+  type MonitorAlerts,
+  type PatternsSnapshot,
+  patternsSnapshot,
+} from './dashboard/panels.js';
 import type { DashboardServer, DashboardServerOptions } from './dashboard/server.js';
 import { type HistoryPoint, type HistoryQuery, HistoryStore } from './history.js';
 import { LiveAggregator, type LiveSnapshot } from './live.js';
 import { PrometheusMetrics, type PrometheusMetricsOptions } from './metrics.js';
 import { OpenTelemetryMetrics, type OpenTelemetryMetricsOptions } from './otel.js';
+import { type AnalysedEvent, PATTERN_EVENT_TYPES, type PatternOptions, PatternWatch } from './patterns.js';
 
 export interface MonitorOptions {
   /**
@@ -37,7 +47,39 @@ export interface MonitorOptions {
   openTelemetry?: OpenTelemetryMetricsOptions;
   /** Distinct names per dashboard section (policies, queues, plans, faults). @defaultValue 1000 */
   maxNames?: number;
+  /**
+   * Alerting to show on the dashboard: its pending and firing alerts, its silences (created and expired
+   * from the page, with the same token and same-origin rules as every control) and its outbox counts.
+   * Pass what `startAlerting` returns, or `{ notifier, engine }`. The monitor does not close it.
+   * @example
+   * const alerting = startAlerting(await loadAlertConfig('alerts.yaml'), { runtime });
+   * const monitor = createMonitor({ alerts: alerting });
+   */
+  alerts?: MonitorAlerts;
+  /**
+   * The failure-patterns panel: pattern analysis over the latest `limit` events of the types it reads
+   * (calls, retries, steps, jobs, health checks), refreshed at most every `refreshMs`; `false` for none.
+   * @defaultValue `{ limit: 10_000, refreshMs: 5000 }`
+   */
+  patterns?: (PatternOptions & { limit?: number; refreshMs?: number }) | false;
 }
+
+/** What the dashboard's stream sends: the live view, the health panel, and alerts and patterns when on. */
+export interface MonitorSnapshot extends LiveSnapshot {
+  health: HealthSnapshot;
+  /** `null` when the monitor was given no alerting. */
+  alerts: AlertsSnapshot | null;
+  /** `null` when pattern analysis is off. */
+  patterns: PatternsSnapshot | null;
+}
+
+const PATTERN_TYPES: ReadonlySet<string> = new Set(PATTERN_EVENT_TYPES);
+const HEALTH_TYPES: ReadonlySet<string> = new Set([
+  'health.check',
+  'supervisor.child',
+  'supervisor.escalated',
+  'healing.action',
+]);
 
 /** Something the dashboard can act on, e.g. a circuit breaker (`isolate`, `reset`). */
 export interface Controllable {
@@ -60,6 +102,13 @@ export class Monitor {
   readonly openTelemetry: OpenTelemetryMetrics | undefined;
   readonly history: HistoryStore | undefined;
   readonly live: LiveAggregator;
+  /** The alerting shown on the dashboard, when given. */
+  readonly alerts: MonitorAlerts | undefined;
+  private readonly health: HealthView;
+  private readonly patternWatch: PatternWatch | undefined;
+  private readonly patternsRefreshMs: number;
+  private patternsSeen = 0;
+  private patternsCache: { at: number; seen: number; view: PatternsSnapshot } | undefined;
   private readonly detachers = new Set<() => void>();
   private readonly controls = new Map<string, Actions>();
   private readonly servers = new Set<DashboardServer>();
@@ -67,7 +116,16 @@ export class Monitor {
 
   constructor(options: MonitorOptions = {}) {
     const where = 'createMonitor';
-    knownKeys(where, options, ['clock', 'history', 'retentionDays', 'metrics', 'openTelemetry', 'maxNames']);
+    knownKeys(where, options, [
+      'clock',
+      'history',
+      'retentionDays',
+      'metrics',
+      'openTelemetry',
+      'maxNames',
+      'alerts',
+      'patterns',
+    ]);
     if ('runtime' in options) {
       throw invalid(
         where,
@@ -86,6 +144,28 @@ export class Monitor {
       throw invalid(where, 'clock', clock, 'a Clock');
     }
     this.clock = clock;
+    const alerts = options.alerts;
+    if (
+      alerts !== undefined &&
+      (typeof alerts?.notifier?.listSilences !== 'function' ||
+        (alerts.engine !== undefined && typeof alerts.engine?.alerts !== 'function'))
+    ) {
+      throw invalid(where, 'alerts', alerts, '{ notifier, engine? } (what startAlerting returns)');
+    }
+    this.alerts = alerts;
+    const patterns = options.patterns ?? {};
+    if (patterns !== false && (typeof patterns !== 'object' || patterns === null)) {
+      throw invalid(where, 'patterns', patterns, 'pattern options or false');
+    }
+    if (patterns === false) {
+      this.patternWatch = undefined;
+      this.patternsRefreshMs = 0;
+    } else {
+      const { refreshMs, ...watchOptions } = patterns;
+      this.patternsRefreshMs = intOption(where, 'patterns.refreshMs', refreshMs, 5000, 0, 3_600_000);
+      this.patternWatch = new PatternWatch(undefined, { limit: 10_000, ...watchOptions });
+    }
+    this.health = new HealthView(maxNames);
     this.metrics = new PrometheusMetrics(options.metrics);
     this.openTelemetry =
       options.openTelemetry === undefined ? undefined : new OpenTelemetryMetrics(options.openTelemetry);
@@ -141,6 +221,13 @@ export class Monitor {
     this.metrics.observe(event);
     this.openTelemetry?.observe(event);
     this.live.ingest(event, arrivedAt);
+    // Only health events need a time here; the rest would pay a clock read per event for nothing.
+    if (HEALTH_TYPES.has(event.type)) this.health.observe(event, arrivedAt ?? this.clock.now());
+    const watch = this.patternWatch;
+    if (watch !== undefined && PATTERN_TYPES.has(event.type)) {
+      this.patternsSeen++;
+      watch.record(event as unknown as AnalysedEvent);
+    }
   }
 
   /**
@@ -180,10 +267,47 @@ export class Monitor {
   }
 
   /** The live view now (what the dashboard's stream sends). */
-  snapshot(): LiveSnapshot {
+  snapshot(): MonitorSnapshot {
     const controls: Record<string, string[]> = {};
     for (const [name, actions] of this.controls) controls[name] = Object.keys(actions);
-    return this.live.snapshot(controls);
+    return {
+      ...this.live.snapshot(controls),
+      health: this.health.snapshot(),
+      alerts: this.alertsSnapshot(),
+      patterns: this.patternsSnapshot(),
+    };
+  }
+
+  /**
+   * The alerts panel now: alerts, silences and outbox counts; `null` without alerting, or once its store
+   * is closed (alerting may be closed before the monitor: the dashboard keeps serving without the panel).
+   */
+  alertsSnapshot(): AlertsSnapshot | null {
+    if (this.alerts === undefined) return null;
+    try {
+      return alertsSnapshot(this.alerts);
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * The failure-patterns panel: re-analysed when events arrived and `refreshMs` has passed since the last
+   * analysis (it reads up to `limit` events, too much to redo every second); `null` when off.
+   */
+  patternsSnapshot(): PatternsSnapshot | null {
+    if (this.patternWatch === undefined) return null;
+    const now = this.clock.now();
+    const cached = this.patternsCache;
+    if (
+      cached !== undefined &&
+      (cached.seen === this.patternsSeen || now - cached.at < this.patternsRefreshMs)
+    ) {
+      return cached.view;
+    }
+    const view = patternsSnapshot(this.patternWatch.report());
+    this.patternsCache = { at: now, seen: this.patternsSeen, view };
+    return view;
   }
 
   /**
@@ -236,6 +360,7 @@ export class Monitor {
     for (const detach of [...this.detachers]) detach();
     await Promise.all([...this.servers].map((s) => s.close()));
     this.closed = true;
+    this.patternWatch?.close();
     this.live.flush();
     this.openTelemetry?.close();
     this.history?.close();

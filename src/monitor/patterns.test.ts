@@ -204,6 +204,16 @@ describe('time of day', () => {
 });
 
 describe('PatternWatch (live)', () => {
+  it('without a sink, keeps what it is given with record(), the latest `limit` only', () => {
+    const watch = new PatternWatch(undefined, { limit: 3 });
+    for (let at = 0; at < 5; at++) watch.record(failure('db', at, 'ECONNREFUSED', 'refused'));
+    expect(watch.size).toBe(3);
+    const report = watch.report();
+    expect([report.events, report.from, report.to]).toEqual([3, 2, 4]);
+    watch.close();
+    expect(watch.size).toBe(0);
+  });
+
   it('analyses the last events of a live sink, within its limit', () => {
     const rt = virtualRuntime(1);
     const watch = new PatternWatch(rt.events, { limit: 1000 });

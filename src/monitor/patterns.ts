@@ -636,7 +636,8 @@ export const PATTERN_EVENT_TYPES: readonly BulwarkEventType[] = [
 
 /**
  * Live analysis: keeps the last `limit` events pattern analysis reads from an event sink (a ring, so
- * memory stays bounded) and analyses them on demand.
+ * memory stays bounded) and analyses them on demand. With `events` undefined it subscribes to nothing:
+ * feed it with {@link PatternWatch.record} (the monitor does, from the events it already receives).
  * @example
  * const watch = new PatternWatch(runtime.events, { limit: 50_000 });
  * // … later, e.g. from a dashboard request …
@@ -650,18 +651,23 @@ export class PatternWatch {
   private readonly options: PatternOptions;
   private readonly unsubscribe: () => void;
 
-  constructor(events: EventSink, options: PatternOptions & { limit?: number } = {}) {
+  constructor(events: EventSink | undefined, options: PatternOptions & { limit?: number } = {}) {
     const { limit, ...rest } = options;
     this.limit = intOption('PatternWatch', 'limit', limit, 100_000, 1);
     // Validated now rather than at the first report.
     analysePatterns([], rest);
     this.options = rest;
-    this.unsubscribe = events.subscribe((event) => {
-      const e = event as unknown as AnalysedEvent;
-      if (this.buffer.length < this.limit) this.buffer.push(e);
-      else this.buffer[this.next] = e;
-      this.next = (this.next + 1) % this.limit;
-    }, PATTERN_EVENT_TYPES);
+    this.unsubscribe =
+      events === undefined
+        ? () => undefined
+        : events.subscribe((event) => this.record(event as unknown as AnalysedEvent), PATTERN_EVENT_TYPES);
+  }
+
+  /** Keeps one event (of {@link PATTERN_EVENT_TYPES}; others only take room), dropping the oldest when full. */
+  record(event: AnalysedEvent): void {
+    if (this.buffer.length < this.limit) this.buffer.push(event);
+    else this.buffer[this.next] = event;
+    this.next = (this.next + 1) % this.limit;
   }
 
   /** Events held now (at most `limit`). */

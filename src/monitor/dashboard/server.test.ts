@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildDashboard } from '../../../scripts/build-dashboard.mjs';
-import { createRuntime } from '../../core/runtime.js';
+import { createRuntime, virtualRuntime } from '../../core/runtime.js';
 import { circuitBreaker } from '../../policy/circuit-breaker.js';
+import { AlertRuleEngine } from '../alerts/engine.js';
+import { Notifier } from '../alerts/notifier.js';
 import type { LiveSnapshot } from '../live.js';
-import { createMonitor, type Monitor } from '../monitor.js';
+import { createMonitor, type Monitor, type MonitorOptions, type MonitorSnapshot } from '../monitor.js';
 import type { DashboardServer } from './server.js';
 
 let assetsDir: string;
@@ -22,8 +24,8 @@ afterEach(async () => {
   for (const { monitor } of open.splice(0)) await monitor.close();
 });
 
-async function start(options: Parameters<Monitor['serve']>[0] = {}) {
-  const monitor = createMonitor({ history: ':memory:' });
+async function start(options: Parameters<Monitor['serve']>[0] = {}, monitorOptions: MonitorOptions = {}) {
+  const monitor = createMonitor({ history: ':memory:', ...monitorOptions });
   open.push({ monitor });
   const server = await monitor.serve({ port: 0, assetsDir, intervalMs: 50, ...options });
   return { monitor, server };
@@ -258,5 +260,290 @@ describe('dashboard server', () => {
     await server.closed;
     await expect(call(server, '/')).rejects.toThrow(/ECONNREFUSED/);
     await reading;
+  });
+});
+
+/** Alerting on a virtual runtime with one circuit-open rule, firing for "db" after one evaluation. */
+async function firingAlerting() {
+  const rt = virtualRuntime(11);
+  const notifier = new Notifier({
+    runtime: rt,
+    receivers: [{ name: 'team', sendResolved: true, send: async () => undefined }],
+    route: { receiver: 'team' },
+  });
+  const engine = new AlertRuleEngine({
+    runtime: rt,
+    rules: [{ kind: 'circuitOpen', name: 'CircuitOpen' }],
+    onAlert: (a) => notifier.receive(a),
+  });
+  rt.events.emit({
+    type: 'circuit.transition',
+    source: 'db',
+    at: 0,
+    from: 'closed',
+    to: 'open',
+    reason: 'failures',
+  });
+  await rt.clock.advance(15_000);
+  return {
+    rt,
+    notifier,
+    engine,
+    async close() {
+      engine.close();
+      await notifier.close();
+    },
+  };
+}
+
+describe('dashboard server with alerts, health and failure patterns', () => {
+  const alertings: { close(): Promise<void> }[] = [];
+  afterEach(async () => {
+    for (const a of alertings.splice(0)) await a.close();
+  });
+
+  it('shows firing alerts; silences are created and expired from the page as control requests', async () => {
+    const alerting = await firingAlerting();
+    alertings.push(alerting);
+    const { monitor, server } = await start({}, { alerts: alerting });
+    const alerts = JSON.parse((await call(server, '/api/alerts')).body);
+    expect(alerts).toMatchObject([{ rule: 'CircuitOpen', state: 'firing', labels: { source: 'db' } }]);
+    expect(monitor.snapshot().alerts).toEqual({
+      alerts: [
+        {
+          rule: 'CircuitOpen',
+          state: 'firing',
+          labels: { alertname: 'CircuitOpen', source: 'db', state: 'open' },
+          value: expect.any(Number),
+          since: 15_000,
+          silenced: false,
+        },
+      ],
+      silences: [],
+      outbox: { pending: 0, delivered: 0, rejected: 0 },
+    });
+    expect(JSON.parse((await call(server, '/api/info')).body).alerts).toBe(true);
+
+    const json = { 'content-type': 'application/json' };
+    const body = JSON.stringify({
+      matchers: ['alertname="CircuitOpen"', 'source="db"'],
+      duration: '1h',
+      createdBy: 'ana',
+      comment: 'db failover drill',
+    });
+    const post = (headers: Record<string, string>, text = body) =>
+      call(server, '/api/silences', { method: 'POST', headers, body: text });
+    expect((await post(json)).status).toBe(401);
+    const page = await call(server, '/');
+    const cookie = String(page.headers['set-cookie']).split(';')[0] as string;
+    const origin = `http://127.0.0.1:${server.port}`;
+    expect((await post({ ...json, cookie, origin: 'http://evil.example' })).status).toBe(403);
+    expect((await post({ ...json, cookie, 'sec-fetch-site': 'cross-site' })).status).toBe(403);
+    expect((await post({ 'content-type': 'text/plain', cookie, origin })).status).toBe(415);
+    const bad = await post(
+      { ...json, cookie, origin },
+      JSON.stringify({ matchers: ['nope'], duration: '1h' }),
+    );
+    expect(bad.status).toBe(400);
+    expect(JSON.parse(bad.body).error).toMatch(/invalid matcher "nope"/);
+    expect(alerting.notifier.listSilences()).toEqual([]);
+
+    const created = await post({ ...json, cookie, origin });
+    expect(created.status).toBe(201);
+    expect(created.headers['x-content-type-options']).toBe('nosniff');
+    const { id } = JSON.parse(created.body) as { id: string };
+    const silenced = monitor.snapshot().alerts;
+    expect(silenced?.alerts[0]?.silenced).toBe(true);
+    expect(silenced?.silences).toEqual([
+      {
+        id,
+        matchers: 'alertname="CircuitOpen",source="db"',
+        state: 'active',
+        startsAt: 15_000,
+        endsAt: 15_000 + 3_600_000,
+        createdBy: 'ana',
+        comment: 'db failover drill',
+      },
+    ]);
+    // The open page receives the change on its stream without any runtime event reaching the monitor.
+    const streamed = await readStream(server, (t) =>
+      snapshots(t).some((s) => (s as MonitorSnapshot).alerts?.silences[0]?.id === id),
+    );
+    expect(streamed).toContain('"silenced":true');
+
+    const expire = (headers: Record<string, string>) =>
+      call(server, `/api/silences/${id}`, { method: 'DELETE', headers });
+    expect((await expire({})).status).toBe(401);
+    expect((await expire({ cookie, origin: 'http://evil.example' })).status).toBe(403);
+    expect((await expire({ cookie, origin })).status).toBe(200);
+    expect((await expire({ cookie, origin })).status).toBe(404);
+    const after = monitor.snapshot().alerts;
+    expect(after?.silences.map((s) => [s.id, s.state])).toEqual([[id, 'expired']]);
+    expect(after?.alerts[0]?.silenced).toBe(false);
+    expect(JSON.parse((await call(server, '/api/silences')).body)).toMatchObject([{ id, state: 'expired' }]);
+    expect(JSON.parse((await call(server, '/api/outbox')).body)).toEqual({
+      pending: 0,
+      delivered: 0,
+      rejected: 0,
+    });
+    expect((await call(server, '/api/alerts', { method: 'PUT' })).status).toBe(405);
+  });
+
+  it('keeps serving without the panel when the alerting is closed first', async () => {
+    const alerting = await firingAlerting();
+    const { monitor, server } = await start({}, { alerts: alerting });
+    expect(monitor.snapshot().alerts?.alerts).toHaveLength(1);
+    await alerting.close();
+    expect(monitor.snapshot().alerts).toBeNull();
+    const text = await readStream(server, (t) => snapshots(t).length >= 2);
+    expect((snapshots(text).at(-1) as MonitorSnapshot).alerts).toBeNull();
+    expect((await call(server, '/api/silences')).status).toBe(500);
+  });
+
+  it('with a token, the alert API needs it too, and a bearer token may create silences', async () => {
+    const alerting = await firingAlerting();
+    alertings.push(alerting);
+    const token = 'a-long-enough-secret-token';
+    const { server } = await start({ token }, { alerts: alerting });
+    expect((await call(server, '/api/alerts')).status).toBe(401);
+    expect((await call(server, '/api/silences')).status).toBe(401);
+    const auth = { authorization: `Bearer ${token}` };
+    expect((await call(server, '/api/alerts', { headers: auth })).status).toBe(200);
+    const created = await call(server, '/api/silences', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ matchers: ['alertname="CircuitOpen"'], duration: '10m' }),
+    });
+    expect(created.status).toBe(201);
+    const wrong = await call(server, '/api/silences/x', {
+      method: 'DELETE',
+      headers: { authorization: 'Bearer not-the-right-token-at-all' },
+    });
+    expect(wrong.status).toBe(401);
+  });
+
+  it('without alerting there is no alert API and the panel is off', async () => {
+    const { monitor, server } = await start();
+    expect((await call(server, '/api/alerts')).status).toBe(404);
+    const page = await call(server, '/');
+    const cookie = String(page.headers['set-cookie']).split(';')[0] as string;
+    const created = await call(server, '/api/silences', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', cookie },
+      body: JSON.stringify({ matchers: ['a="b"'], duration: '1h' }),
+    });
+    expect(created.status).toBe(405);
+    expect(monitor.snapshot().alerts).toBeNull();
+  });
+
+  it('streams the health panel: probes up and down, restarts and escalations, no error text', async () => {
+    const { monitor, server } = await start();
+    const rt = createRuntime({ seed: 5 });
+    monitor.attach(rt);
+    const check = (component: string, ok: boolean, healthy: boolean) =>
+      rt.events.emit({
+        type: 'health.check',
+        source: component,
+        at: rt.clock.now(),
+        component,
+        probe: 'readiness',
+        ok,
+        healthy,
+        durationMs: 4,
+        ...(ok ? {} : { error: 'connect ECONNREFUSED 10.1.2.3:5432' }),
+      });
+    check('api', true, true);
+    check('db', false, true);
+    check('db', false, false);
+    for (const [state, restarts] of [
+      ['crashed', 0],
+      ['restarting', 1],
+      ['started', 1],
+      ['crashed', 1],
+    ] as const) {
+      rt.events.emit({
+        type: 'supervisor.child',
+        source: 'root',
+        at: rt.clock.now(),
+        child: 'worker',
+        state,
+        reason: state === 'started' ? 'restart' : 'crash',
+        restarts,
+      });
+    }
+    rt.events.emit({
+      type: 'supervisor.escalated',
+      source: 'root',
+      at: rt.clock.now(),
+      child: 'worker',
+      restarts: 3,
+      periodMs: 5000,
+    });
+    const text = await readStream(
+      server,
+      (t) => (snapshots(t).at(-1) as MonitorSnapshot | undefined)?.health?.escalations.length === 1,
+    );
+    const health = (snapshots(text).at(-1) as MonitorSnapshot).health;
+    expect(health.probes).toEqual([
+      expect.objectContaining({
+        component: 'db',
+        probe: 'readiness',
+        ok: false,
+        healthy: false,
+        checks: 2,
+        failures: 2,
+        failingFor: 2,
+      }),
+      expect.objectContaining({
+        component: 'api',
+        probe: 'readiness',
+        ok: true,
+        healthy: true,
+        failingFor: 0,
+      }),
+    ]);
+    expect(health.children).toEqual([
+      expect.objectContaining({
+        supervisor: 'root',
+        child: 'worker',
+        state: 'crashed',
+        restarts: 1,
+        escalations: 1,
+      }),
+    ]);
+    expect(health.escalations).toEqual([
+      expect.objectContaining({ supervisor: 'root', child: 'worker', restarts: 3, periodMs: 5000 }),
+    ]);
+    expect(text).not.toContain('ECONNREFUSED');
+    // They have a panel now: not listed again under "other events".
+    expect(monitor.snapshot().others).toEqual([]);
+  });
+
+  it('shows failure patterns of the latest events only, without messages', async () => {
+    const { monitor } = await start({}, { patterns: { limit: 50, refreshMs: 0 } });
+    const fail = (source: string, i: number) =>
+      monitor.ingest({
+        type: 'call',
+        source,
+        at: i,
+        kind: 'pipeline',
+        outcome: 'failure',
+        durationMs: 3,
+        error: Object.assign(new Error(`connect to 10.9.9.${i % 250}:5432 refused`), {
+          code: 'ECONNREFUSED',
+        }),
+      });
+    for (let i = 0; i < 200; i++) fail(i < 150 ? 'old' : 'db', i);
+    const patterns = monitor.snapshot().patterns;
+    expect(patterns?.events).toBe(50);
+    expect(patterns?.failures).toBe(50);
+    expect(patterns?.signatures).toEqual([
+      { code: 'ECONNREFUSED', target: 'db', count: 50, firstSeen: 150, lastSeen: 199 },
+    ]);
+    expect(JSON.stringify(patterns)).not.toContain('refused');
+    expect(createMonitor({ patterns: false }).snapshot().patterns).toBeNull();
+    expect(() => createMonitor({ patterns: 5 as never })).toThrow(/patterns/);
+    expect(() => createMonitor({ patterns: { limit: 0 } })).toThrow(/limit/);
+    expect(() => createMonitor({ alerts: {} as never })).toThrow(/alerts/);
   });
 });

@@ -7,6 +7,9 @@
  * per server when none is configured, handed to the page in an HttpOnly SameSite=Strict cookie it cannot
  * read) and are refused cross-origin. On loopback, a request whose Host is not a loopback name is refused
  * (DNS rebinding). Snapshots carry names and counts only, never error messages or configuration.
+ *
+ * With alerting (`createMonitor({ alerts })`) it also serves `GET /api/alerts`, `/api/silences` and
+ * `/api/outbox`, and takes `POST /api/silences` and `DELETE /api/silences/:id` as control requests.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -15,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Timer } from '../../core/clock.js';
 import { intOption, invalid, knownKeys } from '../../policy/options.js';
+import { alertsApi } from '../alerts/api.js';
 import type { Scope } from '../live.js';
 import type { Monitor } from '../monitor.js';
 
@@ -177,7 +181,22 @@ export async function startDashboard(
   const authorised = (request: IncomingMessage, secret: string): boolean =>
     sameSecret(bearer(request), secret) || sameSecret(cookie(request, cookieName()), secret);
 
-  const info = () => ({ title, history: monitor.history !== undefined, intervalMs });
+  const info = () => ({
+    title,
+    history: monitor.history !== undefined,
+    alerts: monitor.alerts !== undefined,
+    intervalMs,
+  });
+  const alerts =
+    monitor.alerts === undefined
+      ? undefined
+      : alertsApi({
+          notifier: monitor.alerts.notifier,
+          ...(monitor.alerts.engine === undefined ? {} : { engine: monitor.alerts.engine }),
+        });
+  // Alerts and silences change without events reaching the monitor (the engine runs on its own runtime):
+  // a snapshot is sent when they did.
+  let alertsSeen = '';
 
   const writeAll = (chunk: string) => {
     for (const client of clients) {
@@ -203,6 +222,13 @@ export async function startDashboard(
       dirty = true;
     }
     if (clients.size === 0) return;
+    if (monitor.alerts !== undefined) {
+      const now = JSON.stringify(monitor.alertsSnapshot());
+      if (now !== alertsSeen) {
+        alertsSeen = now;
+        dirty = true;
+      }
+    }
     if (dirty || now - lastEventAt < LIVE_WINDOW_MS) {
       dirty = false;
       writeAll(`event: snapshot\ndata: ${JSON.stringify(monitor.snapshot())}\n\n`);
@@ -241,6 +267,30 @@ export async function startDashboard(
       return send(response, 401, 'unauthorised: open /?token=… or send Authorization: Bearer …\n');
     }
     if (request.method === 'POST' && url.pathname === '/api/control') return control(request, response);
+    if (
+      alerts !== undefined &&
+      (url.pathname === '/api/silences' || url.pathname.startsWith('/api/silences/'))
+    ) {
+      if (request.method === 'POST' || request.method === 'DELETE') {
+        if (!refuseControl(request, response, request.method === 'POST')) {
+          response.once('finish', () => {
+            dirty = true;
+          });
+          for (const [name, value] of Object.entries(SECURITY_HEADERS)) response.setHeader(name, value);
+          alerts(request, response);
+        }
+        return;
+      }
+    }
+    if (
+      alerts !== undefined &&
+      request.method === 'GET' &&
+      ['/api/alerts', '/api/silences', '/api/outbox'].includes(url.pathname)
+    ) {
+      for (const [name, value] of Object.entries(SECURITY_HEADERS)) response.setHeader(name, value);
+      alerts(request, response);
+      return;
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD')
       return send(response, 405, 'method not allowed\n');
     const asset = ASSETS[url.pathname];
@@ -321,18 +371,26 @@ export async function startDashboard(
     response.once('error', remove);
   };
 
-  const control = async (request: IncomingMessage, response: ServerResponse) => {
+  /** Answers and returns true when a control request must be refused: cross-origin, no token, not JSON. */
+  const refuseControl = (request: IncomingMessage, response: ServerResponse, hasBody: boolean): boolean => {
     const origin = request.headers.origin;
-    if (origin !== undefined && origin !== `http://${request.headers.host ?? ''}`) {
-      return sendJson(response, 403, { error: 'cross-origin control requests are refused' });
+    if (
+      (origin !== undefined && origin !== `http://${request.headers.host ?? ''}`) ||
+      request.headers['sec-fetch-site'] === 'cross-site'
+    ) {
+      sendJson(response, 403, { error: 'cross-origin control requests are refused' });
+    } else if (!authorised(request, controlToken)) {
+      sendJson(response, 401, { error: 'a token is required' });
+    } else if (hasBody && !(request.headers['content-type'] ?? '').startsWith('application/json')) {
+      sendJson(response, 415, { error: 'send application/json' });
+    } else {
+      return false;
     }
-    if (request.headers['sec-fetch-site'] === 'cross-site') {
-      return sendJson(response, 403, { error: 'cross-origin control requests are refused' });
-    }
-    if (!authorised(request, controlToken)) return sendJson(response, 401, { error: 'a token is required' });
-    if (!(request.headers['content-type'] ?? '').startsWith('application/json')) {
-      return sendJson(response, 415, { error: 'send application/json' });
-    }
+    return true;
+  };
+
+  const control = async (request: IncomingMessage, response: ServerResponse) => {
+    if (refuseControl(request, response, true)) return;
     let body = '';
     for await (const chunk of request) {
       body += chunk;

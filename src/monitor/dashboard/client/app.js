@@ -345,6 +345,248 @@ function renderOthers(s) {
   });
 }
 
+/** A clock time as the page's local time of day. */
+function formatTime(ms) {
+  if (ms === null || ms === undefined) return '–';
+  return new Date(ms).toLocaleTimeString();
+}
+
+/** How long ago `at` was, at `now`: "12 s", "4 min", "3 h". */
+function ago(now, at) {
+  const s = Math.max(0, Math.round((now - at) / 1000));
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
+}
+
+function labelsText(labels) {
+  return Object.entries(labels)
+    .filter(([name]) => name !== 'alertname')
+    .map(([name, value]) => `${name}="${String(value).replace(/[\\"]/g, '\\$&')}"`)
+    .join(', ');
+}
+
+function button(text, onClick) {
+  const b = el('button', '', text);
+  b.type = 'button';
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+/** Sends a silence request; the snapshot that follows shows the result. Errors are shown on the form. */
+async function silenceRequest(method, path, body) {
+  const error = $('silence-error');
+  error.textContent = '';
+  try {
+    const response = await fetch(path, {
+      method,
+      credentials: 'same-origin',
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!response.ok) {
+      const reply = await response.json().catch(() => ({}));
+      error.textContent = reply.error ?? `${response.status} ${response.statusText}`;
+      return false;
+    }
+    return true;
+  } catch {
+    error.textContent = 'the dashboard did not answer';
+    return false;
+  }
+}
+
+/** Splits "a="x", b=~"y|z"" into matchers at the commas outside quotes. */
+function splitMatchers(text) {
+  const out = [];
+  let current = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\\' && quoted) {
+      current += c + (text[i + 1] ?? '');
+      i++;
+      continue;
+    }
+    if (c === '"') quoted = !quoted;
+    if (c === ',' && !quoted) {
+      out.push(current.trim());
+      current = '';
+    } else current += c;
+  }
+  out.push(current.trim());
+  return out.filter((m) => m !== '');
+}
+
+function renderAlerts(s) {
+  const a = s.alerts;
+  $('alerts-panel').hidden = !a;
+  if (!a) return;
+  const firing = a.alerts.filter((x) => x.state === 'firing').length;
+  $('alerts-count').textContent = `${firing} firing, ${a.alerts.length - firing} pending`;
+  $('outbox').textContent =
+    `outbox: ${a.outbox.pending} pending · ${a.outbox.delivered} delivered · ${a.outbox.rejected} rejected`;
+  $('alerts-empty').hidden = a.alerts.length > 0;
+  $('alerts').tBodies[0].replaceChildren(
+    ...a.alerts.map((alert) => {
+      const tr = el('tr');
+      tr.dataset.rule = alert.rule;
+      tr.dataset.state = alert.silenced ? 'silenced' : alert.state;
+      const state = el('span', 'badge', alert.silenced ? `${alert.state}, silenced` : alert.state);
+      state.dataset.state = tr.dataset.state;
+      const stateCell = el('td');
+      stateCell.append(state);
+      const action = el('td');
+      action.append(
+        button('Silence…', () => {
+          $('silence-matchers').value = [`alertname="${alert.rule}"`, labelsText(alert.labels)]
+            .filter((m) => m !== '')
+            .join(', ');
+          $('silence-comment').focus();
+        }),
+      );
+      tr.append(
+        el('td', '', alert.rule),
+        stateCell,
+        el('td', 'labels', labelsText(alert.labels) || '–'),
+        el('td', 'num', Number.isFinite(alert.value) ? String(Number(alert.value.toPrecision(4))) : '–'),
+        el('td', '', `${formatTime(alert.since)} (${ago(s.now, alert.since)})`),
+        action,
+      );
+      return tr;
+    }),
+  );
+  $('silences').hidden = a.silences.length === 0;
+  $('silences').tBodies[0].replaceChildren(
+    ...a.silences.map((silence) => {
+      const tr = el('tr');
+      tr.dataset.id = silence.id;
+      tr.dataset.state = silence.state;
+      const action = el('td');
+      if (silence.state !== 'expired') {
+        action.append(
+          button('Expire', () => silenceRequest('DELETE', `/api/silences/${encodeURIComponent(silence.id)}`)),
+        );
+      }
+      tr.append(
+        el('td', 'labels', silence.matchers),
+        el('td', '', silence.state),
+        el('td', '', formatTime(silence.endsAt)),
+        el('td', '', silence.createdBy || '–'),
+        el('td', '', silence.comment || '–'),
+        action,
+      );
+      return tr;
+    }),
+  );
+}
+
+function renderHealth(s) {
+  const h = s.health;
+  const shown = h.probes.length + h.children.length + h.escalations.length + h.healing.length > 0;
+  $('health-panel').hidden = !shown;
+  if (!shown) return;
+  $('probes').hidden = h.probes.length === 0;
+  $('probes').tBodies[0].replaceChildren(
+    ...h.probes.map((p) => {
+      const tr = el('tr');
+      tr.dataset.component = p.component;
+      tr.dataset.probe = p.probe;
+      tr.dataset.healthy = String(p.healthy);
+      const status = el('span', 'badge', p.healthy ? 'up' : 'down');
+      status.dataset.state = p.healthy ? 'up' : 'down';
+      const cell = el('td');
+      cell.append(status);
+      tr.append(
+        el('td', '', p.component),
+        el('td', '', p.probe),
+        cell,
+        el('td', '', p.ok ? 'ok' : 'failed'),
+        el('td', 'num', formatMs(p.durationMs)),
+        el('td', 'num', String(p.failingFor)),
+        el('td', 'num', String(p.checks)),
+        el('td', 'num', String(p.failures)),
+        el('td', '', `${ago(s.now, p.at)} ago`),
+      );
+      return tr;
+    }),
+  );
+  $('children').hidden = h.children.length === 0;
+  $('children').tBodies[0].replaceChildren(
+    ...h.children.map((c) => {
+      const tr = el('tr');
+      tr.dataset.child = c.child;
+      tr.dataset.state = c.state;
+      tr.append(
+        el('td', '', c.supervisor),
+        el('td', '', c.child),
+        el('td', '', c.state),
+        el('td', '', c.reason || '–'),
+        el('td', 'num', String(c.restarts)),
+        el('td', 'num', String(c.escalations)),
+        el('td', '', `${ago(s.now, c.at)} ago`),
+      );
+      return tr;
+    }),
+  );
+  $('escalations').textContent = h.escalations
+    .slice(0, 3)
+    .map(
+      (e) =>
+        `${formatTime(e.at)}: supervisor ${e.supervisor} gave up on ${e.child} after ${e.restarts} restarts in ${formatMs(e.periodMs)}`,
+    )
+    .join(' · ');
+  $('escalations').hidden = h.escalations.length === 0;
+  $('healing').hidden = h.healing.length === 0;
+  $('healing').textContent = h.healing
+    .map((x) => `${x.action} ${x.target}: ${x.runs} run${x.runs === 1 ? '' : 's'}, ${x.failures} failed`)
+    .join(' · ');
+}
+
+/**
+ * Pattern times are the events' own: an offset from the first event for virtual-clock (lab) runs, whose
+ * clocks start near 0; a clock time for anything else.
+ */
+function patternTime(ms, origin) {
+  const YEAR = 365 * 86400000;
+  if (ms < YEAR && origin !== null && origin < YEAR) return `+${formatMs(ms - origin)}`;
+  return formatTime(ms);
+}
+
+function renderPatterns(s) {
+  const p = s.patterns;
+  const shown = !!p && p.failures > 0;
+  $('patterns-panel').hidden = !shown;
+  if (!shown) return;
+  $('patterns-summary').textContent = `${p.failures} failures in the latest ${p.events} events`;
+  const fill = (id, rows, build) => {
+    $(id).closest('div').hidden = rows.length === 0;
+    $(id).tBodies[0].replaceChildren(
+      ...rows.map((row) => {
+        const tr = el('tr');
+        for (const cell of build(row))
+          tr.append(el('td', typeof cell === 'number' ? 'num' : '', String(cell)));
+        return tr;
+      }),
+    );
+  };
+  fill('signatures', p.signatures, (x) => [x.code, x.target, x.count, patternTime(x.lastSeen, p.from)]);
+  fill('bursts', p.bursts, (x) => [
+    x.target,
+    x.count,
+    Number(x.expected.toFixed(1)),
+    formatMs(x.end - x.start),
+    patternTime(x.start, p.from),
+  ]);
+  fill('correlations', p.correlations, (x) => [
+    x.targets.join(', '),
+    x.leader,
+    x.count,
+    patternTime(x.start, p.from),
+  ]);
+  fill('futile', p.futileRetries, (x) => [x.target, x.retried, formatPercent(x.successRate)]);
+}
+
 /** What the detail view shows for each kind of row: its header, live series and history series. */
 const DETAIL = {
   policy: {
@@ -508,6 +750,9 @@ function render(s) {
   renderPolicies(s);
   renderDetail(s);
   renderOthers(s);
+  renderAlerts(s);
+  renderHealth(s);
+  renderPatterns(s);
   document.body.dataset.events = String(s.events);
 }
 
@@ -537,6 +782,21 @@ $('filter').addEventListener('input', (e) => {
 $('sort').addEventListener('change', (e) => {
   view.sort = e.target.value;
   if (view.snapshot) renderPolicies(view.snapshot);
+});
+$('silence-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const body = {
+    matchers: splitMatchers($('silence-matchers').value),
+    duration: $('silence-duration').value.trim(),
+  };
+  const createdBy = $('silence-by').value.trim();
+  const comment = $('silence-comment').value.trim();
+  if (createdBy !== '') body.createdBy = createdBy;
+  if (comment !== '') body.comment = comment;
+  if (await silenceRequest('POST', '/api/silences', body)) {
+    $('silence-matchers').value = '';
+    $('silence-comment').value = '';
+  }
 });
 $('detail-close').addEventListener('click', () => {
   if (view.selected !== undefined) select(view.selected.scope, view.selected.name);
