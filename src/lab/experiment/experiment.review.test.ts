@@ -1,0 +1,268 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createRuntime } from '../../core/runtime.js';
+import { ExperimentFileError, parseExperimentFile } from './file.js';
+import { runProvider } from './providers.js';
+import { type ActivityRun, runExperiment } from './run.js';
+
+const servers: Server[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) {
+    s.closeAllConnections();
+    await new Promise((r) => s.close(r));
+  }
+});
+
+/** A port nothing listens on: bind a server on port 0, then close it. */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address() as AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ExperimentFileError) return [...error.problems];
+    throw error;
+  }
+  return [];
+}
+
+const minimal = (extra: string) => `
+title: t
+method:
+  - type: wait
+    duration: 1ms
+${extra}`;
+
+describe('review: experiment file interpolation', () => {
+  it('passing, pins ${X:-} (empty default) and $${X} (literal) with X unset', () => {
+    const e = parseExperimentFile(
+      `title: "a\${X:-}b $\${X}"\nmethod:\n  - { type: wait, duration: 1ms }\n`,
+      'e.yaml',
+      {},
+    );
+    expect(e.title).toBe('ab ${X}');
+  });
+
+  it('a variable set to the empty string is not reported as "not set"', () => {
+    // `${X}` with X="" is set (shell gives ""); the loader reports it as unset, which misleads the user.
+    const problems = problemsOf(() =>
+      parseExperimentFile(`title: "v\${X}"\nmethod:\n  - { type: wait, duration: 1ms }\n`, 'e.yaml', { X: '' }),
+    );
+    expect(problems.join('\n')).not.toMatch(/X is not set/);
+  });
+
+  it('a nested default ${A:-${B}} does not silently leave a literal "${B}"', () => {
+    let title: string | undefined;
+    const problems = problemsOf(() => {
+      title = parseExperimentFile(
+        `title: "\${A:-\${B}}"\nmethod:\n  - { type: wait, duration: 1ms }\n`,
+        'e.yaml',
+        { B: 'bee' },
+      ).title;
+    });
+    // Either B is used, or the file is rejected; never the literal text "${B}".
+    if (problems.length === 0) expect(title).toBe('bee');
+  });
+});
+
+describe('review: experiment file validation', () => {
+  it('an invalid "matches" regular expression is a file error, not a run-time probe failure', () => {
+    const problems = problemsOf(() =>
+      parseExperimentFile(
+        minimal(`steady-state-hypothesis:
+  probes:
+    - type: probe
+      name: p
+      provider: { type: http, url: "http://127.0.0.1:1/" }
+      tolerance: { matches: "(unclosed" }
+`),
+        'e.yaml',
+        {},
+      ),
+    );
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^e\.yaml:\d+:\d+: steady-state-hypothesis\.probes\[0\]\.tolerance\.matches: /);
+  });
+
+  it('names are unique across the file, abort probes included (README: "Names are unique across the file")', () => {
+    const problems = problemsOf(() =>
+      parseExperimentFile(
+        `title: t
+method:
+  - { type: probe, name: health, provider: { type: http, url: "http://127.0.0.1:1/" } }
+abort:
+  - probe: { type: probe, name: health, provider: { type: http, url: "http://127.0.0.1:1/" }, tolerance: 200 }
+`,
+        'e.yaml',
+        {},
+      ),
+    );
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/abort\[0\]\.probe\.name: "health" is already the name of method\[0\]/);
+  });
+
+  it('an empty tolerance map {} (holds for anything) is rejected', () => {
+    const problems = problemsOf(() =>
+      parseExperimentFile(
+        minimal(`steady-state-hypothesis:
+  probes:
+    - { type: probe, name: p, provider: { type: http, url: "http://127.0.0.1:1/" }, tolerance: {} }
+`),
+        'e.yaml',
+        {},
+      ),
+    );
+    expect(problems).toHaveLength(1);
+  });
+
+  it('a range tolerance [min, max] with min > max (never holds) is rejected', () => {
+    const problems = problemsOf(() =>
+      parseExperimentFile(
+        minimal(`steady-state-hypothesis:
+  probes:
+    - { type: probe, name: p, provider: { type: metric, url: "http://127.0.0.1:1/", metric: up }, tolerance: [10, 1] }
+`),
+        'e.yaml',
+        {},
+      ),
+    );
+    expect(problems).toHaveLength(1);
+  });
+});
+
+describe('review: providers', () => {
+  it('a process killed by SIGTERM reports exit code 143 (128 + 15), not 137', async () => {
+    const result = await runProvider(
+      { type: 'process', command: ['sh', '-c', 'kill -TERM $$'] },
+      createRuntime(),
+      new AbortController().signal,
+      process.cwd(),
+    );
+    expect(result.value).toBe(143);
+  });
+});
+
+describe('review: runExperiment lifecycle', () => {
+  it('passing, pins: load against a closed port finishes, counts ECONNREFUSED per phase, leaves nothing open', async () => {
+    const port = await closedPort();
+    const journal = await runExperiment({
+      title: 'closed',
+      method: [{ type: 'wait', duration: '100ms' }],
+      load: { url: `http://127.0.0.1:${port}/`, rate: 50, warmup: '100ms', cooldown: '100ms', timeout: '1s' },
+    });
+    expect(journal.status).toBe('completed');
+    const phases = journal.load?.phases;
+    expect(phases?.before.total).toBeGreaterThan(0);
+    expect(phases?.during.total).toBeGreaterThan(0);
+    expect(phases?.before.failures).toHaveProperty('ECONNREFUSED');
+    expect(journal.load?.requests).toBe(
+      (phases?.before.total ?? 0) + (phases?.during.total ?? 0) + (phases?.after.total ?? 0),
+    );
+  });
+
+  it('an interrupted method still records its background activities in the journal', async () => {
+    const order: string[] = [];
+    const controller = new AbortController();
+    const journal = await runExperiment(
+      {
+        title: 'background',
+        method: [
+          {
+            type: 'action',
+            name: 'slow background',
+            background: true,
+            provider: {
+              type: 'function',
+              run: ({ signal }) =>
+                new Promise((_, reject) => {
+                  // Ctrl-C arrives once the background action is under way.
+                  setImmediate(() => controller.abort(new Error('SIGINT')));
+                  signal.addEventListener('abort', () => {
+                    // Ends a little after the abort, like a real request tearing down.
+                    setTimeout(() => {
+                      order.push('background ended');
+                      reject(new Error('aborted'));
+                    }, 30);
+                  });
+                }),
+            },
+          },
+          { type: 'wait', duration: '20s' },
+          { type: 'action', name: 'never', provider: { type: 'function', run: () => 'never' } },
+        ],
+        rollbacks: [
+          {
+            type: 'action',
+            name: 'undo',
+            provider: {
+              type: 'function',
+              run: async () => {
+                order.push('rollback');
+                return 'ok';
+              },
+            },
+          },
+        ],
+      },
+      { signal: controller.signal },
+    );
+    expect(journal.status).toBe('interrupted');
+    expect(journal.run.map((a) => a.name)).toContain('slow background');
+    expect(order).toContain('rollback');
+  }, 10_000);
+
+  it('an abort-condition probe still in flight is not left running after runExperiment resolves', async () => {
+    let running = 0;
+    let maxAfterReturn = 0;
+    let returned = false;
+    const late: ActivityRun[] = [];
+    const journal = await runExperiment(
+      {
+        title: 'abort probe in flight',
+        method: [{ type: 'wait', duration: '80ms' }],
+        abort: [
+          {
+            probe: {
+              type: 'probe',
+              name: 'slow watch',
+              provider: {
+                type: 'function',
+                run: () =>
+                  new Promise((resolve) => {
+                    running++;
+                    setTimeout(() => {
+                      running--;
+                      resolve(1);
+                    }, 400);
+                  }),
+              },
+              tolerance: 1,
+            },
+          },
+        ],
+        abortInterval: '50ms',
+      },
+      {
+        onActivity: (a) => {
+          if (returned) late.push(a);
+        },
+      },
+    );
+    returned = true;
+    maxAfterReturn = running;
+    // Let the stray probe finish (bounded poll) so it cannot leak into other tests.
+    for (let i = 0; i < 100 && running > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(journal.status).toBe('completed');
+    expect(maxAfterReturn).toBe(0);
+    expect(late).toEqual([]);
+  }, 10_000);
+});
