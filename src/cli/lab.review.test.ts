@@ -178,4 +178,14 @@ describe('review: bulwark lab flag interplay', () => {
     expect(await labCommand(['alpha', 'db', '--out', out], capture().io, deps)).toBe(2);
     expect(existsSync(out)).toBe(false);
   });
+
+  it('the printed Reproduce line runs as printed (a negative --seed)', async () => {
+    const c = capture();
+    expect(await labCommand(['alpha', '--seed=-5', '--no-out'], c.io, stubs())).toBe(0);
+    const line = /^Reproduce: bulwark lab (.*)$/m.exec(c.out())?.[1];
+    expect(line).toBeDefined();
+    const again = capture();
+    // parseFlags rejects "--seed -5" (Node: "argument is ambiguous"), so the printed command fails with exit 2.
+    await expect(labCommand((line as string).split(' '), again.io, stubs())).resolves.toBe(0);
+  });
 });

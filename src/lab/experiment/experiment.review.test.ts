@@ -266,3 +266,53 @@ describe('review: runExperiment lifecycle', () => {
     expect(late).toEqual([]);
   }, 10_000);
 });
+
+describe('review: providers and load against loopback servers', () => {
+  async function server(handler: Parameters<typeof createServer>[1]) {
+    const s = createServer(handler);
+    s.listen(0, '127.0.0.1');
+    await once(s, 'listening');
+    servers.push(s);
+    return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+  }
+
+  it('a { status } tolerance checks a toxiproxy probe\'s HTTP status (its main value), as for http', async () => {
+    const api = await server((_req, res) => {
+      res.statusCode = 204;
+      res.end();
+    });
+    const journal = await runExperiment({
+      title: 'toxiproxy status',
+      steadyStateHypothesis: {
+        probes: [
+          {
+            type: 'probe',
+            name: 'proxy resets',
+            provider: { type: 'toxiproxy', api, action: 'reset' },
+            tolerance: { status: 204 },
+          },
+        ],
+      },
+      method: [{ type: 'wait', duration: '1ms' }],
+    });
+    expect(journal.steadyStates.before?.probes[0]?.tolerance).toEqual({ holds: true, reason: '' });
+    expect(journal.status).toBe('completed');
+  });
+
+  it('a load with a non-string body sends it as JSON with content-type application/json, like the http provider', async () => {
+    const types: (string | undefined)[] = [];
+    const url = await server((req, res) => {
+      types.push(req.headers['content-type']);
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    });
+    const journal = await runExperiment({
+      title: 'json load',
+      method: [{ type: 'wait', duration: '50ms' }],
+      load: { url, method: 'POST', body: { a: 1 }, rate: 40, warmup: '50ms', cooldown: '10ms', maxRequests: 3 },
+    });
+    expect(journal.load?.requests).toBeGreaterThan(0);
+    expect(types.length).toBeGreaterThan(0);
+    expect(new Set(types)).toEqual(new Set(['application/json']));
+  });
+});
