@@ -84,4 +84,16 @@ describe('review: bulwark run', () => {
     expect(c.err()).not.toMatch(/\n\s+at /);
     expect(calls).toEqual([]);
   });
+
+  it('a bad tolerance in an abort probe: exit 2 with a file:line:column line, not an empty message', async () => {
+    const { file } = await fileWith(`title: t
+method:
+  - { type: wait, duration: 1ms }
+abort:
+  - probe: { type: probe, name: p, provider: { type: http, url: "http://127.0.0.1:1/" }, tolerance: { status: "200" } }
+`);
+    const c = capture();
+    expect(await main(['run', file, '--validate'], c.io)).toBe(2);
+    expect(c.err()).toMatch(/experiment\.yaml:5:\d+: abort\[0\]\.probe\.tolerance/);
+  });
 });

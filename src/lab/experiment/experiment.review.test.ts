@@ -137,6 +137,22 @@ abort:
     );
     expect(problems).toHaveLength(1);
   });
+  it('a bad tolerance inside an abort probe is reported (not an error with zero problems)', () => {
+    const problems = problemsOf(() =>
+      parseExperimentFile(
+        `title: t
+method:
+  - { type: wait, duration: 1ms }
+abort:
+  - probe: { type: probe, name: p, provider: { type: http, url: "http://x" }, tolerance: { status: "200" } }
+`,
+        'e.yaml',
+        {},
+      ),
+    );
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^e\.yaml:5:\d+: abort\[0\]\.probe\.tolerance/);
+  });
 });
 
 describe('review: providers', () => {
