@@ -39,4 +39,11 @@ describe('review: parseFlags usage errors are one line, exit 2', () => {
     expect(err.split('\n').filter(Boolean)).toHaveLength(2);
     expect(err).toMatch(/^bulwark: \w+: /);
   });
+
+  it('every usage error names its command (dashboard --port x says "bulwark: dashboard: …")', async () => {
+    const { code, err } = await usage(['dashboard', '--port', 'x']);
+    expect(code).toBe(2);
+    expect(err).toMatch(/^bulwark: dashboard: /);
+  });
 });
+

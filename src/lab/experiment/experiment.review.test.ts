@@ -331,4 +331,38 @@ describe('review: providers and load against loopback servers', () => {
     expect(types.length).toBeGreaterThan(0);
     expect(new Set(types)).toEqual(new Set(['application/json']));
   });
+
+  it('an interrupted run does not count the load requests it cancelled itself as target failures', async () => {
+    const timers = new Set<NodeJS.Timeout>();
+    const url = await server((_req, res) => {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        res.end('slow ok');
+      }, 300);
+      timers.add(t);
+    });
+    const controller = new AbortController();
+    const journal = await runExperiment(
+      {
+        title: 'interrupted with load in flight',
+        method: [
+          { type: 'action', name: 'start', provider: { type: 'function', run: () => 'ok' } },
+          { type: 'wait', duration: '20s' },
+        ],
+        load: { url, rate: 50, warmup: '100ms', cooldown: '100ms', timeout: '5s' },
+      },
+      {
+        signal: controller.signal,
+        onActivity: (a) => {
+          if (a.name === 'start') controller.abort(new Error('SIGINT'));
+        },
+      },
+    );
+    for (const t of timers) clearTimeout(t);
+    expect(journal.status).toBe('interrupted');
+    const failures = Object.values(journal.load?.phases ?? {}).map((p) => p.failures);
+    // Requests Bulwark aborted itself say nothing about the target: they should not lower its success rate.
+    expect(failures.filter((f) => 'stopped' in f)).toEqual([]);
+  });
 });
+
