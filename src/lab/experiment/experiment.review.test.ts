@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRuntime } from '../../core/runtime.js';
 import { ExperimentFileError, parseExperimentFile } from './file.js';
-import { runProvider } from './providers.js';
+import { metricValue, runProvider } from './providers.js';
 import { type ActivityRun, runExperiment } from './run.js';
 
 const servers: Server[] = [];
@@ -164,6 +164,23 @@ describe('review: providers', () => {
       process.cwd(),
     );
     expect(result.value).toBe(143);
+  });
+});
+
+describe('review: process provider and metric parsing', () => {
+  it('a command that exits at once but leaves a background child holding stdout is not reported as timed out', async () => {
+    const result = await runProvider(
+      { type: 'process', command: ['sh', '-c', 'sleep 3 & echo started'], timeout: '1s' },
+      createRuntime(),
+      new AbortController().signal,
+      process.cwd(),
+    ).catch((error: unknown) => ({ value: `rejected: ${(error as Error).message}` }));
+    expect(result.value).toBe(0);
+  }, 10_000);
+
+  it('an OpenMetrics exemplar after the sample does not replace the sample value', () => {
+    const text = 'http_requests_total{code="200"} 5 # {trace_id="abc"} 1\n';
+    expect(metricValue(text, 'http_requests_total', { code: '200' })).toBe(5);
   });
 });
 
