@@ -188,4 +188,13 @@ describe('review: bulwark lab flag interplay', () => {
     // parseFlags rejects "--seed -5" (Node: "argument is ambiguous"), so the printed command fails with exit 2.
     await expect(labCommand((line as string).split(' '), again.io, stubs())).resolves.toBe(0);
   });
+
+  it('passing, pins: --live with a scenario whose service is unreachable closes the dashboard, exit 2', async () => {
+    const live = { urls: [] as string[] };
+    const c = capture();
+    expect(await labCommand(['db', '--live', '--port', '0', '--no-out'], c.io, stubs(live))).toBe(2);
+    expect(live.urls).toHaveLength(1);
+    for (const url of live.urls) expect(await answers(url)).toBe(false);
+  });
 });
+

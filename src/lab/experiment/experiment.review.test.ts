@@ -381,5 +381,49 @@ describe('review: providers and load against loopback servers', () => {
     // Requests Bulwark aborted itself say nothing about the target: they should not lower its success rate.
     expect(failures.filter((f) => 'stopped' in f)).toEqual([]);
   });
+
+  it('a throwing onActivity callback does not skip the rollbacks or leave the load running', async () => {
+    let hits = 0;
+    const url = await server((_req, res) => {
+      hits++;
+      res.end('ok');
+    });
+    const rolledBack: string[] = [];
+    const settled = await runExperiment(
+      {
+        title: 'throwing progress callback',
+        method: [{ type: 'action', name: 'poke', provider: { type: 'function', run: () => 'ok' } }],
+        rollbacks: [
+          ...['undo 1', 'undo 2'].map((name) => ({
+            type: 'action' as const,
+            name,
+            provider: {
+              type: 'function' as const,
+              run: () => {
+                rolledBack.push(name);
+                return 'ok';
+              },
+            },
+          })),
+        ],
+        // maxRequests bounds the leak if the generator is never stopped.
+        load: { url, rate: 50, warmup: '50ms', cooldown: '50ms', maxRequests: 40 },
+      },
+      {
+        onActivity: () => {
+          throw new Error('progress output failed (EPIPE)');
+        },
+      },
+    ).then(
+      () => 'resolved',
+      () => 'rejected',
+    );
+    expect(['resolved', 'rejected']).toContain(settled);
+    expect(rolledBack).toEqual(['undo 1', 'undo 2']);
+    // The load must have stopped: no new requests arrive afterwards (bounded poll).
+    const before = hits;
+    for (let i = 0; i < 10 && hits === before; i++) await new Promise((r) => setTimeout(r, 30));
+    expect(hits).toBe(before);
+  });
 });
 
