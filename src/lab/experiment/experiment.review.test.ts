@@ -425,5 +425,18 @@ describe('review: providers and load against loopback servers', () => {
     for (let i = 0; i < 10 && hits === before; i++) await new Promise((r) => setTimeout(r, 30));
     expect(hits).toBe(before);
   });
+
+  it('the error-rate abort reason prints the threshold as written (7%, not 7.000000000000001%)', async () => {
+    const port = await closedPort();
+    const journal = await runExperiment({
+      title: 'abort threshold',
+      method: [{ type: 'wait', duration: '20s' }],
+      load: { url: `http://127.0.0.1:${port}/`, rate: 100, warmup: '50ms', cooldown: '10ms' },
+      abort: [{ errorRate: { above: 0.07, window: '1s', minRequests: 3 } }],
+      abortInterval: '50ms',
+    });
+    expect(journal.status).toBe('aborted');
+    expect(journal.reason).toMatch(/ is above 7%$/);
+  });
 });
 
