@@ -153,6 +153,25 @@ abort:
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(/^e\.yaml:5:\d+: abort\[0\]\.probe\.tolerance/);
   });
+  it('an error-rate abort condition that can never fire (rate × window < minRequests) is a file error', () => {
+    // rate 2/s over the default 2s window gives at most ~4 requests, below the default minRequests 10:
+    // the condition is silently dead, so a broken target is never aborted on.
+    const problems = problemsOf(() =>
+      parseExperimentFile(
+        `title: t
+method:
+  - { type: wait, duration: 1ms }
+load: { url: "http://127.0.0.1:1/", rate: 2 }
+abort:
+  - errorRate: { above: 0.5 }
+`,
+        'e.yaml',
+        {},
+      ),
+    );
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^e\.yaml:6:\d+: abort\[0\]\.errorRate/);
+  });
 });
 
 describe('review: providers', () => {
