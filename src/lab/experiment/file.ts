@@ -102,16 +102,30 @@ const toleranceSchema = z.union([
   z.number(),
   z.string(),
   z.boolean(),
-  z.tuple([z.number(), z.number()]),
+  z
+    .tuple([z.number(), z.number()])
+    .refine(([min, max]) => min <= max, 'expected [min, max] with min <= max (this range holds for nothing)'),
   strict({
     status: z.union([int(100), z.array(int(100))]).optional(),
     maxLatency: duration(true).optional(),
     exitCode: int(0).optional(),
     contains: z.string().optional(),
-    matches: z.string().optional(),
+    matches: z
+      .string()
+      .refine((source) => {
+        try {
+          new RegExp(source);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'expected a valid regular expression')
+      .optional(),
     min: z.number().optional(),
     max: z.number().optional(),
-  }),
+  })
+    .refine((t) => Object.keys(t).length > 0, 'expected at least one check (an empty map holds for anything)')
+    .refine((t) => t.min === undefined || t.max === undefined || t.min <= t.max, 'expected min <= max'),
 ]);
 
 const pauses = strict({ before: duration().optional(), after: duration().optional() });
@@ -230,10 +244,21 @@ function semanticProblems(parsed: ExperimentFile, file: string, locate: Locator)
     unique(action.name, ['rollbacks', i]);
   });
   (parsed.abort ?? []).forEach((condition, i) => {
-    if ('errorRate' in condition && parsed.load === undefined) {
-      at(['abort', i, 'errorRate'], 'an error-rate condition needs a "load" section to measure');
+    if ('errorRate' in condition) {
+      const { window = 2000, minRequests = 10 } = condition.errorRate;
+      if (parsed.load === undefined) {
+        at(['abort', i, 'errorRate'], 'an error-rate condition needs a "load" section to measure');
+      } else if (parsed.load.rate * (window / 1000) < minRequests) {
+        at(
+          ['abort', i, 'errorRate'],
+          `can never fire: the load sends about ${Number((parsed.load.rate * (window / 1000)).toPrecision(3))} requests per ${window} ms window, fewer than minRequests ${minRequests} (lengthen the window, lower minRequests or raise the rate)`,
+        );
+      }
     }
-    if ('probe' in condition) checkProvider(condition.probe, ['abort', i, 'probe']);
+    if ('probe' in condition) {
+      checkProvider(condition.probe, ['abort', i, 'probe']);
+      unique(condition.probe.name, ['abort', i, 'probe']);
+    }
   });
   return problems;
 }
@@ -310,6 +335,13 @@ export function parseExperimentFile(
         ? unionProblems(issue, file, locate)
         : issueMessages(issue, file, locate),
     );
+    if (problems.length === 0) {
+      // Never an error without a message: say where zod stopped.
+      const first = result.error.issues[0];
+      problems.push(
+        `${file}:${locate.position(first?.path ?? [])}: ${formatPath(first?.path ?? [])}: ${first?.message ?? 'invalid'}`,
+      );
+    }
     throw new ExperimentFileError(byPosition([...new Set(problems)]));
   }
   const problems = semanticProblems(result.data, file, locate);
@@ -330,17 +362,26 @@ function interpolate(
 ): unknown {
   if (typeof data === 'string') {
     if (!data.includes('${')) return data;
-    return data.replace(
-      /(\$?)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
-      (whole, escaped: string, name: string, fallback?: string) => {
-        if (escaped === '$') return whole.slice(1);
-        const value = env[name];
-        if (value !== undefined && value !== '') return value;
-        if (fallback !== undefined) return fallback;
-        missing(path, name);
-        return whole;
-      },
-    );
+    // `$${` is a literal `${`: hidden while variables are expanded, innermost first (so that
+    // `${A:-${B}}` works), then restored.
+    const LITERAL = '\u0000';
+    let text = data.replaceAll('$${', LITERAL);
+    for (let pass = 0; pass < 8; pass++) {
+      const next = text.replace(
+        /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:(?!\$\{)[^}])*))?\}/g,
+        (whole, name: string, fallback?: string) => {
+          const value = env[name];
+          // As in the shell: `${X:-d}` takes d when X is unset or empty; `${X}` is X, even empty.
+          if (value !== undefined && (value !== '' || fallback === undefined)) return value;
+          if (fallback !== undefined) return fallback;
+          missing(path, name);
+          return whole.replace('${', LITERAL);
+        },
+      );
+      if (next === text) break;
+      text = next;
+    }
+    return text.replaceAll(LITERAL, '${');
   }
   if (Array.isArray(data)) return data.map((item, i) => interpolate(item, env, [...path, i], missing));
   if (typeof data === 'object' && data !== null) {
@@ -357,8 +398,17 @@ function unionProblems(issue: z.ZodIssue, file: string, locate: Locator): string
   const deepest = issue.unionErrors
     .map((e) => e.issues)
     .sort((a, b) => Math.max(...b.map((i) => i.path.length)) - Math.max(...a.map((i) => i.path.length)))[0];
-  const nested = (deepest ?? []).filter((i) => i.path.length > issue.path.length);
-  if (nested.length > 0) return nested.flatMap((i) => issueMessages(i, file, locate));
+  const deeper = (deepest ?? []).filter((i) => i.path.length > issue.path.length);
+  // A map with an unknown key is not also reported as empty or inconsistent (its refinements saw it stripped).
+  const unknownAt = new Set(
+    deeper.filter((i) => i.code === 'unrecognized_keys').map((i) => formatPath(i.path)),
+  );
+  const nested = deeper.filter((i) => !(i.code === 'custom' && unknownAt.has(formatPath(i.path))));
+  if (nested.length > 0) {
+    return nested.flatMap((i) =>
+      i.code === 'invalid_union' ? unionProblems(i, file, locate) : issueMessages(i, file, locate),
+    );
+  }
   const what = formatPath(issue.path).includes('tolerance')
     ? 'a number, a string, a boolean, [min, max] or a map of status, maxLatency, exitCode, contains, matches, min, max'
     : 'a map { errorRate: { above, window, minRequests } } or { probe: … }';
