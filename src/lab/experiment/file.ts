@@ -330,7 +330,14 @@ export function parseExperimentFile(
   if (unset.length > 0) throw new ExperimentFileError(byPosition(unset));
   const result = fileSchema.safeParse(data);
   if (!result.success) {
-    const problems = result.error.issues.flatMap((issue) =>
+    // A map with an unknown key is not also reported as empty or inconsistent (its refinements saw it stripped).
+    const unknownAt = new Set(
+      result.error.issues.filter((i) => i.code === 'unrecognized_keys').map((i) => formatPath(i.path)),
+    );
+    const issues = result.error.issues.filter(
+      (i) => !(i.code === 'custom' && unknownAt.has(formatPath(i.path))),
+    );
+    const problems = issues.flatMap((issue) =>
       issue.code === 'invalid_union'
         ? unionProblems(issue, file, locate)
         : issueMessages(issue, file, locate),
