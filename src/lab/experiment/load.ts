@@ -135,7 +135,10 @@ export class LoadGenerator {
     const init: RequestInit = { method: this.spec.method ?? 'GET', signal: controller.signal };
     if (this.spec.headers !== undefined) init.headers = this.spec.headers;
     if (this.spec.body !== undefined) {
+      // As the http provider: a string as is, anything else as JSON.
       init.body = typeof this.spec.body === 'string' ? this.spec.body : JSON.stringify(this.spec.body);
+      if (typeof this.spec.body !== 'string')
+        init.headers = { 'content-type': 'application/json', ...this.spec.headers };
     }
     try {
       const response = await fetch(this.spec.url, init);
@@ -143,10 +146,10 @@ export class LoadGenerator {
       const ok = this.accepts(response.status);
       this.record(phase, ok, ok ? '' : `status ${response.status}`, clock.now() - started);
     } catch (error) {
+      // A request the experiment cancelled itself (an interrupted run) says nothing about the target.
+      if (this.controller.signal.aborted) return;
       const kind = controller.signal.aborted
-        ? this.controller.signal.aborted
-          ? 'stopped'
-          : 'timeout'
+        ? 'timeout'
         : ((error as { cause?: { code?: string } }).cause?.code ?? 'error');
       this.record(phase, false, kind, clock.now() - started);
     } finally {

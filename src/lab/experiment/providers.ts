@@ -3,8 +3,10 @@
  * deadline and the experiment's signal, and returns its output and main value.
  */
 import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { Clock } from '../../core/clock.js';
 import { toMs } from '../../core/duration.js';
 import type { Runtime } from '../../core/runtime.js';
 import type { Provider } from './types.js';
@@ -16,6 +18,8 @@ export interface ProviderResult {
   latencyMs: number;
   /** The text `contains`/`matches` tolerances look at. */
   text: string;
+  /** The HTTP status, for providers that make a request (`http`, `toxiproxy`). */
+  status?: number;
 }
 
 const OUTPUT_LIMIT = 64 * 1024;
@@ -53,16 +57,38 @@ export async function runProvider(
     controller,
   );
   const started = runtime.clock.now();
+  const work = dispatch(provider, runtime, controller.signal, baseDir, started);
   try {
-    const settled = await Promise.race([
-      dispatch(provider, runtime, controller.signal, baseDir, started),
-      aborted(controller.signal),
-    ]);
+    const settled = await Promise.race([work, aborted(controller.signal)]);
     return { ...settled, latencyMs: runtime.clock.now() - started };
+  } catch (error) {
+    // Stopped (timeout, abort): give the work a moment to wind down, so that what runs next — the
+    // rollbacks — does not race an action that ignores its signal. HTTP and processes stop at once.
+    if (controller.signal.aborted) await windDown(work, runtime);
+    throw error;
   } finally {
     timer.cancel();
     signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** How long a stopped provider's work is waited for before going on without it. */
+const WIND_DOWN_MS = 2000;
+
+function windDown(work: Promise<unknown>, runtime: Runtime): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = runtime.clock.setTimer(WIND_DOWN_MS, resolve, undefined);
+    work.then(
+      () => {
+        timer.cancel();
+        resolve();
+      },
+      () => {
+        timer.cancel();
+        resolve();
+      },
+    );
+  });
 }
 
 function aborted(signal: AbortSignal): Promise<never> {
@@ -107,7 +133,7 @@ async function dispatch(
     case 'toxiproxy':
       return toxiproxy(provider, signal);
     case 'process':
-      return run(provider.command, provider.cwd ?? baseDir, provider.env, signal);
+      return run(provider.command, provider.cwd ?? baseDir, provider.env, signal, runtime.clock);
     case 'module': {
       const path = isAbsolute(provider.path) ? provider.path : resolve(baseDir, provider.path);
       const module = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
@@ -179,7 +205,9 @@ export function metricValue(
   let sum: number | undefined;
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)/.exec(line);
+    // Label values are quoted (and may hold `}`); anything after the value (a timestamp, an OpenMetrics
+    // exemplar `# {…} v`) is ignored.
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{((?:[^}"]|"(?:[^"\\]|\\.)*")*)\})?\s+(\S+)/.exec(line);
     if (match === null || match[1] !== metric) continue;
     const found = new Map<string, string>();
     for (const label of (match[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
@@ -228,7 +256,7 @@ async function toxiproxy(
   try {
     output = text === '' ? null : JSON.parse(text);
   } catch {}
-  return { output, value: response.status, text };
+  return { output, value: response.status, text, status: response.status };
 }
 
 type ToxiproxyAction = Extract<Provider, { type: 'toxiproxy' }>['action'];
@@ -238,6 +266,7 @@ function run(
   cwd: string,
   env: Record<string, string> | undefined,
   signal: AbortSignal,
+  clock: Clock,
 ): Promise<Outcome> {
   return new Promise((resolvePromise, reject) => {
     const [program, ...args] = command;
@@ -264,10 +293,28 @@ function run(
       if (signal.aborted) reject(signal.reason);
       else reject(new ProviderError(`cannot run ${program}: ${error.code ?? error.message}`));
     });
-    child.once('close', (code, killedBy) => {
-      if (signal.aborted) return;
-      const exitCode = code ?? 128 + (killedBy === null ? 0 : 9);
+    let settled = false;
+    const finish = (code: number | null, killedBy: NodeJS.Signals | null) => {
+      if (settled || signal.aborted) return;
+      settled = true;
+      // As a shell reports it: 128 + the signal's number when a signal ended the process.
+      const exitCode = code ?? 128 + (killedBy === null ? 0 : (constants.signals[killedBy] ?? 0));
       resolvePromise({ output: { exitCode, stdout, stderr }, value: exitCode, text: stdout });
+    };
+    child.once('close', finish);
+    // A command may exit while a background child it started still holds stdout open: 'close' would wait
+    // for that child. Give the pipes a moment to drain after the exit, then stop waiting for them.
+    child.once('exit', (code, killedBy) => {
+      clock.setTimer(
+        100,
+        () => {
+          if (settled) return;
+          child.stdout.destroy();
+          child.stderr.destroy();
+          finish(code, killedBy);
+        },
+        undefined,
+      );
     });
   });
 }

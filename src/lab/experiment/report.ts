@@ -72,7 +72,8 @@ function loadRows(journal: ExperimentJournal): string[][] {
   });
 }
 
-function change(label: string, c: ComparisonSummary): string {
+function change(label: string, c: ComparisonSummary, measured: boolean): string {
+  if (!measured) return `${label}: not measured (a phase without requests)`;
   const pp = (c.diff * 100).toFixed(1);
   return `${label}: ${c.diff >= 0 ? '+' : ''}${pp} pp [${(c.ci95[0] * 100).toFixed(1)}, ${(c.ci95[1] * 100).toFixed(1)}], p ${pValueCell(c.pValue)}`;
 }
@@ -82,7 +83,7 @@ function loadSummary(journal: ExperimentJournal): string[] {
   if (load === undefined) return [];
   return [
     `Load: ${thousands(load.requests)} requests to ${load.url} at ${load.rate}/s.`,
-    `${change('During the method vs before', load.comparisons.during)}; ${change('after the rollbacks vs before', load.comparisons.after)}.`,
+    `${change('During the method vs before', load.comparisons.during, load.phases.before.total > 0 && load.phases.during.total > 0)}; ${change('after the rollbacks vs before', load.comparisons.after, load.phases.before.total > 0 && load.phases.after.total > 0)}.`,
   ];
 }
 
@@ -143,7 +144,9 @@ export function renderExperimentHtml(journal: ExperimentJournal): string {
       '<h2>Load</h2>',
       `<p>${escapeHtml(first ?? '')}</p>`,
       rateChart(
-        (['before', 'during', 'after'] as const).map((phase) => [`${phase} (success)`, load.phases[phase]]),
+        (['before', 'during', 'after'] as const)
+          .filter((phase) => load.phases[phase].total > 0)
+          .map((phase) => [`${phase} (success)`, load.phases[phase]]),
       ),
       htmlTable(LOAD_COLUMNS, loadRows(journal)),
       `<p>${escapeHtml(second ?? '')}</p>`,

@@ -187,7 +187,11 @@ export async function runExperiment(
         durationMs: entry.durationMs,
       });
     }
-    options.onActivity?.(entry);
+    try {
+      options.onActivity?.(entry);
+    } catch {
+      // The caller's progress callback must not stop the experiment, and above all not its rollbacks.
+    }
     return entry;
   };
 
@@ -200,6 +204,7 @@ export async function runExperiment(
   };
 
   const load = experiment.load === undefined ? undefined : new LoadGenerator(experiment.load, runtime);
+  const background: Promise<ActivityRun>[] = [];
   const abortWatch = watchAbortConditions(experiment, runtime, load, stop, execute);
   try {
     if (load !== undefined) {
@@ -214,19 +219,23 @@ export async function runExperiment(
     } else {
       if (load !== undefined) load.phase = 'during';
       abortWatch.start();
-      const background: Promise<ActivityRun>[] = [];
       let failedAction: string | undefined;
-      for (const activity of experiment.method) {
-        throwIfStopped(stop.signal);
-        if (activity.type !== 'wait' && activity.background) {
-          background.push(execute(activity, 'method', stop.signal));
-          continue;
+      try {
+        for (const activity of experiment.method) {
+          throwIfStopped(stop.signal);
+          if (activity.type !== 'wait' && activity.background) {
+            background.push(execute(activity, 'method', stop.signal));
+            continue;
+          }
+          const entry = await execute(activity, 'method', stop.signal);
+          journal.run.push(entry);
+          if (entry.type === 'action' && entry.status === 'failed') failedAction ??= entry.name;
         }
-        const entry = await execute(activity, 'method', stop.signal);
-        journal.run.push(entry);
-        if (entry.type === 'action' && entry.status === 'failed') failedAction ??= entry.name;
+      } finally {
+        // Background activities are part of the journal even when the method was stopped (they see the
+        // same signal, so they end too), and the rollbacks wait for them.
+        journal.run.push(...(await Promise.all(background.splice(0))));
       }
-      journal.run.push(...(await Promise.all(background)));
       for (const entry of journal.run) {
         if (entry.type === 'action' && entry.status === 'failed') failedAction ??= entry.name;
       }
@@ -249,7 +258,7 @@ export async function runExperiment(
       journal.reason = describeReason(error, 'failed');
     }
   } finally {
-    abortWatch.stop();
+    await abortWatch.stop();
     options.signal?.removeEventListener('abort', onCallerAbort);
   }
 
@@ -299,55 +308,52 @@ function watchAbortConditions(
 ) {
   const conditions = experiment.abort ?? [];
   const every = toMs(experiment.abortInterval ?? '500ms', 'abortInterval');
+  // Its own signal: a probe still in flight when the method ends is cancelled, not left running.
+  const watching = new AbortController();
   let timer: { cancel(): void } | undefined;
-  let checking = false;
-  let active = false;
+  let inFlight: Promise<void> | undefined;
+  const abort = (message: string) => stop.abort(new Interrupt('aborted', message));
   const check = async () => {
-    if (!active || checking || stop.signal.aborted) return;
-    checking = true;
-    try {
-      for (const condition of conditions) {
-        if ('errorRate' in condition) {
-          if (load === undefined) continue;
-          const { above, window, minRequests } = condition.errorRate;
-          const recent = load.recent(toMs(window ?? '2s', 'abort.errorRate.window'));
-          if (recent.total >= (minRequests ?? 10) && recent.failed / recent.total > above) {
-            const ratio = ((recent.failed / recent.total) * 100).toFixed(1);
-            stop.abort(
-              new Interrupt(
-                'aborted',
-                `abort condition: load error rate ${ratio}% (${recent.failed}/${recent.total}) over ${String(window ?? '2s')} is above ${above * 100}%`,
-              ),
-            );
-            return;
-          }
-        } else {
-          const entry = await execute(condition.probe, 'abort', stop.signal);
-          if (entry.status === 'failed' && !stop.signal.aborted) {
-            stop.abort(
-              new Interrupt(
-                'aborted',
-                `abort condition: probe "${entry.name}" failed: ${entry.tolerance?.reason ?? entry.error ?? ''}`,
-              ),
-            );
-            return;
-          }
+    for (const condition of conditions) {
+      if (watching.signal.aborted || stop.signal.aborted) return;
+      if ('errorRate' in condition) {
+        if (load === undefined) continue;
+        const { above, window, minRequests } = condition.errorRate;
+        const recent = load.recent(toMs(window ?? '2s', 'abort.errorRate.window'));
+        if (recent.total >= (minRequests ?? 10) && recent.failed / recent.total > above) {
+          const ratio = ((recent.failed / recent.total) * 100).toFixed(1);
+          abort(
+            `abort condition: load error rate ${ratio}% (${recent.failed}/${recent.total}) over ${String(window ?? '2s')} is above ${Number((above * 100).toPrecision(12))}%`,
+          );
+          return;
+        }
+      } else {
+        const entry = await execute(condition.probe, 'abort', watching.signal);
+        if (entry.status === 'failed' && !watching.signal.aborted && !stop.signal.aborted) {
+          abort(
+            `abort condition: probe "${entry.name}" failed: ${entry.tolerance?.reason ?? entry.error ?? ''}`,
+          );
+          return;
         }
       }
-    } finally {
-      checking = false;
     }
-    if (active) timer = runtime.clock.setTimer(every, () => void check(), undefined);
+  };
+  const tick = () => {
+    inFlight = check().finally(() => {
+      inFlight = undefined;
+      if (!watching.signal.aborted && !stop.signal.aborted)
+        timer = runtime.clock.setTimer(every, tick, undefined);
+    });
   };
   return {
     start() {
       if (conditions.length === 0) return;
-      active = true;
-      timer = runtime.clock.setTimer(every, () => void check(), undefined);
+      timer = runtime.clock.setTimer(every, tick, undefined);
     },
-    stop() {
-      active = false;
+    async stop() {
+      watching.abort(new Error('the method ended'));
       timer?.cancel();
+      await inFlight;
     },
   };
 }

@@ -33,8 +33,9 @@ export function withinTolerance(tolerance: Tolerance, result: ProviderResult): T
   const output = result.output as { status?: unknown; exitCode?: unknown } | null;
   if (t.status !== undefined) {
     const accepted = typeof t.status === 'number' ? [t.status] : t.status;
-    if (!accepted.includes(output?.status as number)) {
-      return fail(`expected status ${accepted.join(' or ')}, got ${show(output?.status)}`);
+    const status = result.status ?? output?.status;
+    if (!accepted.includes(status as number)) {
+      return fail(`expected status ${accepted.join(' or ')}, got ${show(status)}`);
     }
   }
   if (t.exitCode !== undefined && output?.exitCode !== t.exitCode) {
