@@ -46,4 +46,3 @@ describe('review: parseFlags usage errors are one line, exit 2', () => {
     expect(err).toMatch(/^bulwark: dashboard: /);
   });
 });
-

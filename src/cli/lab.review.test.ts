@@ -197,4 +197,3 @@ describe('review: bulwark lab flag interplay', () => {
     for (const url of live.urls) expect(await answers(url)).toBe(false);
   });
 });
-

@@ -43,13 +43,13 @@ method:
 ${extra}`;
 
 describe('review: experiment file interpolation', () => {
-  it('passing, pins ${X:-} (empty default) and $${X} (literal) with X unset', () => {
+  it('passing, pins an empty default and a $$-escaped literal with X unset', () => {
     const e = parseExperimentFile(
       `title: "a\${X:-}b $\${X}"\nmethod:\n  - { type: wait, duration: 1ms }\n`,
       'e.yaml',
       {},
     );
-    expect(e.title).toBe('ab ${X}');
+    expect(e.title).toBe(`ab \${X}`);
   });
 
   it('a variable set to the empty string is not reported as "not set"', () => {
@@ -62,7 +62,7 @@ describe('review: experiment file interpolation', () => {
     expect(problems.join('\n')).not.toMatch(/X is not set/);
   });
 
-  it('a nested default ${A:-${B}} does not silently leave a literal "${B}"', () => {
+  it('a nested default does not silently leave the literal inner variable', () => {
     let title: string | undefined;
     const problems = problemsOf(() => {
       title = parseExperimentFile(

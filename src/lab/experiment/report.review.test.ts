@@ -38,9 +38,9 @@ describe('review: experiment report renderers', () => {
 
   it('the HTML chart does not draw a phase without requests as 0.0% success (the tables say —)', () => {
     const html = renderExperimentHtml(journal);
-    const chart = /<svg[^]*?<\/svg>/.exec(html)?.[0] ?? '';
+    const chart = /<svg[\s\S]*?<\/svg>/.exec(html)?.[0] ?? '';
     // The empty phase is left out of the chart (the table says —), never drawn as a measured 0.0%.
-    const duringRow = /during \(success\)<\/text>[^]*?<text[^>]*>([^<]*)<\/text>/.exec(chart)?.[1];
+    const duringRow = /during \(success\)<\/text>[\s\S]*?<text[^>]*>([^<]*)<\/text>/.exec(chart)?.[1];
     expect(duringRow ?? 'not drawn').not.toMatch(/^0(\.0)?%/);
     expect(chart).toContain('before (success)');
   });
