@@ -77,7 +77,9 @@ function port(text: string | undefined, flag = 'port'): number | undefined {
   if (text === undefined) return undefined;
   const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isInteger(value) || value > 65_535) {
-    throw new UsageError(`--${flag} must be an integer from 0 to 65535, got ${JSON.stringify(text)}`);
+    throw new UsageError(
+      `dashboard: --${flag} must be an integer from 0 to 65535, got ${JSON.stringify(text)}`,
+    );
   }
   return value;
 }

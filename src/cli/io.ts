@@ -1,4 +1,4 @@
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 
@@ -13,14 +13,26 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-/** Writes `text` to `dir/name` atomically: a temporary file in `dir`, then a rename over the target. */
-export async function writeAtomic(dir: string, name: string, text: string): Promise<void> {
-  const temporary = join(dir, `.${name}.${process.pid}.tmp`);
+/**
+ * Writes a set of files to `dir` as one change: every file goes to a temporary file first, and only when
+ * all are written are they renamed over their targets — a failure leaves the previous set untouched.
+ */
+export async function writeFilesAtomic(
+  dir: string,
+  files: readonly (readonly [string, string])[],
+): Promise<void> {
+  const temporaries = files.map(([name]) => join(dir, `.${name}.${process.pid}.tmp`));
   try {
-    await writeFile(temporary, text, 'utf8');
-    await rename(temporary, join(dir, name));
+    for (const [i, [, text]] of files.entries()) await writeFile(temporaries[i] as string, text, 'utf8');
+    // A rename that cannot succeed (the target is a directory) is found before the first one happens.
+    for (const [name] of files) {
+      const target = join(dir, name);
+      const existing = await stat(target).catch(() => undefined);
+      if (existing?.isDirectory()) throw new Error(`${target} is a directory`);
+    }
+    for (const [i, [name]] of files.entries()) await rename(temporaries[i] as string, join(dir, name));
   } catch (error) {
-    await rm(temporary, { force: true });
+    await Promise.all(temporaries.map((path) => rm(path, { force: true })));
     throw error;
   }
 }
@@ -42,8 +54,12 @@ export function parseFlags(
     const { values, positionals } = parseArgs({ args: [...argv], options, allowPositionals, strict: true });
     return { values: values as Flags, positionals };
   } catch (error) {
-    // Node's message goes on to explain `--`; the first sentence is the mistake.
-    const message = (error instanceof Error ? error.message : String(error)).replace(/\. To specify.*$/s, '');
+    // Node's message goes on over several lines to explain `--`; the first sentence is the mistake.
+    const text = error instanceof Error ? error.message : String(error);
+    const ambiguous = /^Option '(--[\w-]+)[^']*' argument is ambiguous/.exec(text);
+    const message = ambiguous
+      ? `${ambiguous[1]} needs a value; for one that starts with "-", write ${ambiguous[1]}=VALUE`
+      : (text.split('\n')[0] ?? text).replace(/\. To specify.*$/s, '');
     throw new UsageError(`${command}: ${message}`);
   }
 }

@@ -5,7 +5,8 @@
  * Exit code 0 when every scenario passes its checks, 1 when one does not, 2 on bad input.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { SystemClock } from '../core/clock.js';
 import { isBulwarkError } from '../core/errors.js';
 import type { Seed } from '../core/random.js';
@@ -18,7 +19,7 @@ import { builtinScenarios } from '../lab/scenarios/index.js';
 import { loadScenarioFile, ScenarioFileError } from '../lab/yaml.js';
 import { eventToJsonLine } from '../monitor/event-file.js';
 import type { DashboardDependencies } from './dashboard.js';
-import { type CommandIO, parseFlags, UsageError, writeAtomic } from './io.js';
+import { type CommandIO, parseFlags, UsageError, writeFilesAtomic } from './io.js';
 
 /** What the command runs on; tests replace parts of it. */
 export interface LabDependencies {
@@ -135,9 +136,14 @@ function shellWord(text: string): string {
   return /^[\w.,:/@%+=-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
-/** A JSON-lines file every event of the observed run is appended to. */
+/**
+ * A JSON-lines file every event of the observed run goes to: written to a temporary file beside it and
+ * renamed over `path` only when the run finished, so a failed run neither leaves a partial file nor
+ * destroys an earlier one.
+ */
 async function openEventsFile(path: string) {
-  const out = createWriteStream(path);
+  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const out = createWriteStream(temporary);
   await new Promise<void>((resolve, reject) => {
     out.once('open', () => resolve());
     out.once('error', (error) => reject(new UsageError(`lab: cannot write ${path}: ${error.message}`)));
@@ -146,19 +152,24 @@ async function openEventsFile(path: string) {
   out.on('error', (error) => {
     failure = error;
   });
+  const end = () => new Promise<void>((resolve) => out.end(() => resolve()));
   return {
     observe: (runtime: Runtime) =>
       runtime.events.subscribe((event) => {
         out.write(`${eventToJsonLine(event)}\n`);
       }),
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        out.end(() =>
-          failure === undefined
-            ? resolve()
-            : reject(new UsageError(`lab: cannot write ${path}: ${failure.message}`)),
-        );
-      }),
+    async close() {
+      await end();
+      if (failure !== undefined) {
+        await rm(temporary, { force: true });
+        throw new UsageError(`lab: cannot write ${path}: ${failure.message}`);
+      }
+      await rename(temporary, path);
+    },
+    async discard() {
+      await end();
+      await rm(temporary, { force: true });
+    },
   };
 }
 
@@ -340,6 +351,12 @@ export async function labCommand(
       `lab: --port must be an integer from 0 to 65535, got ${JSON.stringify(values.port)}`,
     );
   }
+  const eventsFile = values.events as string | undefined;
+  if (eventsFile !== undefined && (selected.length !== 1 || (runs ?? 1) !== 1)) {
+    throw new UsageError('lab: --events records one run of one scenario; name one scenario and no --runs');
+  }
+  // Checked (and opened, as a temporary file) before the dashboard starts: a mistake leaves nothing running.
+  const recording = eventsFile === undefined ? undefined : await openEventsFile(eventsFile);
   const live = values.live
     ? await (await import('./dashboard.js')).startLiveDashboard(
         io,
@@ -347,12 +364,6 @@ export async function labCommand(
         deps.liveDashboard,
       )
     : undefined;
-
-  const eventsFile = values.events as string | undefined;
-  if (eventsFile !== undefined && (selected.length !== 1 || (runs ?? 1) !== 1)) {
-    throw new UsageError('lab: --events records one run of one scenario; name one scenario and no --runs');
-  }
-  const recording = eventsFile === undefined ? undefined : await openEventsFile(eventsFile);
 
   const work = selected.reduce((sum, s) => sum + (tasks ?? s.defaults.tasks) * (runs ?? 1), 0);
   const progress = progressLine(io, deps, work);
@@ -379,6 +390,7 @@ export async function labCommand(
         if (!isBulwarkError(error, 'SERVICE_UNAVAILABLE')) throw error;
         progress?.clear();
         await live?.close();
+        await recording?.discard();
         io.err(`bulwark: lab: ${error.message}\n`);
         return 2;
       }
@@ -386,11 +398,12 @@ export async function labCommand(
     }
   } catch (error) {
     await live?.close();
+    await recording?.discard();
     throw error;
   } finally {
     progress?.clear();
-    await recording?.close();
   }
+  await recording?.close();
   const report: LabReport = {
     seed,
     scenarios,
@@ -410,7 +423,7 @@ export async function labCommand(
     const files = reportFiles(report);
     try {
       await mkdir(out, { recursive: true });
-      for (const [name, text] of files) await writeAtomic(out, name, text);
+      await writeFilesAtomic(out, files);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       await live?.close();
@@ -421,7 +434,9 @@ export async function labCommand(
   }
   if (!values.json) {
     const flags = [
-      `--seed ${shellWord(String(seed))}`,
+      String(seed).startsWith('-')
+        ? `--seed=${shellWord(String(seed))}`
+        : `--seed ${shellWord(String(seed))}`,
       ...(tasks === undefined ? [] : [`--tasks ${tasks}`]),
       ...(runs === undefined ? [] : [`--runs ${runs}`]),
       ...paramFlags.map((param) => `--param ${shellWord(param)}`),

@@ -14,7 +14,7 @@ import {
   renderExperimentTerminal,
   runExperiment,
 } from '../lab/experiment/index.js';
-import { type CommandIO, parseFlags, UsageError, writeAtomic } from './io.js';
+import { type CommandIO, parseFlags, UsageError, writeFilesAtomic } from './io.js';
 
 const HELP = `Usage: bulwark run FILE [--out DIR | --no-out] [--json] [--validate]
 
@@ -97,6 +97,14 @@ export async function runCommand(
   }
   const out = (values.out as string | undefined) ?? (values['no-out'] ? undefined : deps.defaultOut);
   if (out === '') throw new UsageError('run: --out must name a directory');
+  if (out !== undefined) {
+    // Before the experiment touches anything: a journal that cannot be written is bad input.
+    try {
+      await mkdir(out, { recursive: true });
+    } catch (error) {
+      throw new UsageError(`run: cannot write the journal to ${out}: ${(error as Error).message}`);
+    }
+  }
 
   const controller = new AbortController();
   let signals = 0;
@@ -113,7 +121,7 @@ export async function runCommand(
   try {
     journal = await runExperiment(experiment, {
       signal: controller.signal,
-      ...(values.json ? {} : { onActivity: (a) => io.err(`  ${a.stage} · ${a.name}: ${a.status}\n`) }),
+      onActivity: (a) => io.err(`  ${a.stage} · ${a.name}: ${a.status}\n`),
     });
   } finally {
     offInt();
@@ -123,8 +131,7 @@ export async function runCommand(
   if (out !== undefined) {
     const files = journalFiles(journal);
     try {
-      await mkdir(out, { recursive: true });
-      for (const [name, text] of files) await writeAtomic(out, name, text);
+      await writeFilesAtomic(out, files);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       throw new UsageError(`run: cannot write the journal to ${out}: ${reason}`);
