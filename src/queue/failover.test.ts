@@ -162,3 +162,33 @@ describe('queueFaults', () => {
     await queue.close();
   });
 });
+
+describe('FailoverQueue failover() and failback() by hand (healing actions)', () => {
+  it('holds new jobs on the fallback until failback, which checks the primary first', async () => {
+    const rt = virtualRuntime(3);
+    const primary = new Unreachable({ name: 'p', runtime: rt });
+    const fallback = new MemoryQueue({ name: 'f', runtime: rt });
+    const queue = new FailoverQueue(primary, fallback, { runtime: rt, probeInterval: '1s' });
+    const events = record(rt, true);
+    await rt.clock.run(async () => {
+      await queue.failover('maintenance');
+      expect(queue.usingPrimary).toBe(false);
+      expect((await queue.add({ n: 1 })).queue).toBe('f');
+      // The primary is healthy, yet the probe does not fail back while the failover is held.
+      await rt.clock.sleep(5000);
+      expect((await queue.add({ n: 2 })).queue).toBe('f');
+      primary.down = true;
+      await expect(queue.failback()).rejects.toThrow(/the primary is not back yet/);
+      expect(queue.usingPrimary).toBe(false);
+      primary.down = false;
+      await queue.failback();
+      expect(queue.usingPrimary).toBe(true);
+      expect((await queue.add({ n: 3 })).queue).toBe('p');
+      await queue.close();
+    });
+    expect(
+      events.filter((e) => e.type === 'queue.failover').map((e) => (e as { reason: string }).reason),
+    ).toContain('maintenance');
+    expect(events.some((e) => e.type === 'queue.failback')).toBe(true);
+  });
+});

@@ -9,6 +9,7 @@ import type { Duration } from '../core/duration.js';
 import { isBulwarkError } from '../core/errors.js';
 import { type Runtime, systemRuntime } from '../core/runtime.js';
 import { durationOption, invalid, knownKeys } from '../policy/options.js';
+import { QueueUnavailableError } from './errors.js';
 import type { JobState } from './events.js';
 import type {
   AddOptions,
@@ -65,6 +66,8 @@ export class FailoverQueue<T = JsonValue> implements Queue<T> {
   private probeTimer: Timer | undefined;
   private probing = false;
   private closed = false;
+  /** Failed over by hand: the automatic probe does not fail back. */
+  private held = false;
 
   constructor(
     readonly primary: Queue<T>,
@@ -96,7 +99,7 @@ export class FailoverQueue<T = JsonValue> implements Queue<T> {
       if (!health.healthy) this.markDown(health.reason || 'unhealthy');
     }
     if (this.down !== undefined) {
-      this.failover('unhealthy');
+      this.emitFailover('unhealthy');
       return this.fallback.add(payload, options);
     }
     try {
@@ -104,12 +107,39 @@ export class FailoverQueue<T = JsonValue> implements Queue<T> {
     } catch (error) {
       if (!isBulwarkError(error) || !FAILOVER_CODES.includes(error.code)) throw error;
       if (error.code === 'QUEUE_UNAVAILABLE') this.markDown(error.message);
-      this.failover(error.code);
+      this.emitFailover(error.code);
       return this.fallback.add(payload, options);
     }
   }
 
-  private failover(reason: string): void {
+  /**
+   * Sends new jobs to the fallback until {@link FailoverQueue.failback} — by hand or as a healing action
+   * (maintenance of the primary, a primary that is up but misbehaving). Automatic failback waits too.
+   */
+  async failover(reason = 'manual'): Promise<void> {
+    if (this.closed) return;
+    this.held = true;
+    if (this.down === undefined) {
+      this.markDown(reason);
+      this.emitFailover(reason);
+    }
+  }
+
+  /**
+   * Sends new jobs to the primary again, now: checks it (health and a stats round trip) and throws when it
+   * is not back yet (the automatic probe then keeps trying).
+   */
+  async failback(): Promise<void> {
+    this.held = false;
+    if (this.down === undefined || this.closed) return;
+    this.probeTimer?.cancel();
+    await this.probe();
+    if (this.down !== undefined) {
+      throw new QueueUnavailableError(this.primary.name, `the primary is not back yet (${this.down})`);
+    }
+  }
+
+  private emitFailover(reason: string): void {
     const events = this.runtime.events;
     if (events.wants('queue.failover')) {
       events.emit({
@@ -146,7 +176,7 @@ export class FailoverQueue<T = JsonValue> implements Queue<T> {
 
   /** Fails back when the primary reports healthy and answers a stats round trip. */
   private async probe(): Promise<void> {
-    if (this.closed || this.probing || this.down === undefined) return;
+    if (this.closed || this.probing || this.down === undefined || this.held) return;
     this.probing = true;
     let recovered = false;
     try {

@@ -5,17 +5,17 @@
 import type { Runtime } from '../../core/runtime.js';
 import type { CircuitBreaker } from '../../policy/circuit-breaker.js';
 
-/** A queue that can move its work to a fallback backend and back (e.g. a failover queue). */
+/** A queue that can move its work to a fallback backend and back (a `FailoverQueue`). */
 export interface FailoverTarget {
   readonly name: string;
   failover(): void | Promise<void>;
   failback(): void | Promise<void>;
 }
 
-/** A worker that can stop taking jobs and finish the ones it holds. */
+/** A worker that can stop taking jobs and finish the ones it holds (a queue `Worker`: `close()` does that). */
 export interface DrainTarget {
-  readonly name: string;
-  drain(): void | Promise<void>;
+  readonly id: string;
+  close(): Promise<void>;
 }
 
 /** Something the supervisor can restart. */
@@ -84,6 +84,6 @@ export function healing(runtime: Runtime) {
     drain:
       (worker: DrainTarget): HealingAction =>
       () =>
-        act(runtime, 'drain', worker.name, () => worker.drain()),
+        act(runtime, 'drain', worker.id, () => worker.close()),
   };
 }

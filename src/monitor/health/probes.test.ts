@@ -181,9 +181,9 @@ describe('checks and healing actions', () => {
     await rt.clock.advance(1000);
     expect(health.ready).toBe(true);
     expect(actions).toEqual(['resetBreaker:payments:true']);
-    await expect(
-      heal.drain({ name: 'w1', drain: () => Promise.reject(new Error('busy')) })(),
-    ).rejects.toThrow(/drain on w1 failed: busy/);
+    await expect(heal.drain({ id: 'w1', close: () => Promise.reject(new Error('busy')) })()).rejects.toThrow(
+      /drain on w1 failed: busy/,
+    );
     expect(actions.at(-1)).toBe('drain:w1:false');
     health.close();
   });
