@@ -448,3 +448,23 @@ describe('bulwark lab: scenarios that need a service', () => {
     }
   });
 });
+
+describe('bulwark lab --patterns', () => {
+  it('adds the first run’s failure patterns to the report, the same for the same seed', async () => {
+    const run = async () => {
+      const c = capture();
+      expect(await main(['lab', 'network', '--tasks', '2000', '--patterns', '--json'], c.io)).toBe(0);
+      return JSON.parse(c.out()) as LabReport;
+    };
+    const a = await run();
+    const patterns = a.scenarios[0]?.patterns;
+    expect(patterns?.failures).toBeGreaterThan(0);
+    expect(patterns?.truncated).toBe(false);
+    expect(patterns?.findings.map((f) => f.kind)).toContain('signature');
+    expect(patterns?.findings.some((f) => f.title.includes('ECONNREFUSED'))).toBe(true);
+    expect(JSON.stringify(withoutMeta(await run()))).toBe(JSON.stringify(withoutMeta(a)));
+    const plain = capture();
+    await main(['lab', 'network', '--tasks', '2000', '--json'], plain.io);
+    expect((JSON.parse(plain.out()) as LabReport).scenarios[0]?.patterns).toBeUndefined();
+  });
+});

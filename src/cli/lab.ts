@@ -11,13 +11,14 @@ import { SystemClock } from '../core/clock.js';
 import { isBulwarkError } from '../core/errors.js';
 import type { Seed } from '../core/random.js';
 import type { Runtime } from '../core/runtime.js';
-import type { LabReport, ScenarioReport } from '../lab/document.js';
+import type { LabReport, PatternSummary, ScenarioReport } from '../lab/document.js';
 import { renderHtml, renderMarkdown, renderTerminal } from '../lab/report/index.js';
 import { type RunScenarioOptions, runScenario } from '../lab/runner.js';
 import { isOptIn, type ParamValue, resolveParams, type Scenario } from '../lab/scenario.js';
 import { builtinScenarios } from '../lab/scenarios/index.js';
 import { loadScenarioFile, ScenarioFileError } from '../lab/yaml.js';
 import { eventToJsonLine } from '../monitor/event-file.js';
+import type { AnalysedEvent } from '../monitor/patterns.js';
 import type { DashboardDependencies } from './dashboard.js';
 import { type CommandIO, parseFlags, UsageError, writeFilesAtomic } from './io.js';
 
@@ -53,7 +54,7 @@ export const defaultLabDependencies: LabDependencies = {
   defaultOut: 'lab-report',
 };
 
-const HELP = `Usage: bulwark lab [scenario…] [--seed S] [--tasks N] [--runs K] [--file F]… [--out DIR | --no-out] [--json] [--events FILE] [--list]
+const HELP = `Usage: bulwark lab [scenario…] [--seed S] [--tasks N] [--runs K] [--file F]… [--out DIR | --no-out] [--json] [--patterns] [--events FILE] [--list]
 
 Runs the chaos lab's scenarios (all of them when none is named, except those that need an external
 service such as PostgreSQL, which run only when named) on a virtual clock and prints, for each, the
@@ -77,6 +78,8 @@ Options:
   --live         Watch the run on the live dashboard (http://127.0.0.1:7420/), which stays up after
                  the run until Ctrl-C
   --port N       The live dashboard's port (default 7420; 0 for any free one)
+  --patterns     Analyse each scenario's first run for failure patterns (signatures, bursts,
+                 correlated targets, periodic failures, futile retries) and add them to the reports
   --events FILE  Also write every event of the run to FILE as JSON lines, for bulwark analyze
                  (one scenario, one run)
   --list         List the scenarios, one line each
@@ -169,6 +172,42 @@ async function openEventsFile(path: string) {
     async discard() {
       await end();
       await rm(temporary, { force: true });
+    },
+  };
+}
+
+/** Events kept for `--patterns`: enough for a default-size run of every built-in scenario. */
+const PATTERN_EVENTS = 200_000;
+
+/** Collects the first run's events (the first {@link PATTERN_EVENTS}) and analyses them for patterns. */
+function collectEvents() {
+  const events: AnalysedEvent[] = [];
+  let truncated = false;
+  return {
+    observe: (runtime: Runtime, run: number) =>
+      run !== 0
+        ? undefined
+        : runtime.events.subscribe((event) => {
+            if (events.length < PATTERN_EVENTS) events.push(event as unknown as AnalysedEvent);
+            else truncated = true;
+          }),
+    async analyse(): Promise<PatternSummary> {
+      // Loaded only when asked for: the lab itself does not depend on monitoring.
+      const { analysePatterns } = await import('../monitor/patterns.js');
+      const report = analysePatterns(events);
+      return {
+        events: report.events,
+        failures: report.failures,
+        truncated,
+        findings: report.findings.slice(0, 10).map((f) => ({
+          kind: f.kind,
+          title: f.title,
+          targets: [...f.targets],
+          count: f.count,
+          firstSeen: f.firstSeen,
+          lastSeen: f.lastSeen,
+        })),
+      };
     },
   };
 }
@@ -270,6 +309,7 @@ export async function labCommand(
     live: { type: 'boolean', default: false },
     port: { type: 'string' },
     events: { type: 'string' },
+    patterns: { type: 'boolean', default: false },
     list: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   });
@@ -382,9 +422,20 @@ export async function labCommand(
         options.onProgress = (done, total) => progress.update(scenario.name, done, total);
       }
       if (live !== undefined) options.events = live.events;
-      if (recording !== undefined) options.observe = recording.observe;
+      const collected = values.patterns ? collectEvents() : undefined;
+      const observers = [recording?.observe, collected?.observe].filter((o) => o !== undefined);
+      if (observers.length > 0) {
+        options.observe = (runtime, run) => {
+          const detach = observers.map((observe) => observe(runtime, run));
+          return () => {
+            for (const d of detach) d?.();
+          };
+        };
+      }
       try {
-        scenarios.push(await deps.run(scenario, options));
+        const report = await deps.run(scenario, options);
+        if (collected !== undefined) report.patterns = await collected.analyse();
+        scenarios.push(report);
       } catch (error) {
         // A missing database is the environment, not a bug: one line, no stack trace, nothing written.
         if (!isBulwarkError(error, 'SERVICE_UNAVAILABLE')) throw error;
@@ -440,6 +491,7 @@ export async function labCommand(
       ...(tasks === undefined ? [] : [`--tasks ${tasks}`]),
       ...(runs === undefined ? [] : [`--runs ${runs}`]),
       ...paramFlags.map((param) => `--param ${shellWord(param)}`),
+      ...(values.patterns ? ['--patterns'] : []),
       ...files.map((file) => `--file ${shellWord(file)}`),
     ];
     io.out(

@@ -100,6 +100,27 @@ export interface ScenarioReport {
   series?: Record<string, [number, number][]>;
   /** Virtual time the scenario took, summed over runs (ms). */
   virtualMs: number;
+  /** Failure patterns found in the first run's events (`bulwark lab --patterns`); absent otherwise. */
+  patterns?: PatternSummary;
+}
+
+/** The failure-pattern analysis of a run's events, as the lab reports it (see `bulwark analyze`). */
+export interface PatternSummary {
+  /** Events analysed, and how many of them were failures. */
+  events: number;
+  failures: number;
+  /** True when the run emitted more events than are kept for the analysis (the first ones are kept). */
+  truncated: boolean;
+  /** Ranked findings: failure signatures, bursts, correlated targets, periodic failures, futile retries. */
+  findings: {
+    kind: string;
+    title: string;
+    targets: string[];
+    count: number;
+    /** Virtual ms. */
+    firstSeen: number;
+    lastSeen: number;
+  }[];
 }
 
 /** Machine- and wall-time-dependent facts: the only part of the document that differs between identical runs. */

@@ -9,6 +9,9 @@ import type { LogHistogramJSON } from '../histogram.js';
 import {
   ANALYTIC_COLUMNS,
   analyticRows,
+  PATTERN_COLUMNS,
+  patternNote,
+  patternRows,
   rateCell,
   SUMMARY_COLUMNS,
   summaryNotes,
@@ -233,6 +236,10 @@ function scenarioSection(scenario: ScenarioReport): string {
   const latency = Object.entries(scenario.latency);
   if (latency.length > 0) {
     out.push('<h3>Latency distribution (virtual ms)</h3>', ...latency.map(([n, h]) => latencyChart(n, h)));
+  }
+  if (scenario.patterns !== undefined) {
+    out.push('<h3>Failure patterns</h3>', `<p>${escapeHtml(patternNote(scenario))}</p>`);
+    if (scenario.patterns.findings.length > 0) out.push(table(PATTERN_COLUMNS, patternRows(scenario)));
   }
   if (scenario.checks.length > 0) {
     out.push(

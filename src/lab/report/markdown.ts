@@ -9,6 +9,9 @@ import {
   ANALYTIC_COLUMNS,
   analyticRows,
   improvementCell,
+  PATTERN_COLUMNS,
+  patternNote,
+  patternRows,
   pValueCell,
   rateCell,
   SUMMARY_COLUMNS,
@@ -101,6 +104,10 @@ function scenarioSection(scenario: ScenarioReport): string[] {
   const analytic = analyticRows(scenario);
   if (analytic.length > 0) {
     out.push('### Against the analytic prediction', '', ...table(ANALYTIC_COLUMNS, analytic), '');
+  }
+  if (scenario.patterns !== undefined) {
+    out.push('### Failure patterns', '', patternNote(scenario), '');
+    if (scenario.patterns.findings.length > 0) out.push(...table(PATTERN_COLUMNS, patternRows(scenario)), '');
   }
   if (scenario.checks.length > 0) {
     out.push(

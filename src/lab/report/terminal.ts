@@ -140,8 +140,31 @@ export function summaryNotes(report: LabReport): string[] {
     for (const check of scenario.checks) {
       if (!check.passed) notes.push(`${scenario.name}: FAILED ${check.description}: ${check.message}`);
     }
+    for (const finding of scenario.patterns?.findings.slice(0, 3) ?? []) {
+      notes.push(`${scenario.name}: pattern: ${finding.title}`);
+    }
   }
   return notes;
+}
+
+/** The rows of a scenario's failure patterns (`--patterns`), for the Markdown and HTML reports. */
+export const PATTERN_COLUMNS = ['kind', 'finding', 'targets', 'count', 'first seen (ms)', 'last seen (ms)'];
+export function patternRows(scenario: ScenarioReport): string[][] {
+  return (scenario.patterns?.findings ?? []).map((f) => [
+    f.kind,
+    f.title,
+    f.targets.join(', '),
+    thousands(f.count),
+    thousands(Math.round(f.firstSeen)),
+    thousands(Math.round(f.lastSeen)),
+  ]);
+}
+
+/** One line on what the pattern analysis looked at. */
+export function patternNote(scenario: ScenarioReport): string {
+  const p = scenario.patterns;
+  if (p === undefined) return '';
+  return `${thousands(p.failures)} failures among ${thousands(p.events)} events of the first run${p.truncated ? ' (the first events only: the run emitted more)' : ''}${p.findings.length === 0 ? '; no pattern found' : ''}.`;
 }
 
 /** Terminal width of a string: code points, which is right for the characters these tables use. */
