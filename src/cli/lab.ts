@@ -193,21 +193,8 @@ function collectEvents() {
           }),
     async analyse(): Promise<PatternSummary> {
       // Loaded only when asked for: the lab itself does not depend on monitoring.
-      const { analysePatterns } = await import('../monitor/patterns.js');
-      const report = analysePatterns(events);
-      return {
-        events: report.events,
-        failures: report.failures,
-        truncated,
-        findings: report.findings.slice(0, 10).map((f) => ({
-          kind: f.kind,
-          title: f.title,
-          targets: [...f.targets],
-          count: f.count,
-          firstSeen: f.firstSeen,
-          lastSeen: f.lastSeen,
-        })),
-      };
+      const { patternSummary } = await import('../monitor/patterns.js');
+      return patternSummary(events, truncated);
     },
   };
 }

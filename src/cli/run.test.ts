@@ -144,3 +144,19 @@ describe('bulwark run', () => {
     expect(journal.rollbacks.map((a) => [a.name, a.status])).toEqual([['fix', 'succeeded']]);
   });
 });
+
+describe('bulwark run: failure patterns of the load', () => {
+  it('finds what the load ran into during the fault and puts it in the journal and the reports', async () => {
+    const { url } = await target();
+    const text = `${experiment(url, '600ms').replace(`${url}/break`, `${url}/break`)}load: { url: "${url}/health", rate: 50, warmup: 300ms, cooldown: 300ms }\n`;
+    const { dir, file } = await fileWith(text);
+    const out = join(dir, 'report');
+    const c = capture();
+    expect(await runCommand([file, '--out', out], c.io, noSignals)).toBe(1);
+    const journal = JSON.parse(await readFile(join(out, 'journal.json'), 'utf8')) as ExperimentJournal;
+    expect(journal.patterns?.failures).toBeGreaterThan(5);
+    expect(journal.patterns?.findings.some((f) => f.title.includes('HTTP_503'))).toBe(true);
+    expect(await readFile(join(out, 'journal.md'), 'utf8')).toContain('## Failure patterns');
+    expect(c.out()).toContain('Failure patterns of the load:');
+  });
+});

@@ -5,6 +5,8 @@
  * steady state held, 1 when it deviated, failed or was aborted/interrupted, 2 on bad input.
  */
 import { mkdir } from 'node:fs/promises';
+import type { EventOf } from '../core/events.js';
+import { createRuntime } from '../core/runtime.js';
 import {
   ExperimentFileError,
   type ExperimentJournal,
@@ -14,6 +16,7 @@ import {
   renderExperimentTerminal,
   runExperiment,
 } from '../lab/experiment/index.js';
+import type { AnalysedEvent } from '../monitor/patterns.js';
 import { type CommandIO, parseFlags, UsageError, writeFilesAtomic } from './io.js';
 
 const HELP = `Usage: bulwark run FILE [--out DIR | --no-out] [--json] [--validate]
@@ -32,6 +35,24 @@ Options:
 Exit code: 0 the hypothesis held, 1 it deviated or the experiment failed, aborted or was interrupted,
 2 bad input. Ctrl-C stops the method and runs the rollbacks; a second Ctrl-C exits at once.
 `;
+
+const MAX_PATTERN_EVENTS = 100_000;
+
+/** A load request as the pattern analysis reads outcomes: a `call` of the target `load <url>`. */
+function asCallEvent(event: EventOf<'experiment.request'>): AnalysedEvent {
+  const code = event.kind.startsWith('status ')
+    ? `HTTP_${event.kind.slice(7)}`
+    : event.kind.toUpperCase().replace(/\W+/g, '_');
+  return {
+    type: 'call',
+    source: `load ${event.source}`,
+    at: event.at,
+    kind: 'load',
+    outcome: event.ok ? 'success' : event.kind === 'timeout' ? 'timeout' : 'failure',
+    durationMs: event.durationMs,
+    ...(event.ok ? {} : { error: { code, message: event.kind } }),
+  };
+}
 
 /** Where signals come from; tests replace it. */
 export interface RunDependencies {
@@ -117,15 +138,31 @@ export async function runCommand(
   };
   const offInt = deps.onSignal('SIGINT', stop('SIGINT'));
   const offTerm = deps.onSignal('SIGTERM', stop('SIGTERM'));
+  // The load's requests, kept (bounded by the load's maxRequests) for the failure-pattern analysis.
+  const runtime = createRuntime();
+  const requests: AnalysedEvent[] = [];
+  const stopRecording = runtime.events.subscribe(
+    (event) => {
+      if (event.type !== 'experiment.request' || requests.length >= MAX_PATTERN_EVENTS) return;
+      requests.push(asCallEvent(event));
+    },
+    ['experiment.request'],
+  );
   let journal: ExperimentJournal;
   try {
     journal = await runExperiment(experiment, {
+      runtime,
       signal: controller.signal,
       onActivity: (a) => io.err(`  ${a.stage} · ${a.name}: ${a.status}\n`),
     });
   } finally {
     offInt();
     offTerm();
+    stopRecording();
+  }
+  if (experiment.load !== undefined) {
+    const { patternSummary } = await import('../monitor/patterns.js');
+    journal.patterns = patternSummary(requests, false);
   }
   io.out(values.json ? `${JSON.stringify(journal, null, 2)}\n` : renderExperimentTerminal(journal));
   if (out !== undefined) {

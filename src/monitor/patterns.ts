@@ -9,6 +9,7 @@
  */
 import { formatMs } from '../core/duration.js';
 import type { BulwarkEventType, EventSink } from '../core/events.js';
+import type { PatternSummary } from '../lab/document.js';
 import { durationOption, intOption, knownKeys, numberOption, ratioOption } from '../policy/options.js';
 
 /** An event as analysed: the common fields, and whatever payload it had (errors as plain objects). */
@@ -763,4 +764,29 @@ export function renderPatternsMarkdown(report: PatternReport): string {
       );
   }
   return `${out.join('\n')}\n`;
+}
+
+/**
+ * The top findings of `events` as the lab and experiment reports carry them (`bulwark lab --patterns`,
+ * `bulwark run`): JSON values only, no example events (they may hold messages with addresses).
+ */
+export function patternSummary(
+  events: readonly AnalysedEvent[],
+  truncated: boolean,
+  options: PatternOptions = {},
+): PatternSummary {
+  const report = analysePatterns(events, options);
+  return {
+    events: report.events,
+    failures: report.failures,
+    truncated,
+    findings: report.findings.slice(0, 10).map((f) => ({
+      kind: f.kind,
+      title: f.title,
+      targets: [...f.targets],
+      count: f.count,
+      firstSeen: f.firstSeen,
+      lastSeen: f.lastSeen,
+    })),
+  };
 }

@@ -159,6 +159,18 @@ export class LoadGenerator {
   }
 
   private record(phase: LoadPhase, ok: boolean, kind: string, latencyMs: number): void {
+    const events = this.runtime.events;
+    if (events.wants('experiment.request')) {
+      events.emit({
+        type: 'experiment.request',
+        source: this.spec.url,
+        at: this.runtime.clock.now(),
+        phase,
+        ok,
+        kind,
+        durationMs: latencyMs,
+      });
+    }
     const counts = this.counts[phase];
     counts.total++;
     if (ok) {

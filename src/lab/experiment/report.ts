@@ -5,7 +5,15 @@
  */
 import { escapeHtml, table as htmlTable, rateChart, STYLE } from '../report/html.js';
 import { table as markdownTable, ms } from '../report/markdown.js';
-import { pValueCell, rateCell, textTable, thousands } from '../report/terminal.js';
+import {
+  PATTERN_COLUMNS,
+  patternNote,
+  patternRows,
+  pValueCell,
+  rateCell,
+  textTable,
+  thousands,
+} from '../report/terminal.js';
 import type { ActivityRun, ComparisonSummary, ExperimentJournal } from './run.js';
 
 /** `COMPLETED — the hypothesis held`, `DEVIATED — …`, `ABORTED — reason`… */
@@ -95,6 +103,10 @@ export function renderExperimentTerminal(journal: ExperimentJournal): string {
     out.push('', ...loadSummary(journal).slice(0, 1), ...textTable(LOAD_COLUMNS, loadRows(journal)));
     out.push(...loadSummary(journal).slice(1));
   }
+  if (journal.patterns !== undefined && journal.patterns.findings.length > 0) {
+    out.push('', 'Failure patterns of the load:');
+    for (const f of journal.patterns.findings.slice(0, 3)) out.push(`  ${f.title}`);
+  }
   out.push('', `Took ${thousands(Math.round(journal.durationMs))} ms.`);
   return `${out.join('\n')}\n`;
 }
@@ -122,6 +134,12 @@ export function renderExperimentMarkdown(journal: ExperimentJournal): string {
       '',
       second ?? '',
     );
+  }
+  if (journal.patterns !== undefined) {
+    out.push('', '## Failure patterns', '', patternNote(journal.patterns, 'load requests'));
+    if (journal.patterns.findings.length > 0) {
+      out.push('', ...markdownTable(PATTERN_COLUMNS, patternRows(journal.patterns)));
+    }
   }
   out.push('', `Took ${thousands(Math.round(journal.durationMs))} ms.`);
   return `${out.join('\n')}\n`;
@@ -151,6 +169,15 @@ export function renderExperimentHtml(journal: ExperimentJournal): string {
       htmlTable(LOAD_COLUMNS, loadRows(journal)),
       `<p>${escapeHtml(second ?? '')}</p>`,
     );
+  }
+  if (journal.patterns !== undefined) {
+    parts.push(
+      '<h2>Failure patterns</h2>',
+      `<p>${escapeHtml(patternNote(journal.patterns, 'load requests'))}</p>`,
+    );
+    if (journal.patterns.findings.length > 0) {
+      parts.push(htmlTable(PATTERN_COLUMNS, patternRows(journal.patterns)));
+    }
   }
   return `<!doctype html>
 <html lang="en">

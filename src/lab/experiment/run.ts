@@ -5,6 +5,7 @@
  */
 import { formatMs, toMs } from '../../core/duration.js';
 import { createRuntime, type Runtime } from '../../core/runtime.js';
+import type { PatternSummary } from '../document.js';
 import type { LogHistogramJSON } from '../histogram.js';
 import { type RateEstimate, rate, twoProportionTest } from '../stats.js';
 import { type LoadCounts, LoadGenerator, type LoadPhase } from './load.js';
@@ -18,6 +19,11 @@ declare module '../../core/events.js' {
     'experiment.activity': { activity: string; stage: ActivityStage; ok: boolean; durationMs: number };
     /** An experiment ended. */
     'experiment.finished': { status: ExperimentStatus; deviated: boolean };
+    /**
+     * One load request ended; `source` is the load's URL. `kind` is empty on success, else the failure
+     * (`status 503`, `timeout`, `ECONNREFUSED`, `overload`).
+     */
+    'experiment.request': { phase: LoadPhase; ok: boolean; kind: string; durationMs: number };
   }
 }
 
@@ -81,6 +87,8 @@ export interface ExperimentJournal {
   run: ActivityRun[];
   rollbacks: ActivityRun[];
   load?: LoadReport;
+  /** Failure patterns of the load's requests (`bulwark run` adds them; see `bulwark analyze`). */
+  patterns?: PatternSummary;
   durationMs: number;
 }
 

@@ -238,8 +238,9 @@ function scenarioSection(scenario: ScenarioReport): string {
     out.push('<h3>Latency distribution (virtual ms)</h3>', ...latency.map(([n, h]) => latencyChart(n, h)));
   }
   if (scenario.patterns !== undefined) {
-    out.push('<h3>Failure patterns</h3>', `<p>${escapeHtml(patternNote(scenario))}</p>`);
-    if (scenario.patterns.findings.length > 0) out.push(table(PATTERN_COLUMNS, patternRows(scenario)));
+    out.push('<h3>Failure patterns</h3>', `<p>${escapeHtml(patternNote(scenario.patterns))}</p>`);
+    if (scenario.patterns.findings.length > 0)
+      out.push(table(PATTERN_COLUMNS, patternRows(scenario.patterns)));
   }
   if (scenario.checks.length > 0) {
     out.push(

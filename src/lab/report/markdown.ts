@@ -106,8 +106,9 @@ function scenarioSection(scenario: ScenarioReport): string[] {
     out.push('### Against the analytic prediction', '', ...table(ANALYTIC_COLUMNS, analytic), '');
   }
   if (scenario.patterns !== undefined) {
-    out.push('### Failure patterns', '', patternNote(scenario), '');
-    if (scenario.patterns.findings.length > 0) out.push(...table(PATTERN_COLUMNS, patternRows(scenario)), '');
+    out.push('### Failure patterns', '', patternNote(scenario.patterns), '');
+    if (scenario.patterns.findings.length > 0)
+      out.push(...table(PATTERN_COLUMNS, patternRows(scenario.patterns)), '');
   }
   if (scenario.checks.length > 0) {
     out.push(

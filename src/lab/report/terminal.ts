@@ -3,7 +3,13 @@
  * with the power warnings and failed checks printed under it. Rendered from the report document alone,
  * so `report.json` read back renders the same table. The row model is shared with the Markdown report.
  */
-import type { ComparisonReport, LabReport, MetricReport, ScenarioReport } from '../document.js';
+import type {
+  ComparisonReport,
+  LabReport,
+  MetricReport,
+  PatternSummary,
+  ScenarioReport,
+} from '../document.js';
 
 /** One row of the summary table, as display strings. */
 export interface SummaryRow {
@@ -149,8 +155,8 @@ export function summaryNotes(report: LabReport): string[] {
 
 /** The rows of a scenario's failure patterns (`--patterns`), for the Markdown and HTML reports. */
 export const PATTERN_COLUMNS = ['kind', 'finding', 'targets', 'count', 'first seen (ms)', 'last seen (ms)'];
-export function patternRows(scenario: ScenarioReport): string[][] {
-  return (scenario.patterns?.findings ?? []).map((f) => [
+export function patternRows(patterns: PatternSummary | undefined): string[][] {
+  return (patterns?.findings ?? []).map((f) => [
     f.kind,
     f.title,
     f.targets.join(', '),
@@ -161,10 +167,9 @@ export function patternRows(scenario: ScenarioReport): string[][] {
 }
 
 /** One line on what the pattern analysis looked at. */
-export function patternNote(scenario: ScenarioReport): string {
-  const p = scenario.patterns;
+export function patternNote(p: PatternSummary | undefined, of = 'events of the first run'): string {
   if (p === undefined) return '';
-  return `${thousands(p.failures)} failures among ${thousands(p.events)} events of the first run${p.truncated ? ' (the first events only: the run emitted more)' : ''}${p.findings.length === 0 ? '; no pattern found' : ''}.`;
+  return `${thousands(p.failures)} failures among ${thousands(p.events)} ${of}${p.truncated ? ' (the first ones only: there were more)' : ''}${p.findings.length === 0 ? '; no pattern found' : ''}.`;
 }
 
 /** Terminal width of a string: code points, which is right for the characters these tables use. */
