@@ -17,8 +17,7 @@ import {
   Locator,
   type PathPart,
   parseSource,
-  readSource,
-  UnreadableFile,
+  readSourceFor,
 } from '../policy/file-problems.js';
 import {
   buildPolicy,
@@ -559,13 +558,7 @@ export function parsePlanFile(text: string, file: string): Plan {
  * const plan = await loadPlanFile('examples/plans/hello.yaml');
  */
 export async function loadPlanFile(path: string): Promise<Plan> {
-  let text: string;
-  try {
-    text = await readSource(path);
-  } catch (error) {
-    if (error instanceof UnreadableFile) throw new PlanError([error.message], true);
-    throw error;
-  }
+  const text = await readSourceFor(path, (problems) => new PlanError(problems, true));
   return parsePlanFile(text, path);
 }
 

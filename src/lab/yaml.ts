@@ -17,8 +17,7 @@ import {
   type Locator,
   type PathPart,
   parseSource,
-  readSource,
-  UnreadableFile,
+  readSourceFor,
 } from '../policy/file-problems.js';
 import { pipeline } from '../policy/pipeline.js';
 import type { Policy } from '../policy/policy.js';
@@ -371,12 +370,6 @@ export function parseScenarioFile(text: string, file: string): Scenario {
  * const report = await runScenario(scenario, { seed: 1 });
  */
 export async function loadScenarioFile(path: string): Promise<Scenario> {
-  let text: string;
-  try {
-    text = await readSource(path);
-  } catch (error) {
-    if (error instanceof UnreadableFile) throw new ScenarioFileError([error.message], true);
-    throw error;
-  }
+  const text = await readSourceFor(path, (problems) => new ScenarioFileError(problems, true));
   return parseScenarioFile(text, path);
 }

@@ -183,6 +183,19 @@ export async function readSource(path: string): Promise<string> {
   }
 }
 
+/**
+ * Reads a file for a loader: a file that cannot be read becomes the loader's own error, built by `fail`
+ * from the one-line reason (`cannot read FILE: no such file`).
+ */
+export async function readSourceFor(path: string, fail: (problems: string[]) => Error): Promise<string> {
+  try {
+    return await readSource(path);
+  } catch (error) {
+    if (error instanceof UnreadableFile) throw fail([error.message]);
+    throw error;
+  }
+}
+
 /** A file that could not be read at all (missing, a directory, no permission). */
 export class UnreadableFile extends Error {
   override readonly name = 'UnreadableFile';

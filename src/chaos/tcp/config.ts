@@ -11,8 +11,7 @@ import {
   issueMessages,
   type PathPart,
   parseSource,
-  readSource,
-  UnreadableFile,
+  readSourceFor,
 } from '../../policy/file-problems.js';
 import { strict } from '../../policy/spec.js';
 import { parseHostPort } from './proxy.js';
@@ -165,13 +164,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
 
 /** Reads and validates a config file (YAML or JSON). Throws {@link ProxyConfigError}. */
 export async function loadProxyConfig(file: string): Promise<ProxyConfig> {
-  let text: string;
-  try {
-    text = await readSource(file);
-  } catch (error) {
-    if (error instanceof UnreadableFile) throw new ProxyConfigError([error.message]);
-    throw error;
-  }
+  const text = await readSourceFor(file, (problems) => new ProxyConfigError(problems));
   return parseProxyConfig(text, file);
 }
 

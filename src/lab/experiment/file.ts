@@ -14,8 +14,7 @@ import {
   type Locator,
   type PathPart,
   parseSource,
-  readSource,
-  UnreadableFile,
+  readSourceFor,
 } from '../../policy/file-problems.js';
 import { describeValue, duration, int, probability, strict } from '../../policy/spec.js';
 import type { Action, Activity, Experiment, Probe, Provider, Tolerance } from './types.js';
@@ -432,12 +431,6 @@ export async function loadExperimentFile(
   path: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<Experiment> {
-  let text: string;
-  try {
-    text = await readSource(path);
-  } catch (error) {
-    if (error instanceof UnreadableFile) throw new ExperimentFileError([error.message], true);
-    throw error;
-  }
+  const text = await readSourceFor(path, (problems) => new ExperimentFileError(problems, true));
   return parseExperimentFile(text, path, env);
 }

@@ -14,8 +14,7 @@ import {
   formatPath,
   type Locator,
   type PathPart,
-  readSource,
-  UnreadableFile,
+  readSourceFor,
   validateSource,
 } from '../../policy/file-problems.js';
 import { duration, int, oneKey, strict } from '../../policy/spec.js';
@@ -520,13 +519,7 @@ export async function loadAlertConfig(
   path: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<AlertConfig> {
-  let text: string;
-  try {
-    text = await readSource(path);
-  } catch (error) {
-    if (error instanceof UnreadableFile) throw new AlertConfigError([error.message]);
-    throw error;
-  }
+  const text = await readSourceFor(path, (problems) => new AlertConfigError(problems));
   return parseAlertConfig(text, path, env);
 }
 
