@@ -20,11 +20,11 @@ import { type HttpFaultRule, HttpFaultRules, type HttpFaultSpec } from '../http/
 import { schedule } from '../schedule.js';
 import { ProxyApiError } from './errors.js';
 import { formatHostPort, type ProxyJson, parseHostPort } from './proxy.js';
+import { ToxicList } from './toxic-list.js';
 import {
   HTTP_TOXIC_TYPES,
   type ToxicAttributes,
   type ToxicSpec,
-  type ToxicStream,
   type ToxicType,
   toxicJson,
 } from './toxics.js';
@@ -63,10 +63,9 @@ function faultOf(spec: ToxicSpec): HttpFaultSpec {
 }
 
 /** An HTTP reverse proxy with per-request toxics. Built by a `ProxyServer` for `mode: 'http'`. */
-export class HttpProxy {
+export class HttpProxy extends ToxicList {
   readonly mode = 'http';
   private readonly clock: Clock;
-  private toxicList: ToxicSpec[] = [];
   private rules: HttpFaultRules;
   private server: Server | undefined;
   private readonly agent = new Agent({ keepAlive: true });
@@ -80,6 +79,7 @@ export class HttpProxy {
     public upstream: string,
     private readonly runtime: Runtime,
   ) {
+    super();
     this.listenAddress = listen;
     this.clock = runtime.clock;
     this.rules = this.compile();
@@ -112,36 +112,7 @@ export class HttpProxy {
     };
   }
 
-  toxics(stream?: ToxicStream): readonly ToxicSpec[] {
-    return stream === undefined ? this.toxicList : this.toxicList.filter((t) => t.stream === stream);
-  }
-
-  getToxic(name: string): ToxicSpec | undefined {
-    return this.toxicList.find((t) => t.name === name);
-  }
-
-  addToxic(spec: ToxicSpec): void {
-    if (this.getToxic(spec.name) !== undefined) throw ProxyApiError.toxicExists();
-    this.toxicList = [...this.toxicList, spec];
-    this.rules = this.compile();
-  }
-
-  replaceToxic(spec: ToxicSpec): void {
-    const index = this.toxicList.findIndex((t) => t.name === spec.name);
-    if (index < 0) throw ProxyApiError.toxicNotFound();
-    this.toxicList = this.toxicList.map((t, i) => (i === index ? spec : t));
-    this.rules = this.compile();
-  }
-
-  removeToxic(name: string): void {
-    const spec = this.getToxic(name);
-    if (spec === undefined) throw ProxyApiError.toxicNotFound();
-    this.toxicList = this.toxicList.filter((t) => t !== spec);
-    this.rules = this.compile();
-  }
-
-  resetToxics(): void {
-    this.toxicList = [];
+  protected toxicsChanged(): void {
     this.rules = this.compile();
   }
 

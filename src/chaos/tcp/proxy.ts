@@ -10,6 +10,7 @@ import type { Random } from '../../core/random.js';
 import type { Runtime } from '../../core/runtime.js';
 import { Connection, type ConnectionOwner } from './connection.js';
 import { ProxyApiError } from './errors.js';
+import { ToxicList } from './toxic-list.js';
 import {
   TCP_TOXIC_TYPES,
   type ToxicJson,
@@ -77,11 +78,10 @@ function listenHost(host: string): string | undefined {
  * A TCP proxy with toxics. Built and owned by a {@link ProxyServer}; use the server's methods (or its
  * HTTP API) to change it.
  */
-export class TcpProxy implements ConnectionOwner {
+export class TcpProxy extends ToxicList implements ConnectionOwner {
   readonly clock: Clock;
   readonly random: Random;
   private readonly events: EventSink;
-  private toxicList: ToxicSpec[] = [];
   private server: Server | undefined;
   private readonly connections = new Set<Connection>();
   /** Client sockets accepted whose upstream is still connecting. */
@@ -95,6 +95,7 @@ export class TcpProxy implements ConnectionOwner {
     public upstream: string,
     runtime: Runtime,
   ) {
+    super();
     this.listenAddress = listen;
     this.clock = runtime.clock;
     this.random = runtime.random.fork(`proxy:${name}`);
@@ -131,45 +132,7 @@ export class TcpProxy implements ConnectionOwner {
     };
   }
 
-  toxics(stream?: ToxicStream): readonly ToxicSpec[] {
-    return stream === undefined ? this.toxicList : this.toxicList.filter((t) => t.stream === stream);
-  }
-
-  getToxic(name: string): ToxicSpec | undefined {
-    return this.toxicList.find((t) => t.name === name);
-  }
-
-  /** Adds a toxic at the end of its stream's chain. */
-  addToxic(spec: ToxicSpec): void {
-    if (this.getToxic(spec.name) !== undefined) throw ProxyApiError.toxicExists();
-    this.toxicList = [...this.toxicList, spec];
-    this.toxicsChanged(spec.stream);
-  }
-
-  /** Replaces the toxic of the same name, in place. */
-  replaceToxic(spec: ToxicSpec): void {
-    const index = this.toxicList.findIndex((t) => t.name === spec.name);
-    if (index < 0) throw ProxyApiError.toxicNotFound();
-    this.toxicList = this.toxicList.map((t, i) => (i === index ? spec : t));
-    this.toxicsChanged(spec.stream);
-  }
-
-  removeToxic(name: string): void {
-    const spec = this.getToxic(name);
-    if (spec === undefined) throw ProxyApiError.toxicNotFound();
-    this.toxicList = this.toxicList.filter((t) => t !== spec);
-    this.toxicsChanged(spec.stream);
-  }
-
-  /** Removes every toxic (`POST /reset`). */
-  resetToxics(): void {
-    if (this.toxicList.length === 0) return;
-    this.toxicList = [];
-    this.toxicsChanged('upstream');
-    this.toxicsChanged('downstream');
-  }
-
-  private toxicsChanged(stream: ToxicStream): void {
+  protected toxicsChanged(stream: ToxicStream): void {
     for (const connection of this.connections) connection.toxicsChanged(stream);
   }
 
