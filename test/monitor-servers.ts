@@ -7,6 +7,10 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
+import type { Seed } from '../src/core/random.js';
+import { virtualRuntime } from '../src/core/runtime.js';
+import { AlertRuleEngine } from '../src/monitor/alerts/engine.js';
+import { Notifier } from '../src/monitor/alerts/notifier.js';
 
 export interface SmtpStandIn {
   readonly port: number;
@@ -121,4 +125,37 @@ export async function waitFor(
     if (performance.now() > deadline) throw new Error(`waitFor: ${what} did not hold within ${timeoutMs}ms`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/** Alerting on a virtual runtime with one circuit-open rule, firing for "db" after one evaluation. */
+export async function firingAlerting(seed: Seed = 11) {
+  const rt = virtualRuntime(seed);
+  const notifier = new Notifier({
+    runtime: rt,
+    receivers: [{ name: 'team', sendResolved: true, send: async () => undefined }],
+    route: { receiver: 'team' },
+  });
+  const engine = new AlertRuleEngine({
+    runtime: rt,
+    rules: [{ kind: 'circuitOpen', name: 'CircuitOpen' }],
+    onAlert: (a) => notifier.receive(a),
+  });
+  rt.events.emit({
+    type: 'circuit.transition',
+    source: 'db',
+    at: 0,
+    from: 'closed',
+    to: 'open',
+    reason: 'failures',
+  });
+  await rt.clock.advance(15_000);
+  return {
+    rt,
+    notifier,
+    engine,
+    async close() {
+      engine.close();
+      await notifier.close();
+    },
+  };
 }

@@ -1,11 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { virtualRuntime } from '../../core/runtime.js';
+import { firingAlerting } from '../../../test/monitor-servers.js';
 import { alertsApi } from './api.js';
-import { AlertRuleEngine } from './engine.js';
-import type { Receiver } from './notification.js';
-import { Notifier } from './notifier.js';
 
 let server: Server | undefined;
 afterEach(async () => {
@@ -15,23 +12,7 @@ afterEach(async () => {
 
 describe('alertsApi', () => {
   it('lists alerts and silences, creates and expires silences over HTTP', async () => {
-    const rt = virtualRuntime(1);
-    const receiver: Receiver = { name: 'team', sendResolved: true, send: async () => undefined };
-    const notifier = new Notifier({ runtime: rt, receivers: [receiver], route: { receiver: 'team' } });
-    const engine = new AlertRuleEngine({
-      runtime: rt,
-      rules: [{ kind: 'circuitOpen', name: 'CircuitOpen' }],
-      onAlert: (a) => notifier.receive(a),
-    });
-    rt.events.emit({
-      type: 'circuit.transition',
-      source: 'db',
-      at: 0,
-      from: 'closed',
-      to: 'open',
-      reason: 'failures',
-    });
-    await rt.clock.advance(15_000);
+    const { notifier, engine } = await firingAlerting(1);
     const api = alertsApi({ notifier, engine });
     server = createServer((req, res) => {
       if (!api(req, res)) {

@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildDashboard } from '../../../scripts/build-dashboard.mjs';
-import { createRuntime, virtualRuntime } from '../../core/runtime.js';
+import { firingAlerting } from '../../../test/monitor-servers.js';
+import { createRuntime } from '../../core/runtime.js';
 import { circuitBreaker } from '../../policy/circuit-breaker.js';
-import { AlertRuleEngine } from '../alerts/engine.js';
-import { Notifier } from '../alerts/notifier.js';
 import type { LiveSnapshot } from '../live.js';
 import { createMonitor, type Monitor, type MonitorOptions, type MonitorSnapshot } from '../monitor.js';
 import type { DashboardServer } from './server.js';
@@ -262,39 +261,6 @@ describe('dashboard server', () => {
     await reading;
   });
 });
-
-/** Alerting on a virtual runtime with one circuit-open rule, firing for "db" after one evaluation. */
-async function firingAlerting() {
-  const rt = virtualRuntime(11);
-  const notifier = new Notifier({
-    runtime: rt,
-    receivers: [{ name: 'team', sendResolved: true, send: async () => undefined }],
-    route: { receiver: 'team' },
-  });
-  const engine = new AlertRuleEngine({
-    runtime: rt,
-    rules: [{ kind: 'circuitOpen', name: 'CircuitOpen' }],
-    onAlert: (a) => notifier.receive(a),
-  });
-  rt.events.emit({
-    type: 'circuit.transition',
-    source: 'db',
-    at: 0,
-    from: 'closed',
-    to: 'open',
-    reason: 'failures',
-  });
-  await rt.clock.advance(15_000);
-  return {
-    rt,
-    notifier,
-    engine,
-    async close() {
-      engine.close();
-      await notifier.close();
-    },
-  };
-}
 
 describe('dashboard server with alerts, health and failure patterns', () => {
   const alertings: { close(): Promise<void> }[] = [];
