@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { record, settle } from '../../test/support.js';
-import { mountTmpfs, type Tmpfs } from '../../test/tmpfs.js';
+import { mountedOrSkip, mountTmpfs, type Tmpfs } from '../../test/tmpfs.js';
 import type { EventOf } from '../core/events.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { FS_OPERATIONS, faultyFs, fsError, globToRegExp } from './fs.js';
@@ -373,8 +373,8 @@ describe('a real disk-full on a 1 MiB tmpfs', () => {
   });
 
   it('throws the ENOSPC that faultyFs and memoryFs imitate, after writing what fits', async (ctx) => {
-    if (disk.path === undefined) ctx.skip();
-    const file = join(disk.path as string, 'big.bin');
+    const mounted = mountedOrSkip(disk, ctx);
+    const file = join(mounted, 'big.bin');
     const real = await caught(realFs.writeFile(file, Buffer.alloc(2 * 1024 * 1024, 1)));
     expect(shape(real)).toEqual(shape(fsError('ENOSPC', 'write')));
     const written = (await realFs.stat(file)).size;

@@ -2,7 +2,7 @@ import * as realFs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mountTmpfs, type Tmpfs } from '../../../test/tmpfs.js';
+import { mountedOrSkip, mountTmpfs, type Tmpfs } from '../../../test/tmpfs.js';
 import { createRuntime } from '../../core/runtime.js';
 import { runScenario } from '../runner.js';
 import { disk, plainWriter, readBack, recordLine, safeWriter } from './disk.js';
@@ -65,10 +65,10 @@ describe("the disk scenario's writers on a real full disk (a 1 MiB tmpfs)", () =
   });
 
   it('plain append tears its log when the disk fills; the safe writer keeps every record whole', async (ctx) => {
-    if (tmpfs.path === undefined) ctx.skip();
+    const mounted = mountedOrSkip(tmpfs, ctx);
     const records = 300;
     const line = (seq: number) => recordLine(seq, 10_000); // 300 × ~10 KB (3 pages each): more than the disk holds
-    const plainDir = join(tmpfs.path as string, 'plain');
+    const plainDir = join(mounted, 'plain');
     await realFs.mkdir(plainDir);
     const plain = plainWriter(realFs, join(plainDir, 'app.log'));
     let acknowledged = 0;
@@ -87,7 +87,7 @@ describe("the disk scenario's writers on a real full disk (a 1 MiB tmpfs)", () =
     expect(plainBack.corruptedFiles).toBe(1); // the append that ran out of space left half a record
     await realFs.rm(plainDir, { recursive: true });
 
-    const safeDir = join(tmpfs.path as string, 'safe');
+    const safeDir = join(mounted, 'safe');
     await realFs.mkdir(safeDir);
     const safe = safeWriter(realFs, safeDir, fallbackDir, createRuntime({ seed: 1 }), {
       maxAttempts: 2,
