@@ -242,6 +242,35 @@ export function queueSuite(backend: SuiteBackend): void {
     }
   });
 
+  test('adds made at once (one batch) keep their order, ids and keys', async (h) => {
+    const queue = await backend.create({ runtime: h.runtime });
+    try {
+      // 150 adds in one tick: more than one multi-row statement, with repeated keys among them.
+      const adds = Array.from({ length: 150 }, (_, i) =>
+        queue.add({ i }, i % 50 === 7 ? { idempotencyKey: 'same' } : { idempotencyKey: `k${i}` }),
+      );
+      const jobs = await Promise.all(adds);
+      const firstSame = jobs[7];
+      for (const [i, job] of jobs.entries()) {
+        if (i % 50 === 7) expect(job.id).toBe(firstSame?.id);
+        else expect(job.payload).toEqual({ i });
+      }
+      expect(new Set(jobs.map((j) => j.id)).size).toBe(148);
+      expect((await queue.stats()).counts.waiting).toBe(148);
+      const seen: number[] = [];
+      queue.process((job) => {
+        seen.push((job.payload as { i: number }).i);
+      });
+      await h.until(async () => (await queue.stats()).counts.completed === 148, 10_000, 'every job');
+      expect(seen.length).toBe(148);
+      expect(seen.filter((i) => i % 50 === 7)).toEqual([7]);
+      // Same priority and time: first in, first out.
+      expect(seen).toEqual([...seen].sort((a, b) => a - b));
+    } finally {
+      await queue.close();
+    }
+  });
+
   test('a lease that lapses (crashed worker) puts the job back for another worker', async (h) => {
     const queue = await backend.create({ runtime: h.runtime, lease: backend.leaseMs, maxStalled: 1 });
     try {

@@ -50,17 +50,23 @@ interface Subscription {
   types: ReadonlySet<string> | undefined;
 }
 
-/** Where components send their events. Listeners run synchronously, in subscription order. */
+/**
+ * Where components send their events. Listeners run synchronously, in subscription order.
+ *
+ * `wants` and `emit` are on every policy's hot path, so subscriptions are compiled, whenever they change,
+ * into one route per subscribed type: the listeners of that type in subscription order (wildcards
+ * included). A type nobody named goes to the wildcard listeners alone.
+ */
 export class EventSink {
   /** True when at least one listener is subscribed (to any type). */
   listening = false;
   private subscriptions: Subscription[] = [];
-  private readonly typeCounts = new Map<string, number>();
-  private wildcards = 0;
+  private wildcard: EventListener[] = [];
+  private routes: Record<string, EventListener[] | undefined> = {};
 
   /** True when some listener wants events of `type`. */
   wants(type: BulwarkEventType): boolean {
-    return this.wildcards > 0 || (this.listening && (this.typeCounts.get(type) ?? 0) > 0);
+    return this.wildcard.length > 0 || this.routes[type] !== undefined;
   }
 
   /**
@@ -70,33 +76,41 @@ export class EventSink {
   subscribe(listener: EventListener, types?: readonly BulwarkEventType[]): () => void {
     const subscription: Subscription = { listener, types: types === undefined ? undefined : new Set(types) };
     this.subscriptions = [...this.subscriptions, subscription];
-    if (subscription.types === undefined) this.wildcards++;
-    else for (const t of subscription.types) this.typeCounts.set(t, (this.typeCounts.get(t) ?? 0) + 1);
-    this.listening = true;
+    this.compile();
     let active = true;
     return () => {
       if (!active) return;
       active = false;
       this.subscriptions = this.subscriptions.filter((s) => s !== subscription);
-      if (subscription.types === undefined) this.wildcards--;
-      else for (const t of subscription.types) this.typeCounts.set(t, (this.typeCounts.get(t) ?? 1) - 1);
-      this.listening = this.subscriptions.length > 0;
+      this.compile();
     };
   }
 
   emit(event: BulwarkEvent): void {
-    // Snapshot: a listener may unsubscribe while we iterate.
-    const subscriptions = this.subscriptions;
-    for (let i = 0; i < subscriptions.length; i++) {
-      const s = subscriptions[i] as Subscription;
-      if (s.types !== undefined && !s.types.has(event.type)) continue;
+    // Routes are replaced, never changed in place: a listener may unsubscribe while we iterate.
+    const listeners = this.routes[event.type] ?? this.wildcard;
+    for (let i = 0; i < listeners.length; i++) {
       try {
-        s.listener(event);
+        (listeners[i] as EventListener)(event);
       } catch (error) {
         queueMicrotask(() => {
           throw error;
         });
       }
     }
+  }
+
+  private compile(): void {
+    const named = new Set<string>();
+    for (const s of this.subscriptions) if (s.types !== undefined) for (const t of s.types) named.add(t);
+    const routes: Record<string, EventListener[] | undefined> = {};
+    for (const type of named) {
+      routes[type] = this.subscriptions
+        .filter((s) => s.types === undefined || s.types.has(type))
+        .map((s) => s.listener);
+    }
+    this.routes = routes;
+    this.wildcard = this.subscriptions.filter((s) => s.types === undefined).map((s) => s.listener);
+    this.listening = this.subscriptions.length > 0;
   }
 }

@@ -67,6 +67,12 @@ DROP TRIGGER IF EXISTS bulwark_jobs_deleted;
 DROP TRIGGER IF EXISTS bulwark_jobs_moved;
 `;
 
+/** The columns a claim returns: what a worker needs, not the bookkeeping. */
+const CLAIMED = 'id, payload, priority, run_at, attempts, made, delays, added_at, idem_key, token';
+
+/** Rows per multi-row INSERT / DELETE statement (8 and 2 parameters per row, far below SQLite's limit). */
+const CHUNK = 64;
+
 interface JobRow {
   id: number;
   payload: string;
@@ -157,20 +163,11 @@ export class SqliteStore implements JobStore {
       byKey: prepare('SELECT * FROM bulwark_jobs WHERE queue = ? AND idem_key = ?'),
       depth: prepare('SELECT state, n FROM bulwark_depth WHERE queue = ?'),
       live: prepare('SELECT count(*) AS n FROM bulwark_workers WHERE queue = ? AND beat_at >= ?'),
-      insert: prepare(
-        `INSERT INTO bulwark_jobs (queue, state, payload, priority, run_at, attempts, delays, added_at, idem_key)
-         VALUES (?, 'waiting', ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-      ),
       claim: prepare(
         `UPDATE bulwark_jobs SET state = 'active', worker = ?, lease_until = ?, token = token + 1
          WHERE id IN (SELECT id FROM bulwark_jobs WHERE queue = ? AND state = 'waiting' AND run_at <= ?
                       ORDER BY priority, run_at, id LIMIT ?)
-         RETURNING *`,
-      ),
-      complete: prepare(`DELETE FROM bulwark_jobs WHERE id = ? AND state = 'active' AND token = ?`),
-      bump: prepare(
-        `INSERT INTO bulwark_depth(queue, state, n) VALUES (?, ?, ?)
-         ON CONFLICT(queue, state) DO UPDATE SET n = n + excluded.n`,
+         RETURNING ${CLAIMED}`,
       ),
       retry: prepare(
         `UPDATE bulwark_jobs SET state = 'waiting', made = made + 1, run_at = ?, error = ?, worker = NULL
@@ -222,44 +219,149 @@ export class SqliteStore implements JobStore {
     const s = this.s as Record<string, Statement>;
     const get = (name: string) => s[name] as Statement;
 
-    /** Adds `delta` to the count of `state` (every state change goes through here, in its transaction). */
-    const bump = (state: string, delta: number) => {
-      if (delta !== 0) get('bump').run(q, state, delta);
+    /** Multi-row statements by row count, prepared when first needed (at most CHUNK of each kind). */
+    const inserts: Statement[] = [];
+    const deletes: Statement[] = [];
+    const bumps: Statement[] = [];
+    /**
+     * Adds each delta to the count of its state, in one statement (every state change goes through here,
+     * in its transaction).
+     */
+    const bump = (deltas: Partial<Record<JobState, number>>) => {
+      const params: unknown[] = [];
+      for (const [state, delta] of Object.entries(deltas)) if (delta !== 0) params.push(q, state, delta);
+      if (params.length === 0) return;
+      let statement = bumps[params.length / 3];
+      if (statement === undefined) {
+        const rows = Array.from({ length: params.length / 3 }, () => '(?, ?, ?)').join(', ');
+        statement = prepare(
+          `INSERT INTO bulwark_depth(queue, state, n) VALUES ${rows}
+           ON CONFLICT(queue, state) DO UPDATE SET n = n + excluded.n`,
+        );
+        bumps[params.length / 3] = statement;
+      }
+      statement.run(params);
     };
-    /** Inserts in order, each checked against capacity with the ones before it counted. */
+    const insertOf = (rows: number): Statement => {
+      let statement = inserts[rows];
+      if (statement === undefined) {
+        const values = Array.from({ length: rows }, () => "(?, 'waiting', ?, ?, ?, ?, ?, ?, ?)").join(', ');
+        statement = prepare(
+          `INSERT INTO bulwark_jobs (queue, state, payload, priority, run_at, attempts, delays, added_at, idem_key)
+           VALUES ${values}`,
+        );
+        inserts[rows] = statement;
+      }
+      return statement;
+    };
+    const deleteOf = (rows: number): Statement => {
+      let statement = deletes[rows];
+      if (statement === undefined) {
+        const ids = Array.from({ length: rows }, () => '?').join(', ');
+        const tokens = Array.from({ length: rows }, () => 'WHEN ? THEN ?').join(' ');
+        // `id IN (…)` finds the rows by rowid; the CASE checks each one's lease token.
+        statement = prepare(
+          `DELETE FROM bulwark_jobs WHERE id IN (${ids}) AND state = 'active' AND token = CASE id ${tokens} END
+           RETURNING id`,
+        );
+        deletes[rows] = statement;
+      }
+      return statement;
+    };
+    /**
+     * Inserts `jobs` with one statement per CHUNK rows and returns them as stored. Rowids of one INSERT are
+     * consecutive (AUTOINCREMENT takes the next after the largest ever used, one row at a time, in the
+     * order of the VALUES list), so each job's id follows from the statement's last rowid.
+     */
+    const insertRows = (jobs: readonly PreparedJob[], now: number): StoredJob[] => {
+      const stored: StoredJob[] = [];
+      for (let from = 0; from < jobs.length; from += CHUNK) {
+        const chunk = jobs.slice(from, from + CHUNK);
+        const params: unknown[] = [];
+        for (const job of chunk) {
+          params.push(
+            q,
+            job.json,
+            job.priority,
+            now + job.delayMs,
+            job.attempts,
+            JSON.stringify(job.delays),
+            now,
+            job.idempotencyKey ?? null,
+          );
+        }
+        const last = Number(insertOf(chunk.length).run(params).lastInsertRowid);
+        chunk.forEach((job, i) => {
+          stored.push({
+            id: String(last - chunk.length + 1 + i),
+            json: job.json,
+            priority: job.priority,
+            attempt: 0,
+            attempts: job.attempts,
+            delays: [...job.delays],
+            addedAt: now,
+            key: job.idempotencyKey,
+            token: 0,
+          });
+        });
+      }
+      return stored;
+    };
+    /**
+     * Inserts in order, each checked against capacity with the ones before it counted. Accepted jobs are
+     * written together at the end; a key seen earlier in the same batch finds that job.
+     */
     const insertBatch = (batch: readonly { job: PreparedJob; limits: InsertLimits }[], now: number) => {
       let unfinished = -1;
-      let added = 0;
-      const results = batch.map(({ job, limits }): InsertResult => {
-        if (job.idempotencyKey !== undefined) {
-          const existing = get('byKey').get(q, job.idempotencyKey) as JobRow | undefined;
-          if (existing !== undefined) return { status: 'existing', job: toStored(existing, existing.made) };
+      const accepted: PreparedJob[] = [];
+      /** Per job of the batch: its result, or the index in `accepted` of the job it adds or repeats. */
+      const outcome: (InsertResult | number)[] = [];
+      const keys = new Map<string, number>();
+      for (const { job, limits } of batch) {
+        const key = job.idempotencyKey;
+        if (key !== undefined) {
+          const earlier = keys.get(key);
+          if (earlier !== undefined) {
+            outcome.push(earlier);
+            continue;
+          }
+          const existing = get('byKey').get(q, key) as JobRow | undefined;
+          if (existing !== undefined) {
+            outcome.push({ status: 'existing', job: toStored(existing, existing.made) });
+            continue;
+          }
         }
         if (limits.capacity !== Number.POSITIVE_INFINITY) {
           if (unfinished < 0) {
             const depth = this.depth();
             unfinished = (depth.waiting ?? 0) + (depth.active ?? 0);
           }
-          if (unfinished + added >= limits.capacity) return { status: 'full' };
+          if (unfinished + accepted.length >= limits.capacity) {
+            outcome.push({ status: 'full' });
+            continue;
+          }
         }
         if (limits.workersSince !== undefined) {
           const live = (get('live').get(q, limits.workersSince) as { n: number }).n;
-          if (live === 0) return { status: 'no-workers' };
+          if (live === 0) {
+            outcome.push({ status: 'no-workers' });
+            continue;
+          }
         }
-        const row = get('insert').get(
-          q,
-          job.json,
-          job.priority,
-          now + job.delayMs,
-          job.attempts,
-          JSON.stringify(job.delays),
-          now,
-          job.idempotencyKey ?? null,
-        ) as JobRow;
-        added++;
-        return { status: 'created', job: toStored(row, 0) };
+        if (key !== undefined) keys.set(key, accepted.length);
+        outcome.push(accepted.length);
+        accepted.push(job);
+      }
+      const stored = insertRows(accepted, now);
+      const created = new Set<number>();
+      const results = outcome.map((o): InsertResult => {
+        if (typeof o !== 'number') return o;
+        // The first job with an index is the one added; a later one with its key repeats it.
+        const status = created.has(o) ? 'existing' : 'created';
+        created.add(o);
+        return { status, job: stored[o] as StoredJob };
       });
-      bump('waiting', added);
+      bump({ waiting: accepted.length });
       return results;
     };
     this.insertTx = db.transaction(
@@ -273,12 +375,22 @@ export class SqliteStore implements JobStore {
         let completed = 0;
         let retried = 0;
         let buried = 0;
+        const completes: Outcome[] = [];
+        for (const outcome of outcomes) if (outcome.kind === 'completed') completes.push(outcome);
+        const deleted = new Set<number>();
+        for (let from = 0; from < completes.length; from += CHUNK) {
+          const chunk = completes.slice(from, from + CHUNK);
+          const params: number[] = [];
+          for (const outcome of chunk) params.push(Number(outcome.id));
+          for (const outcome of chunk) params.push(Number(outcome.id), outcome.token);
+          for (const row of deleteOf(chunk.length).all(params) as { id: number }[]) deleted.add(row.id);
+        }
+        completed = deleted.size;
         for (const outcome of outcomes) {
           const id = Number(outcome.id);
           let changes: number;
           if (outcome.kind === 'completed') {
-            changes = get('complete').run(id, outcome.token).changes;
-            completed += changes;
+            changes = deleted.has(id) ? 1 : 0;
           } else if (outcome.kind === 'retry') {
             changes = get('retry').run(
               outcome.runAt,
@@ -299,10 +411,12 @@ export class SqliteStore implements JobStore {
           rows.sort((a, b) => a.priority - b.priority || a.run_at - b.run_at || a.id - b.id);
           for (const row of rows) claimed.push(toStored(row, row.made + 1));
         }
-        bump('completed', completed);
-        bump('dead', buried);
-        bump('waiting', retried - claimed.length);
-        bump('active', claimed.length - completed - retried - buried);
+        bump({
+          completed,
+          dead: buried,
+          waiting: retried - claimed.length,
+          active: claimed.length - completed - retried - buried,
+        });
         return { applied, claimed };
       },
     ).immediate as never;
@@ -320,9 +434,7 @@ export class SqliteStore implements JobStore {
           recovered.stalled.push(entry);
         }
       }
-      bump('waiting', recovered.stalled.length);
-      bump('dead', recovered.dead.length);
-      bump('active', -rows.length);
+      bump({ waiting: recovered.stalled.length, dead: recovered.dead.length, active: -rows.length });
       return recovered;
     }).immediate as never;
 
@@ -335,8 +447,7 @@ export class SqliteStore implements JobStore {
         if (!Number.isSafeInteger(n)) continue;
         if (get('redrive').run(now, n, q).changes === 1) moved.push(id);
       }
-      bump('dead', -moved.length);
-      bump('waiting', moved.length);
+      bump({ dead: -moved.length, waiting: moved.length });
       return moved;
     }).immediate as never;
 
