@@ -38,3 +38,68 @@ describe('EventSink', () => {
     expect(seen).toEqual(['a', 'b', 'b']);
   });
 });
+
+describe('EventSink meters', () => {
+  it('meters get call and bulkhead.changed fields; object listeners still get the events', () => {
+    const sink = new EventSink();
+    expect(sink.wants('call')).toBe(false);
+    const calls: unknown[][] = [];
+    const bulkheads: unknown[][] = [];
+    const off = sink.meter({
+      call: (...fields) => calls.push(fields),
+      bulkheadChanged: (...fields) => bulkheads.push(fields),
+    });
+    expect(sink.listening).toBe(true);
+    expect(sink.wants('call')).toBe(true);
+    expect(sink.wants('bulkhead.changed')).toBe(true);
+    expect(sink.wants('retry')).toBe(false);
+    const boom = new Error('boom');
+    sink.emitCall('db', 5, 'timeout', 'failure', 12, boom);
+    sink.emitBulkheadChanged('pool', 6, 3, 1, 10);
+    expect(calls).toEqual([['db', 5, 'timeout', 'failure', 12, boom]]);
+    expect(bulkheads).toEqual([['pool', 6, 3, 1, 10]]);
+
+    const objects: BulwarkEvent[] = [];
+    const offObjects = sink.subscribe((e) => objects.push(e), ['call']);
+    sink.emitCall('db', 7, 'retry', 'success', 3, undefined);
+    sink.emitBulkheadChanged('pool', 8, 2, 0, 10);
+    expect(objects).toEqual([
+      { type: 'call', source: 'db', at: 7, kind: 'retry', outcome: 'success', durationMs: 3 },
+    ]);
+    expect(calls).toHaveLength(2);
+    expect(bulkheads).toHaveLength(2);
+
+    off();
+    off();
+    expect(sink.wants('bulkhead.changed')).toBe(false);
+    expect(sink.wants('call')).toBe(true);
+    offObjects();
+    expect(sink.listening).toBe(false);
+    sink.emitCall('db', 9, 'retry', 'success', 1, undefined);
+    expect(calls).toHaveLength(2);
+  });
+
+  it('a wildcard listener gets metered types as objects, and a throwing meter stops nothing', async () => {
+    const sink = new EventSink();
+    const seen: string[] = [];
+    const errors: unknown[] = [];
+    const onError = (error: unknown) => errors.push(error);
+    process.on('uncaughtException', onError);
+    try {
+      sink.meter({
+        call: () => {
+          throw new Error('meter broke');
+        },
+        bulkheadChanged: () => undefined,
+      });
+      sink.subscribe((e) => seen.push(e.type));
+      sink.emitCall('db', 1, 'retry', 'failure', 2, 'x');
+      sink.emitBulkheadChanged('pool', 2, 1, 0, 4);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(seen).toEqual(['call', 'bulkhead.changed']);
+      expect(errors).toEqual([new Error('meter broke')]);
+    } finally {
+      process.off('uncaughtException', onError);
+    }
+  });
+});

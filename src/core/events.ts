@@ -45,10 +45,31 @@ export type EventOf<K extends BulwarkEventType> = Extract<BulwarkEvent, { type: 
 
 export type EventListener = (event: BulwarkEvent) => void;
 
+/**
+ * A subscriber to the events every call through a pipeline emits several of — `call` (one per policy)
+ * and `bulkhead.changed` (two per bulkhead) — called with their fields instead of an event object.
+ * Counting metrics need nothing else, and this skips building an object per event and dispatching it
+ * through every listener: the difference between a few and a few dozen nanoseconds per policy per
+ * call. Registered with {@link EventSink.meter}; object listeners of these types still get the events.
+ */
+export interface EventMeter {
+  call(
+    source: string,
+    at: number,
+    kind: string,
+    outcome: CallOutcome,
+    durationMs: number,
+    error: unknown,
+  ): void;
+  bulkheadChanged(source: string, at: number, active: number, queued: number, capacity: number): void;
+}
+
 interface Subscription {
   listener: EventListener;
   types: ReadonlySet<string> | undefined;
 }
+
+const NO_LISTENERS: readonly EventListener[] = [];
 
 /**
  * Where components send their events. Listeners run synchronously, in subscription order.
@@ -58,13 +79,14 @@ interface Subscription {
  * included). A type nobody named goes to the wildcard listeners alone.
  */
 export class EventSink {
-  /** True when at least one listener is subscribed (to any type). */
+  /** True when at least one listener or meter is subscribed (to any type). */
   listening = false;
   private subscriptions: Subscription[] = [];
   private wildcard: EventListener[] = [];
-  private routes: Record<string, EventListener[] | undefined> = {};
+  private routes: Record<string, readonly EventListener[] | undefined> = {};
+  private meters: EventMeter[] = [];
 
-  /** True when some listener wants events of `type`. */
+  /** True when some listener (or a meter, for `call` and `bulkhead.changed`) wants events of `type`. */
   wants(type: BulwarkEventType): boolean {
     return this.wildcard.length > 0 || this.routes[type] !== undefined;
   }
@@ -86,6 +108,19 @@ export class EventSink {
     };
   }
 
+  /** Subscribes a meter (see {@link EventMeter}). Returns the function that unsubscribes it. */
+  meter(meter: EventMeter): () => void {
+    this.meters = [...this.meters, meter];
+    this.compile();
+    let active = true;
+    return () => {
+      if (!active) return;
+      active = false;
+      this.meters = this.meters.filter((m) => m !== meter);
+      this.compile();
+    };
+  }
+
   emit(event: BulwarkEvent): void {
     // Routes are replaced, never changed in place: a listener may unsubscribe while we iterate.
     const listeners = this.routes[event.type] ?? this.wildcard;
@@ -93,24 +128,75 @@ export class EventSink {
       try {
         (listeners[i] as EventListener)(event);
       } catch (error) {
-        queueMicrotask(() => {
-          throw error;
-        });
+        reportAsync(error);
       }
     }
+  }
+
+  /**
+   * Emits a `call` event: to the meters with its fields, and as an object to the listeners of `call`
+   * (built only if there are any). A success carries no `error` field.
+   */
+  emitCall(
+    source: string,
+    at: number,
+    kind: string,
+    outcome: CallOutcome,
+    durationMs: number,
+    error: unknown,
+  ): void {
+    const meters = this.meters;
+    for (let i = 0; i < meters.length; i++) {
+      try {
+        (meters[i] as EventMeter).call(source, at, kind, outcome, durationMs, error);
+      } catch (e) {
+        reportAsync(e);
+      }
+    }
+    if ((this.routes.call ?? this.wildcard).length === 0) return;
+    this.emit(
+      outcome === 'success'
+        ? { type: 'call', source, at, kind, outcome, durationMs }
+        : { type: 'call', source, at, kind, outcome, durationMs, error },
+    );
+  }
+
+  /** Emits a `bulkhead.changed` event: to the meters with its fields, and as an object to its listeners. */
+  emitBulkheadChanged(source: string, at: number, active: number, queued: number, capacity: number): void {
+    const meters = this.meters;
+    for (let i = 0; i < meters.length; i++) {
+      try {
+        (meters[i] as EventMeter).bulkheadChanged(source, at, active, queued, capacity);
+      } catch (e) {
+        reportAsync(e);
+      }
+    }
+    if ((this.routes['bulkhead.changed'] ?? this.wildcard).length === 0) return;
+    this.emit({ type: 'bulkhead.changed', source, at, active, queued, capacity });
   }
 
   private compile(): void {
     const named = new Set<string>();
     for (const s of this.subscriptions) if (s.types !== undefined) for (const t of s.types) named.add(t);
-    const routes: Record<string, EventListener[] | undefined> = {};
+    const routes: Record<string, readonly EventListener[] | undefined> = {};
     for (const type of named) {
       routes[type] = this.subscriptions
         .filter((s) => s.types === undefined || s.types.has(type))
         .map((s) => s.listener);
     }
-    this.routes = routes;
     this.wildcard = this.subscriptions.filter((s) => s.types === undefined).map((s) => s.listener);
-    this.listening = this.subscriptions.length > 0;
+    // A metered type is wanted even with no listener: its route then holds the wildcards alone.
+    if (this.meters.length > 0) {
+      for (const type of ['call', 'bulkhead.changed'])
+        routes[type] ??= this.wildcard.length > 0 ? this.wildcard : NO_LISTENERS;
+    }
+    this.routes = routes;
+    this.listening = this.subscriptions.length > 0 || this.meters.length > 0;
   }
+}
+
+function reportAsync(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
 }

@@ -16,6 +16,7 @@ import type {
   BulwarkEventType,
   CallOutcome,
   CircuitStateName,
+  EventMeter,
   EventSink,
 } from '../core/events.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
@@ -40,6 +41,9 @@ export const METRIC_NAMES = {
   restarts: 'bulwark_restarts_total',
   alertsFiring: 'bulwark_alerts_firing',
 } as const;
+
+/** Event types the metrics read through the sink's meter channel when attached. */
+const METERED: ReadonlySet<BulwarkEventType> = new Set(['call', 'bulkhead.changed']);
 
 /** The event types the metrics read. */
 export const METRIC_EVENT_TYPES: readonly BulwarkEventType[] = [
@@ -281,9 +285,25 @@ export class PrometheusMetrics {
     return this.registry.metrics();
   }
 
-  /** Subscribes to the event types the metrics read; returns the function that unsubscribes. */
+  /**
+   * Subscribes to the event types the metrics read; returns the function that unsubscribes. `call` and
+   * `bulkhead.changed`, several per call, come through the sink's meter channel (their fields, no
+   * event object); the rest as events.
+   */
   attach(events: EventSink): () => void {
-    return events.subscribe((event) => this.observe(event), METRIC_EVENT_TYPES);
+    const unsubscribe = events.subscribe(
+      (event) => this.observe(event),
+      METRIC_EVENT_TYPES.filter((type) => !METERED.has(type)),
+    );
+    const meter: EventMeter = {
+      call: (source, _at, _kind, outcome, durationMs) => this.countCall(source, outcome, durationMs),
+      bulkheadChanged: (source, _at, active) => this.setBulkhead(source, active),
+    };
+    const unmeter = events.meter(meter);
+    return () => {
+      unsubscribe();
+      unmeter();
+    };
   }
 
   /**
@@ -308,21 +328,9 @@ export class PrometheusMetrics {
   /** Records one event (events of other types are ignored). */
   observe(event: BulwarkEvent): void {
     switch (event.type) {
-      case 'call': {
-        const series = this.callSeriesOf(event.source);
-        const o = OUTCOME_INDEX[event.outcome];
-        const seconds = event.durationMs / 1000;
-        const counts = series.counts;
-        const sums = series.sums;
-        counts[o] = (counts[o] as number) + 1;
-        sums[o] = (sums[o] as number) + seconds;
-        const bounds = this.bounds;
-        let b = 0;
-        while (b < bounds.length && seconds > (bounds[b] as number)) b++;
-        const i = o * series.width + b;
-        series.buckets[i] = (series.buckets[i] as number) + 1;
+      case 'call':
+        this.countCall(event.source, event.outcome, event.durationMs);
         return;
-      }
       case 'retry':
         this.retryAttempts.labels(this.bounded(event.source)).inc();
         return;
@@ -336,7 +344,7 @@ export class PrometheusMetrics {
         return;
       }
       case 'bulkhead.changed':
-        this.bulkheads.set(this.bounded(event.source), event.active);
+        this.setBulkhead(event.source, event.active);
         return;
       case 'bulkhead.rejected':
         this.bulkheadRejected.labels(this.bounded(event.source)).inc();
@@ -367,6 +375,25 @@ export class PrometheusMetrics {
       default:
         return;
     }
+  }
+
+  private countCall(source: string, outcome: CallOutcome, durationMs: number): void {
+    const series = this.callSeriesOf(source);
+    const o = OUTCOME_INDEX[outcome];
+    const seconds = durationMs / 1000;
+    const counts = series.counts;
+    const sums = series.sums;
+    counts[o] = (counts[o] as number) + 1;
+    sums[o] = (sums[o] as number) + seconds;
+    const bounds = this.bounds;
+    let b = 0;
+    while (b < bounds.length && seconds > (bounds[b] as number)) b++;
+    const i = o * series.width + b;
+    series.buckets[i] = (series.buckets[i] as number) + 1;
+  }
+
+  private setBulkhead(source: string, active: number): void {
+    this.bulkheads.set(this.bounded(source), active);
   }
 
   /** Clears every series (the registry keeps the metric definitions). */

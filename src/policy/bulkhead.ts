@@ -169,14 +169,7 @@ class Permits {
   }
 
   private emitChanged(at: number): void {
-    this.events.emit({
-      type: 'bulkhead.changed',
-      source: this.name,
-      at,
-      active: this.active,
-      queued: this.queued,
-      capacity: this.limit,
-    });
+    this.events.emitBulkheadChanged(this.name, at, this.active, this.queued, this.limit);
   }
 
   private emitCall(at: number, outcome: CallOutcome, durationMs: number, error: unknown): void {

@@ -1,8 +1,8 @@
 import type { CallOutcome, EventSink } from '../core/events.js';
 
 /**
- * Emits a policy's `call` event when someone wants it: one shape for every policy, and a success carries
- * no `error` field.
+ * Emits a policy's `call` event when someone wants it (a listener or a meter): one shape for every
+ * policy, and a success carries no `error` field.
  */
 export function emitCall(
   events: EventSink,
@@ -13,10 +13,5 @@ export function emitCall(
   durationMs: number,
   error: unknown,
 ): void {
-  if (!events.wants('call')) return;
-  events.emit(
-    outcome === 'success'
-      ? { type: 'call', source, at, kind, outcome, durationMs }
-      : { type: 'call', source, at, kind, outcome, durationMs, error },
-  );
+  if (events.wants('call')) events.emitCall(source, at, kind, outcome, durationMs, error);
 }
