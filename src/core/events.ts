@@ -85,9 +85,14 @@ export class EventSink {
   private wildcard: EventListener[] = [];
   private routes: Record<string, readonly EventListener[] | undefined> = {};
   private meters: EventMeter[] = [];
+  private callWanted = false;
+  private bulkheadWanted = false;
 
   /** True when some listener (or a meter, for `call` and `bulkhead.changed`) wants events of `type`. */
   wants(type: BulwarkEventType): boolean {
+    // The per-call types are asked about several times per call through a pipeline: a field, not a lookup.
+    if (type === 'call') return this.callWanted;
+    if (type === 'bulkhead.changed') return this.bulkheadWanted;
     return this.wildcard.length > 0 || this.routes[type] !== undefined;
   }
 
@@ -191,6 +196,8 @@ export class EventSink {
         routes[type] ??= this.wildcard.length > 0 ? this.wildcard : NO_LISTENERS;
     }
     this.routes = routes;
+    this.callWanted = this.wildcard.length > 0 || routes.call !== undefined;
+    this.bulkheadWanted = this.wildcard.length > 0 || routes['bulkhead.changed'] !== undefined;
     this.listening = this.subscriptions.length > 0 || this.meters.length > 0;
   }
 }

@@ -151,7 +151,9 @@ export class PrometheusMetrics {
   private readonly restarts: Counter<string>;
   private readonly firing = new FiringAlerts();
   private readonly callSeries = new Map<string, CallSeries>();
-  private readonly bulkheads = new Map<string, number>();
+  /** Active calls per bulkhead label, and the same holders by source name (sources within maxNames). */
+  private readonly bulkheads = new Map<string, { active: number }>();
+  private readonly bulkheadsBySource = new Map<string, { active: number }>();
 
   constructor(options: PrometheusMetricsOptions = {}) {
     const where = 'PrometheusMetrics';
@@ -217,7 +219,7 @@ export class PrometheusMetrics {
       labelNames: ['policy'],
       registers,
       collect() {
-        for (const [policy, active] of bulkheads) this.set({ policy }, active);
+        for (const [policy, held] of bulkheads) this.set({ policy }, held.active);
       },
     });
     this.bulkheadRejected = new Counter({
@@ -393,7 +395,20 @@ export class PrometheusMetrics {
   }
 
   private setBulkhead(source: string, active: number): void {
-    this.bulkheads.set(this.bounded(source), active);
+    const held = this.bulkheadsBySource.get(source);
+    if (held !== undefined) {
+      held.active = active;
+      return;
+    }
+    const label = this.bounded(source);
+    let holder = this.bulkheads.get(label);
+    if (holder === undefined) {
+      holder = { active };
+      this.bulkheads.set(label, holder);
+    }
+    holder.active = active;
+    // Names beyond maxNames share the overflow holder and are not remembered one by one.
+    if (label === source) this.bulkheadsBySource.set(source, holder);
   }
 
   /** Clears every series (the registry keeps the metric definitions). */
@@ -401,6 +416,7 @@ export class PrometheusMetrics {
     this.registry.resetMetrics();
     this.callSeries.clear();
     this.bulkheads.clear();
+    this.bulkheadsBySource.clear();
     this.firing.clear();
     this.names.clear();
   }
