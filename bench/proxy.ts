@@ -1,5 +1,5 @@
 /**
- * npm run bench:proxy [-- --json] [-- --mb N] [-- --round-trips N] [-- --rounds K]
+ * npm run bench:proxy [-- --json] [-- --mb N] [-- --round-trips N] [-- --rounds K] [-- --no-socat]
  *
  * Direct vs through Bulwark's TCP proxy (no toxics) on loopback: request/response round trips of 64-byte
  * messages (p50, p99) and the throughput of a 1 GiB transfer. The upstream servers and the proxy each run
@@ -8,8 +8,12 @@
  * round (the JSON lists every round), so load from elsewhere on a shared machine does not decide it.
  * Targets (issue 6): added p50 <= 100 µs (Toxiproxy's published figure), proxy throughput >= 50% of
  * direct. Times are read through Bulwark's SystemClock.
+ *
+ * When `socat` is on PATH, a third side runs through it (`socat -b 262144`, a C relay with 256 KiB
+ * buffers, no toxics) as a reference for what a userspace relay reaches on this machine; `--no-socat`
+ * leaves it out.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { connect, createServer, type Socket } from 'node:net';
 import os from 'node:os';
 import { createInterface } from 'node:readline';
@@ -141,6 +145,36 @@ async function throughput(address: string, bytes: number): Promise<number> {
   return bytes / 1024 / 1024 / seconds;
 }
 
+/** A free loopback port (closed again: socat binds it next). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  const port = await listen(server);
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** `socat` relaying a free port to `upstream`, once it accepts connections; undefined without socat. */
+async function socatRelay(upstream: string): Promise<{ process: ChildProcess; address: string } | undefined> {
+  if (spawnSync('socat', ['-V'], { stdio: 'ignore' }).status !== 0) return undefined;
+  const port = await freePort();
+  const proc = spawn(
+    'socat',
+    ['-b', '262144', `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `TCP:${upstream}`],
+    { stdio: 'ignore' },
+  );
+  const address = `127.0.0.1:${port}`;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const socket = await open(address).catch(() => undefined);
+    if (socket !== undefined) {
+      socket.destroy();
+      return { process: proc, address };
+    }
+    await clock.sleep(20);
+  }
+  proc.kill();
+  return undefined;
+}
+
 async function main(): Promise<void> {
   const json = args.includes('--json');
   const mb = Number(option('--mb') ?? 1024);
@@ -155,18 +189,25 @@ async function main(): Promise<void> {
   const direct = { echo: `127.0.0.1:${echoPort}`, sink: `127.0.0.1:${sinkPort}` };
   const proxy = await child(['proxy', direct.echo, direct.sink]);
   const [proxiedEcho, proxiedSink] = proxy.line.split(' ') as [string, string];
+  const withSocat = !args.includes('--no-socat');
+  const socatEcho = withSocat ? await socatRelay(direct.echo) : undefined;
+  const socatSink = socatEcho === undefined ? undefined : await socatRelay(direct.sink);
   try {
     const warmup = Math.min(2000, count);
     const bytes = mb * 1024 * 1024;
-    const sides = {
-      direct: { p50: [] as number[], p99: [] as number[], mbS: [] as number[] },
-      proxy: { p50: [] as number[], p99: [] as number[], mbS: [] as number[] },
+    const sides: Record<'direct' | 'proxy' | 'socat', { p50: number[]; p99: number[]; mbS: number[] }> = {
+      direct: { p50: [], p99: [], mbS: [] },
+      proxy: { p50: [], p99: [], mbS: [] },
+      socat: { p50: [], p99: [], mbS: [] },
     };
+    const order: ['direct' | 'proxy' | 'socat', string, string][] = [
+      ['direct', direct.echo, direct.sink],
+      ['proxy', proxiedEcho, proxiedSink],
+    ];
+    if (socatEcho !== undefined && socatSink !== undefined)
+      order.push(['socat', socatEcho.address, socatSink.address]);
     for (let r = 0; r < rounds; r++) {
-      for (const [side, echo, sink] of [
-        ['direct', direct.echo, direct.sink],
-        ['proxy', proxiedEcho, proxiedSink],
-      ] as const) {
+      for (const [side, echo, sink] of order) {
         const times = await roundTrips(echo, count, warmup);
         sides[side].p50.push(quantile(times, 0.5));
         sides[side].p99.push(quantile(times, 0.99));
@@ -188,13 +229,22 @@ async function main(): Promise<void> {
       direct_mb_s: round(directMbS),
       proxy_mb_s: round(proxyMbS),
       throughput_ratio: Math.round((proxyMbS / directMbS) * 1000) / 1000,
+      ...(sides.socat.mbS.length === 0
+        ? {}
+        : {
+            socat_p50_us: round(best(sides.socat.p50, Math.min)),
+            socat_mb_s: round(best(sides.socat.mbS, Math.max)),
+            socat_throughput_ratio: Math.round((best(sides.socat.mbS, Math.max) / directMbS) * 1000) / 1000,
+          }),
       round_trips: count,
       transfer_mb: mb,
       rounds: Object.fromEntries(
-        Object.entries(sides).map(([side, v]) => [
-          side,
-          { p50_us: v.p50.map(round), p99_us: v.p99.map(round), mb_s: v.mbS.map(round) },
-        ]),
+        Object.entries(sides)
+          .filter(([, v]) => v.mbS.length > 0)
+          .map(([side, v]) => [
+            side,
+            { p50_us: v.p50.map(round), p99_us: v.p99.map(round), mb_s: v.mbS.map(round) },
+          ]),
       ),
       targets: { added_p50_us_max: 100, throughput_ratio_min: 0.5 },
       meta: { node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length },
@@ -207,11 +257,17 @@ async function main(): Promise<void> {
       console.log(
         `${mb} MiB transfer: direct ${result.direct_mb_s} MB/s, proxy ${result.proxy_mb_s} MB/s (${result.throughput_ratio}×)`,
       );
+      if (result.socat_mb_s !== undefined)
+        console.log(
+          `reference, socat -b 262144: p50 ${result.socat_p50_us} µs, ${result.socat_mb_s} MB/s (${result.socat_throughput_ratio}×)`,
+        );
     }
     console.log(JSON.stringify(result));
   } finally {
     upstream.process.kill();
     proxy.process.kill();
+    socatEcho?.process.kill();
+    socatSink?.process.kill();
   }
 }
 
