@@ -3,7 +3,7 @@
  *
  * Enqueues N no-op jobs (50 producers at once), then processes them at concurrency 50, for (a) Bulwark's
  * SQLite backend, (b) raw BullMQ on the local Redis, (c) Bulwark's bullmq backend. Each figure is N divided
- * by the wall time of enqueue + process, the best of R interleaved rounds (default 2); every job is counted
+ * by the wall time of enqueue + process, the best of R interleaved rounds (default 5); every job is counted
  * by the handler, so `lost` and `duplicates` (summed over all rounds) are measured, not assumed. Targets (issue 4): SQLite >= 3x raw BullMQ, the adapter within 10% of raw
  * BullMQ, lost = duplicates = 0. Wall time is read through Bulwark's SystemClock. The last line is JSON.
  * Bulwark runs from the built package (what users run; the script builds it first), not through tsx's loader.
@@ -173,7 +173,7 @@ async function bullmqAdapter(): Promise<Result> {
   }
 }
 
-const rounds = Number(flag('rounds') ?? 2);
+const rounds = Number(flag('rounds') ?? 5);
 if (!Number.isInteger(rounds) || rounds < 1) {
   console.error(`bench:queue: --rounds must be a positive integer, got ${flag('rounds')}`);
   process.exit(2);
