@@ -69,6 +69,21 @@ describe('EventSink meters', () => {
     expect(calls).toHaveLength(2);
     expect(bulkheads).toHaveLength(2);
 
+    // Emitted as objects, they reach the meters too.
+    sink.emit({
+      type: 'call',
+      source: 'db',
+      at: 8,
+      kind: 'retry',
+      outcome: 'timeout',
+      durationMs: 9,
+      error: boom,
+    });
+    sink.emit({ type: 'bulkhead.changed', source: 'pool', at: 9, active: 1, queued: 0, capacity: 10 });
+    expect(calls[2]).toEqual(['db', 8, 'retry', 'timeout', 9, boom]);
+    expect(bulkheads[2]).toEqual(['pool', 9, 1, 0, 10]);
+    expect(objects).toHaveLength(2);
+
     off();
     off();
     expect(sink.wants('bulkhead.changed')).toBe(false);
@@ -76,7 +91,7 @@ describe('EventSink meters', () => {
     offObjects();
     expect(sink.listening).toBe(false);
     sink.emitCall('db', 9, 'retry', 'success', 1, undefined);
-    expect(calls).toHaveLength(2);
+    expect(calls).toHaveLength(3);
   });
 
   it('a wildcard listener gets metered types as objects, and a throwing meter stops nothing', async () => {
@@ -101,5 +116,27 @@ describe('EventSink meters', () => {
     } finally {
       process.off('uncaughtException', onError);
     }
+  });
+});
+
+describe('EventSink subscriptions with except', () => {
+  it('gets every type but the excepted ones, also types nobody else named', () => {
+    const sink = new EventSink();
+    const seen: string[] = [];
+    const off = sink.subscribe((e) => seen.push(e.type), { except: ['call'] });
+    expect(sink.wants('call')).toBe(false);
+    expect(sink.wants('retry')).toBe(true);
+    sink.emitCall('db', 1, 'retry', 'success', 1, undefined);
+    sink.emit({ type: 'retry', source: 'r', at: 2, attempt: 1, delayMs: 10, error: 'x' });
+    const calls: string[] = [];
+    const offCalls = sink.subscribe((e) => calls.push(e.type), ['call']);
+    expect(sink.wants('call')).toBe(true);
+    sink.emitCall('db', 3, 'retry', 'success', 1, undefined);
+    expect(seen).toEqual(['retry']);
+    expect(calls).toEqual(['call']);
+    off();
+    offCalls();
+    expect(sink.listening).toBe(false);
+    expect(sink.wants('retry')).toBe(false);
   });
 });

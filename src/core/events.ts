@@ -50,7 +50,9 @@ export type EventListener = (event: BulwarkEvent) => void;
  * and `bulkhead.changed` (two per bulkhead) — called with their fields instead of an event object.
  * Counting metrics need nothing else, and this skips building an object per event and dispatching it
  * through every listener: the difference between a few and a few dozen nanoseconds per policy per
- * call. Registered with {@link EventSink.meter}; object listeners of these types still get the events.
+ * call. Registered with {@link EventSink.meter}. A meter gets every event of these types, whether emitted
+ * with `emitCall`/`emitBulkheadChanged` (no object is built unless a listener wants one) or `emit`;
+ * object listeners of these types still get them as events.
  */
 export interface EventMeter {
   call(
@@ -66,22 +68,27 @@ export interface EventMeter {
 
 interface Subscription {
   listener: EventListener;
+  /** Only these types; undefined: every type but `except`. */
   types: ReadonlySet<string> | undefined;
+  except: ReadonlySet<string> | undefined;
 }
 
-const NO_LISTENERS: readonly EventListener[] = [];
+function receives(s: Subscription, type: string): boolean {
+  return s.types === undefined ? s.except === undefined || !s.except.has(type) : s.types.has(type);
+}
 
 /**
  * Where components send their events. Listeners run synchronously, in subscription order.
  *
  * `wants` and `emit` are on every policy's hot path, so subscriptions are compiled, whenever they change,
- * into one route per subscribed type: the listeners of that type in subscription order (wildcards
- * included). A type nobody named goes to the wildcard listeners alone.
+ * into one route per type some subscription names (in `types` or `except`): the listeners of that type in
+ * subscription order. A type nobody named goes to the listeners of every type.
  */
 export class EventSink {
   /** True when at least one listener or meter is subscribed (to any type). */
   listening = false;
   private subscriptions: Subscription[] = [];
+  /** The listeners of a type no subscription names. */
   private wildcard: EventListener[] = [];
   private routes: Record<string, readonly EventListener[] | undefined> = {};
   private meters: EventMeter[] = [];
@@ -93,15 +100,25 @@ export class EventSink {
     // The per-call types are asked about several times per call through a pipeline: a field, not a lookup.
     if (type === 'call') return this.callWanted;
     if (type === 'bulkhead.changed') return this.bulkheadWanted;
-    return this.wildcard.length > 0 || this.routes[type] !== undefined;
+    const route = this.routes[type];
+    return route === undefined ? this.wildcard.length > 0 : route.length > 0;
   }
 
   /**
-   * Subscribes `listener` to every event, or only to the given types. Returns the function that unsubscribes.
-   * A listener that throws does not stop the others; its error is rethrown asynchronously.
+   * Subscribes `listener` to every event, only to the given types, or to every type but some
+   * (`{ except }`, e.g. the types a meter of the same subscriber counts). Returns the function that
+   * unsubscribes. A listener that throws does not stop the others; its error is rethrown asynchronously.
    */
-  subscribe(listener: EventListener, types?: readonly BulwarkEventType[]): () => void {
-    const subscription: Subscription = { listener, types: types === undefined ? undefined : new Set(types) };
+  subscribe(
+    listener: EventListener,
+    types?: readonly BulwarkEventType[] | { except: readonly BulwarkEventType[] },
+  ): () => void {
+    const subscription: Subscription =
+      types === undefined
+        ? { listener, types: undefined, except: undefined }
+        : 'except' in types
+          ? { listener, types: undefined, except: new Set(types.except) }
+          : { listener, types: new Set(types), except: undefined };
     this.subscriptions = [...this.subscriptions, subscription];
     this.compile();
     let active = true;
@@ -126,7 +143,19 @@ export class EventSink {
     };
   }
 
+  /** Sends `event` to its listeners, and a `call` or `bulkhead.changed` event to the meters too. */
   emit(event: BulwarkEvent): void {
+    if (this.meters.length > 0) {
+      if (event.type === 'call') {
+        this.meterCall(event.source, event.at, event.kind, event.outcome, event.durationMs, event.error);
+      } else if (event.type === 'bulkhead.changed') {
+        this.meterBulkhead(event.source, event.at, event.active, event.queued, event.capacity);
+      }
+    }
+    this.deliver(event);
+  }
+
+  private deliver(event: BulwarkEvent): void {
     // Routes are replaced, never changed in place: a listener may unsubscribe while we iterate.
     const listeners = this.routes[event.type] ?? this.wildcard;
     for (let i = 0; i < listeners.length; i++) {
@@ -150,16 +179,9 @@ export class EventSink {
     durationMs: number,
     error: unknown,
   ): void {
-    const meters = this.meters;
-    for (let i = 0; i < meters.length; i++) {
-      try {
-        (meters[i] as EventMeter).call(source, at, kind, outcome, durationMs, error);
-      } catch (e) {
-        reportAsync(e);
-      }
-    }
+    this.meterCall(source, at, kind, outcome, durationMs, error);
     if ((this.routes.call ?? this.wildcard).length === 0) return;
-    this.emit(
+    this.deliver(
       outcome === 'success'
         ? { type: 'call', source, at, kind, outcome, durationMs }
         : { type: 'call', source, at, kind, outcome, durationMs, error },
@@ -168,6 +190,30 @@ export class EventSink {
 
   /** Emits a `bulkhead.changed` event: to the meters with its fields, and as an object to its listeners. */
   emitBulkheadChanged(source: string, at: number, active: number, queued: number, capacity: number): void {
+    this.meterBulkhead(source, at, active, queued, capacity);
+    if ((this.routes['bulkhead.changed'] ?? this.wildcard).length === 0) return;
+    this.deliver({ type: 'bulkhead.changed', source, at, active, queued, capacity });
+  }
+
+  private meterCall(
+    source: string,
+    at: number,
+    kind: string,
+    outcome: CallOutcome,
+    durationMs: number,
+    error: unknown,
+  ): void {
+    const meters = this.meters;
+    for (let i = 0; i < meters.length; i++) {
+      try {
+        (meters[i] as EventMeter).call(source, at, kind, outcome, durationMs, error);
+      } catch (e) {
+        reportAsync(e);
+      }
+    }
+  }
+
+  private meterBulkhead(source: string, at: number, active: number, queued: number, capacity: number): void {
     const meters = this.meters;
     for (let i = 0; i < meters.length; i++) {
       try {
@@ -176,29 +222,22 @@ export class EventSink {
         reportAsync(e);
       }
     }
-    if ((this.routes['bulkhead.changed'] ?? this.wildcard).length === 0) return;
-    this.emit({ type: 'bulkhead.changed', source, at, active, queued, capacity });
   }
 
   private compile(): void {
     const named = new Set<string>();
-    for (const s of this.subscriptions) if (s.types !== undefined) for (const t of s.types) named.add(t);
+    for (const s of this.subscriptions) for (const t of s.types ?? s.except ?? []) named.add(t);
     const routes: Record<string, readonly EventListener[] | undefined> = {};
     for (const type of named) {
-      routes[type] = this.subscriptions
-        .filter((s) => s.types === undefined || s.types.has(type))
-        .map((s) => s.listener);
+      routes[type] = this.subscriptions.filter((s) => receives(s, type)).map((s) => s.listener);
     }
+    // A type nobody named: every subscription without a `types` list gets it.
     this.wildcard = this.subscriptions.filter((s) => s.types === undefined).map((s) => s.listener);
-    // A metered type is wanted even with no listener: its route then holds the wildcards alone.
-    if (this.meters.length > 0) {
-      for (const type of ['call', 'bulkhead.changed'])
-        routes[type] ??= this.wildcard.length > 0 ? this.wildcard : NO_LISTENERS;
-    }
     this.routes = routes;
-    this.callWanted = this.wildcard.length > 0 || routes.call !== undefined;
-    this.bulkheadWanted = this.wildcard.length > 0 || routes['bulkhead.changed'] !== undefined;
-    this.listening = this.subscriptions.length > 0 || this.meters.length > 0;
+    const metered = this.meters.length > 0;
+    this.callWanted = metered || (routes.call ?? this.wildcard).length > 0;
+    this.bulkheadWanted = metered || (routes['bulkhead.changed'] ?? this.wildcard).length > 0;
+    this.listening = this.subscriptions.length > 0 || metered;
   }
 }
 

@@ -360,13 +360,32 @@ export class LiveAggregator {
     this.latest = this.startedAt;
   }
 
-  /**
-   * Records one event at the monitor clock's current time. A caller that knows that time already (an
-   * event just emitted on the same real-time clock carries it in its `at`) passes it as `arrivedAt`,
-   * which saves a clock read per event; it is used only when it is plausible — in the current minute and
-   * not before the latest time seen — and the clock is read otherwise.
-   */
-  ingest(event: BulwarkEvent, arrivedAt?: number): void {
+  /** Records a `call` event given by its fields (see {@link LiveAggregator.ingest} for `arrivedAt`). */
+  call(
+    source: string,
+    kind: string,
+    outcome: CallOutcome,
+    durationMs: number,
+    error: unknown,
+    arrivedAt?: number,
+  ): void {
+    this.countCall(this.arrive(arrivedAt), source, kind, outcome, durationMs, error);
+  }
+
+  /** Records a `bulkhead.changed` event given by its fields. */
+  bulkheadChanged(
+    source: string,
+    active: number,
+    queued: number,
+    capacity: number,
+    arrivedAt?: number,
+  ): void {
+    this.arrive(arrivedAt);
+    this.setBulkhead(source, active, queued, capacity);
+  }
+
+  /** Moves the aggregator to the time an event arrived; returns that time's second. */
+  private arrive(arrivedAt: number | undefined): number {
     let now: number;
     if (
       arrivedAt !== undefined &&
@@ -378,9 +397,57 @@ export class LiveAggregator {
       now = this.clock.now();
     }
     if (now > this.latest) this.latest = now;
-    const second = Math.floor(now / 1000);
     if (Math.floor(now / 60_000) !== this.minute) this.rollOver(now);
     this.events++;
+    return Math.floor(now / 1000);
+  }
+
+  private countCall(
+    second: number,
+    source: string,
+    kind: string,
+    outcome: CallOutcome,
+    durationMs: number,
+    error: unknown,
+  ): void {
+    const p = this.policy(source);
+    if (p === undefined) return;
+    if (p.kind === '') p.kind = kind;
+    p.outcomes[outcome]++;
+    p.calls.add(second, 1);
+    p.latency.record(second, durationMs);
+    const outcomes = this.policyRollup(p).outcomes;
+    const o = OUTCOME_INDEX[outcome];
+    outcomes[o] = (outcomes[o] as number) + 1;
+    if (outcome !== 'success') {
+      p.failures.add(second, 1);
+      const errorKindName = outcome === 'failure' ? errorKind(error) : outcome.toUpperCase();
+      bump(p.errors, errorKindName, 1, MAX_ERROR_KINDS);
+    }
+  }
+
+  private setBulkhead(source: string, active: number, queued: number, capacity: number): void {
+    const p = this.policy(source);
+    if (p === undefined) return;
+    const b = p.bulkhead;
+    if (b === undefined) p.bulkhead = { active, queued, capacity };
+    else {
+      b.active = active;
+      b.queued = queued;
+      b.capacity = capacity;
+    }
+    const r = this.policyRollup(p);
+    if (active > r.bulkheadPeak) r.bulkheadPeak = active;
+  }
+
+  /**
+   * Records one event at the monitor clock's current time. A caller that knows that time already (an
+   * event just emitted on the same real-time clock carries it in its `at`) passes it as `arrivedAt`,
+   * which saves a clock read per event; it is used only when it is plausible — in the current minute and
+   * not before the latest time seen — and the clock is read otherwise.
+   */
+  ingest(event: BulwarkEvent, arrivedAt?: number): void {
+    const second = this.arrive(arrivedAt);
     switch (event.type) {
       case 'policy.created': {
         // Faults are policies too, but what they do is shown under faults (from `fault.injected`).
@@ -391,23 +458,9 @@ export class LiveAggregator {
         if (event.kind === 'circuitBreaker' && p.state === undefined) p.state = 'closed';
         return;
       }
-      case 'call': {
-        const p = this.policy(event.source);
-        if (p === undefined) return;
-        if (p.kind === '') p.kind = event.kind;
-        p.outcomes[event.outcome]++;
-        p.calls.add(second, 1);
-        p.latency.record(second, event.durationMs);
-        const outcomes = this.policyRollup(p).outcomes;
-        const o = OUTCOME_INDEX[event.outcome];
-        outcomes[o] = (outcomes[o] as number) + 1;
-        if (event.outcome !== 'success') {
-          p.failures.add(second, 1);
-          const kind = event.outcome === 'failure' ? errorKind(event.error) : event.outcome.toUpperCase();
-          bump(p.errors, kind, 1, MAX_ERROR_KINDS);
-        }
+      case 'call':
+        this.countCall(second, event.source, event.kind, event.outcome, event.durationMs, event.error);
         return;
-      }
       case 'retry': {
         const p = this.policy(event.source);
         if (p === undefined) return;
@@ -437,21 +490,9 @@ export class LiveAggregator {
         }
         return;
       }
-      case 'bulkhead.changed': {
-        const p = this.policy(event.source);
-        if (p === undefined) return;
-        const b = p.bulkhead;
-        if (b === undefined)
-          p.bulkhead = { active: event.active, queued: event.queued, capacity: event.capacity };
-        else {
-          b.active = event.active;
-          b.queued = event.queued;
-          b.capacity = event.capacity;
-        }
-        const r = this.policyRollup(p);
-        if (event.active > r.bulkheadPeak) r.bulkheadPeak = event.active;
+      case 'bulkhead.changed':
+        this.setBulkhead(event.source, event.active, event.queued, event.capacity);
         return;
-      }
       case 'bulkhead.rejected': {
         const p = this.policy(event.source);
         if (p === undefined) return;

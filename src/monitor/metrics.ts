@@ -16,7 +16,6 @@ import type {
   BulwarkEventType,
   CallOutcome,
   CircuitStateName,
-  EventMeter,
   EventSink,
 } from '../core/events.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
@@ -42,8 +41,35 @@ export const METRIC_NAMES = {
   alertsFiring: 'bulwark_alerts_firing',
 } as const;
 
-/** Event types the metrics read through the sink's meter channel when attached. */
-const METERED: ReadonlySet<BulwarkEventType> = new Set(['call', 'bulkhead.changed']);
+/** The event types a sink's meter channel carries (see {@link EventMeter}). */
+export const METERED_EVENT_TYPES: readonly BulwarkEventType[] = ['call', 'bulkhead.changed'];
+const METERED: ReadonlySet<BulwarkEventType> = new Set(METERED_EVENT_TYPES);
+
+/** @internal What the metric bridges (Prometheus, OpenTelemetry) count. */
+export interface EventCounter {
+  observe(event: BulwarkEvent): void;
+  countCall(source: string, outcome: CallOutcome, durationMs: number): void;
+  setBulkhead(source: string, active: number): void;
+}
+
+/**
+ * @internal Subscribes a metric bridge to `events`: the per-call types through the meter channel (their
+ * fields, no event object), the other types it reads as events. Returns the function that unsubscribes.
+ */
+export function attachCounter(events: EventSink, counter: EventCounter): () => void {
+  const unsubscribe = events.subscribe(
+    (event) => counter.observe(event),
+    METRIC_EVENT_TYPES.filter((type) => !METERED.has(type)),
+  );
+  const unmeter = events.meter({
+    call: (source, _at, _kind, outcome, durationMs) => counter.countCall(source, outcome, durationMs),
+    bulkheadChanged: (source, _at, active) => counter.setBulkhead(source, active),
+  });
+  return () => {
+    unsubscribe();
+    unmeter();
+  };
+}
 
 /** The event types the metrics read. */
 export const METRIC_EVENT_TYPES: readonly BulwarkEventType[] = [
@@ -293,19 +319,7 @@ export class PrometheusMetrics {
    * event object); the rest as events.
    */
   attach(events: EventSink): () => void {
-    const unsubscribe = events.subscribe(
-      (event) => this.observe(event),
-      METRIC_EVENT_TYPES.filter((type) => !METERED.has(type)),
-    );
-    const meter: EventMeter = {
-      call: (source, _at, _kind, outcome, durationMs) => this.countCall(source, outcome, durationMs),
-      bulkheadChanged: (source, _at, active) => this.setBulkhead(source, active),
-    };
-    const unmeter = events.meter(meter);
-    return () => {
-      unsubscribe();
-      unmeter();
-    };
+    return attachCounter(events, this);
   }
 
   /**
@@ -379,7 +393,8 @@ export class PrometheusMetrics {
     }
   }
 
-  private countCall(source: string, outcome: CallOutcome, durationMs: number): void {
+  /** @internal A `call` event's fields (what {@link PrometheusMetrics.observe} does with one). */
+  countCall(source: string, outcome: CallOutcome, durationMs: number): void {
     const series = this.callSeriesOf(source);
     const o = OUTCOME_INDEX[outcome];
     const seconds = durationMs / 1000;
@@ -394,7 +409,8 @@ export class PrometheusMetrics {
     series.buckets[i] = (series.buckets[i] as number) + 1;
   }
 
-  private setBulkhead(source: string, active: number): void {
+  /** @internal A `bulkhead.changed` event's fields. */
+  setBulkhead(source: string, active: number): void {
     const held = this.bulkheadsBySource.get(source);
     if (held !== undefined) {
       held.active = active;

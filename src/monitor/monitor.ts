@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Clock, SystemClock } from '../core/clock.js';
-import type { BulwarkEvent, EventSink } from '../core/events.js';
+import type { BulwarkEvent, CallOutcome, EventOf, EventSink } from '../core/events.js';
 import type { Runtime } from '../core/runtime.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
 import {
@@ -20,7 +20,7 @@ import {
 import type { DashboardServer, DashboardServerOptions } from './dashboard/server.js';
 import { type HistoryPoint, type HistoryQuery, HistoryStore } from './history.js';
 import { LiveAggregator, type LiveSnapshot } from './live.js';
-import { PrometheusMetrics, type PrometheusMetricsOptions } from './metrics.js';
+import { METERED_EVENT_TYPES, PrometheusMetrics, type PrometheusMetricsOptions } from './metrics.js';
 import { OpenTelemetryMetrics, type OpenTelemetryMetricsOptions } from './otel.js';
 import { type AnalysedEvent, PATTERN_EVENT_TYPES, type PatternOptions, PatternWatch } from './patterns.js';
 
@@ -200,11 +200,21 @@ export class Monitor {
     // arrives here (listeners run synchronously): the monitor, on the system clock too, need not read it.
     const sameTime =
       'events' in source && source.clock instanceof SystemClock && this.clock instanceof SystemClock;
+    // `call` and `bulkhead.changed`, several per call, come through the meter channel: no event object
+    // is built for them unless something here keeps one (pattern analysis, OpenTelemetry).
     const unsubscribe = events.subscribe(
       sameTime ? (event) => this.record(event, event.at) : (event) => this.record(event, undefined),
+      { except: METERED_EVENT_TYPES },
     );
+    const unmeter = events.meter({
+      call: (source, at, kind, outcome, durationMs, error) =>
+        this.recordCall(source, at, kind, outcome, durationMs, error, sameTime ? at : undefined),
+      bulkheadChanged: (source, at, active, queued, capacity) =>
+        this.recordBulkhead(source, at, active, queued, capacity, sameTime ? at : undefined),
+    });
     const detach = () => {
       unsubscribe();
+      unmeter();
       this.detachers.delete(detach);
     };
     this.detachers.add(detach);
@@ -228,6 +238,47 @@ export class Monitor {
       this.patternsSeen++;
       watch.record(event as unknown as AnalysedEvent);
     }
+  }
+
+  /** A `call` from the meter channel: what {@link Monitor.record} does with the event, without building it. */
+  private recordCall(
+    source: string,
+    at: number,
+    kind: string,
+    outcome: CallOutcome,
+    durationMs: number,
+    error: unknown,
+    arrivedAt: number | undefined,
+  ): void {
+    if (this.closed) return;
+    this.metrics.countCall(source, outcome, durationMs);
+    this.live.call(source, kind, outcome, durationMs, error, arrivedAt);
+    const watch = this.patternWatch;
+    if (watch === undefined && this.openTelemetry === undefined) return;
+    const event: EventOf<'call'> =
+      outcome === 'success'
+        ? { type: 'call', source, at, kind, outcome, durationMs }
+        : { type: 'call', source, at, kind, outcome, durationMs, error };
+    this.openTelemetry?.observe(event);
+    if (watch !== undefined) {
+      this.patternsSeen++;
+      watch.record(event as unknown as AnalysedEvent);
+    }
+  }
+
+  /** A `bulkhead.changed` from the meter channel. */
+  private recordBulkhead(
+    source: string,
+    at: number,
+    active: number,
+    queued: number,
+    capacity: number,
+    arrivedAt: number | undefined,
+  ): void {
+    if (this.closed) return;
+    this.metrics.setBulkhead(source, active);
+    this.openTelemetry?.observe({ type: 'bulkhead.changed', source, at, active, queued, capacity });
+    this.live.bulkheadChanged(source, active, queued, capacity, arrivedAt);
   }
 
   /**

@@ -19,13 +19,7 @@ import type {
 import type { BulwarkEvent, CallOutcome, CircuitStateName, EventSink } from '../core/events.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
 import type { JobState } from '../queue/events.js';
-import {
-  CIRCUIT_STATES,
-  DEFAULT_BUCKETS,
-  FiringAlerts,
-  METRIC_EVENT_TYPES,
-  OVERFLOW_LABEL,
-} from './metrics.js';
+import { attachCounter, CIRCUIT_STATES, DEFAULT_BUCKETS, FiringAlerts, OVERFLOW_LABEL } from './metrics.js';
 
 /** Bulwark's OpenTelemetry instrument names. */
 export const OTEL_METRIC_NAMES = {
@@ -159,20 +153,20 @@ export class OpenTelemetryMetrics {
     });
   }
 
-  /** Subscribes to the event types the instruments read; returns the function that unsubscribes. */
+  /**
+   * Subscribes to the event types the instruments read; returns the function that unsubscribes (`call`
+   * and `bulkhead.changed` through the sink's meter channel, as {@link PrometheusMetrics.attach} does).
+   */
   attach(events: EventSink): () => void {
-    return events.subscribe((event) => this.observe(event), METRIC_EVENT_TYPES);
+    return attachCounter(events, this);
   }
 
   /** Records one event (events of other types are ignored). */
   observe(event: BulwarkEvent): void {
     switch (event.type) {
-      case 'call': {
-        const attributes = this.callAttributesOf(event.source)[event.outcome];
-        this.calls.add(1, attributes);
-        this.callDuration.record(event.durationMs / 1000, attributes);
+      case 'call':
+        this.countCall(event.source, event.outcome, event.durationMs);
         return;
-      }
       case 'retry':
         this.retryAttempts.add(1, { policy: this.bounded(event.source) });
         return;
@@ -186,7 +180,7 @@ export class OpenTelemetryMetrics {
         return;
       }
       case 'bulkhead.changed':
-        this.bulkheads.set(this.bounded(event.source), event.active);
+        this.setBulkhead(event.source, event.active);
         return;
       case 'bulkhead.rejected':
         this.bulkheadRejected.add(1, { policy: this.bounded(event.source) });
@@ -227,6 +221,18 @@ export class OpenTelemetryMetrics {
       default:
         return;
     }
+  }
+
+  /** @internal A `call` event's fields (what {@link OpenTelemetryMetrics.observe} does with one). */
+  countCall(source: string, outcome: CallOutcome, durationMs: number): void {
+    const attributes = this.callAttributesOf(source)[outcome];
+    this.calls.add(1, attributes);
+    this.callDuration.record(durationMs / 1000, attributes);
+  }
+
+  /** @internal A `bulkhead.changed` event's fields. */
+  setBulkhead(source: string, active: number): void {
+    this.bulkheads.set(this.bounded(source), active);
   }
 
   /** Removes the gauge callbacks from the meter. */
