@@ -62,3 +62,20 @@ export function capture(): {
     err: () => err.join(''),
   };
 }
+
+/**
+ * Runs `body` collecting the errors that are rethrown asynchronously (a throwing listener or timer
+ * callback) instead of letting them fail the run; returns them after one more turn of the event loop.
+ */
+export async function uncaught(body: () => unknown): Promise<unknown[]> {
+  const errors: unknown[] = [];
+  const onError = (error: unknown) => errors.push(error);
+  process.on('uncaughtException', onError);
+  try {
+    await body();
+    await new Promise((resolve) => setImmediate(resolve));
+  } finally {
+    process.off('uncaughtException', onError);
+  }
+  return errors;
+}

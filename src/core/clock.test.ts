@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { uncaught } from '../../test/support.js';
 import { SystemClock, VirtualClock } from './clock.js';
 
 describe('VirtualClock', () => {
@@ -138,10 +139,7 @@ describe('VirtualClock', () => {
   it('a throwing timer callback does not stop the others', async () => {
     const clock = new VirtualClock();
     const fired: number[] = [];
-    const errors: unknown[] = [];
-    const onError = (e: unknown) => errors.push(e);
-    process.on('uncaughtException', onError);
-    try {
+    const errors = await uncaught(async () => {
       clock.setTimer(
         1,
         () => {
@@ -151,10 +149,8 @@ describe('VirtualClock', () => {
       );
       clock.setTimer(2, () => fired.push(2), undefined);
       await clock.runUntilIdle();
-      await new Promise((r) => setImmediate(r));
-    } finally {
-      process.off('uncaughtException', onError);
-    }
+    });
+    expect(errors).toEqual([new Error('bad timer')]);
     expect(fired).toEqual([2]);
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { uncaught } from '../../test/support.js';
 import { type BulwarkEvent, EventSink } from './events.js';
 
 describe('EventSink', () => {
@@ -97,10 +98,7 @@ describe('EventSink meters', () => {
   it('a wildcard listener gets metered types as objects, and a throwing meter stops nothing', async () => {
     const sink = new EventSink();
     const seen: string[] = [];
-    const errors: unknown[] = [];
-    const onError = (error: unknown) => errors.push(error);
-    process.on('uncaughtException', onError);
-    try {
+    const errors = await uncaught(() => {
       sink.meter({
         call: () => {
           throw new Error('meter broke');
@@ -110,12 +108,9 @@ describe('EventSink meters', () => {
       sink.subscribe((e) => seen.push(e.type));
       sink.emitCall('db', 1, 'retry', 'failure', 2, 'x');
       sink.emitBulkheadChanged('pool', 2, 1, 0, 4);
-      await new Promise((resolve) => setImmediate(resolve));
-      expect(seen).toEqual(['call', 'bulkhead.changed']);
-      expect(errors).toEqual([new Error('meter broke')]);
-    } finally {
-      process.off('uncaughtException', onError);
-    }
+    });
+    expect(seen).toEqual(['call', 'bulkhead.changed']);
+    expect(errors).toEqual([new Error('meter broke')]);
   });
 });
 

@@ -120,25 +120,27 @@ export class EventSink {
           ? { listener, types: undefined, except: new Set(types.except) }
           : { listener, types: new Set(types), except: undefined };
     this.subscriptions = [...this.subscriptions, subscription];
-    this.compile();
-    let active = true;
-    return () => {
-      if (!active) return;
-      active = false;
+    return this.added(() => {
       this.subscriptions = this.subscriptions.filter((s) => s !== subscription);
-      this.compile();
-    };
+    });
   }
 
   /** Subscribes a meter (see {@link EventMeter}). Returns the function that unsubscribes it. */
   meter(meter: EventMeter): () => void {
     this.meters = [...this.meters, meter];
+    return this.added(() => {
+      this.meters = this.meters.filter((m) => m !== meter);
+    });
+  }
+
+  /** Recompiles after an addition; returns the function that undoes it (once) and recompiles. */
+  private added(remove: () => void): () => void {
     this.compile();
     let active = true;
     return () => {
       if (!active) return;
       active = false;
-      this.meters = this.meters.filter((m) => m !== meter);
+      remove();
       this.compile();
     };
   }
