@@ -183,11 +183,7 @@ export class EventSink {
   ): void {
     this.meterCall(source, at, kind, outcome, durationMs, error);
     if ((this.routes.call ?? this.wildcard).length === 0) return;
-    this.deliver(
-      outcome === 'success'
-        ? { type: 'call', source, at, kind, outcome, durationMs }
-        : { type: 'call', source, at, kind, outcome, durationMs, error },
-    );
+    this.deliver(callEvent(source, at, kind, outcome, durationMs, error));
   }
 
   /** Emits a `bulkhead.changed` event: to the meters with its fields, and as an object to its listeners. */
@@ -241,6 +237,20 @@ export class EventSink {
     this.bulkheadWanted = metered || (routes['bulkhead.changed'] ?? this.wildcard).length > 0;
     this.listening = this.subscriptions.length > 0 || metered;
   }
+}
+
+/** A `call` event from its fields; a success carries no `error` field. */
+export function callEvent(
+  source: string,
+  at: number,
+  kind: string,
+  outcome: CallOutcome,
+  durationMs: number,
+  error: unknown,
+): EventOf<'call'> {
+  return outcome === 'success'
+    ? { type: 'call', source, at, kind, outcome, durationMs }
+    : { type: 'call', source, at, kind, outcome, durationMs, error };
 }
 
 function reportAsync(error: unknown): void {

@@ -21,7 +21,9 @@ export {
   type BulwarkEventType,
   type CallOutcome,
   type CircuitStateName,
+  callEvent,
   type EventListener,
+  type EventMeter,
   type EventOf,
   EventSink,
 } from './events.js';

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Clock, SystemClock } from '../core/clock.js';
-import type { BulwarkEvent, CallOutcome, EventOf, EventSink } from '../core/events.js';
+import { type BulwarkEvent, type CallOutcome, callEvent, type EventSink } from '../core/events.js';
 import type { Runtime } from '../core/runtime.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
 import {
@@ -255,10 +255,7 @@ export class Monitor {
     this.live.call(source, kind, outcome, durationMs, error, arrivedAt);
     const watch = this.patternWatch;
     if (watch === undefined && this.openTelemetry === undefined) return;
-    const event: EventOf<'call'> =
-      outcome === 'success'
-        ? { type: 'call', source, at, kind, outcome, durationMs }
-        : { type: 'call', source, at, kind, outcome, durationMs, error };
+    const event = callEvent(source, at, kind, outcome, durationMs, error);
     this.openTelemetry?.observe(event);
     if (watch !== undefined) {
       this.patternsSeen++;
