@@ -29,7 +29,12 @@ function recorder(name: string, log: string[]): EventMeter {
 }
 
 /** Emits each type both ways (emit and the field entry points where there is one) and returns who got what. */
-function deliveries(sink: EventSink, log: string[], type: BulwarkEventType, via: 'emit' | 'fields'): string[] {
+function deliveries(
+  sink: EventSink,
+  log: string[],
+  type: BulwarkEventType,
+  via: 'emit' | 'fields',
+): string[] {
   log.length = 0;
   if (via === 'fields' && type === 'call') sink.emitCall('s', 1, 'retry', 'failure', 2, 'x');
   else if (via === 'fields' && type === 'bulkhead.changed') sink.emitBulkheadChanged('s', 1, 1, 0, 4);
@@ -69,15 +74,31 @@ describe('EventSink review: subscriber combinations', () => {
     };
     const metered = (t: BulwarkEventType) => t === 'call' || t === 'bulkhead.changed';
     check();
-    add('typed', (t) => t === 'retry' || t === 'call', () => sink.subscribe(listener('typed'), ['retry', 'call']));
+    add(
+      'typed',
+      (t) => t === 'retry' || t === 'call',
+      () => sink.subscribe(listener('typed'), ['retry', 'call']),
+    );
     check();
-    add('except', (t) => !metered(t), () => sink.subscribe(listener('except'), { except: ['call', 'bulkhead.changed'] }));
+    add(
+      'except',
+      (t) => !metered(t),
+      () => sink.subscribe(listener('except'), { except: ['call', 'bulkhead.changed'] }),
+    );
     check();
     add('meter', metered, () => sink.meter(recorder('meter', log)));
     check();
-    add('all', () => true, () => sink.subscribe(listener('all')));
+    add(
+      'all',
+      () => true,
+      () => sink.subscribe(listener('all')),
+    );
     check();
-    add('exceptRetry', (t) => t !== 'retry', () => sink.subscribe(listener('exceptRetry'), { except: ['retry'] }));
+    add(
+      'exceptRetry',
+      (t) => t !== 'retry',
+      () => sink.subscribe(listener('exceptRetry'), { except: ['retry'] }),
+    );
     check();
     remove('all');
     check();
@@ -160,7 +181,13 @@ describe('EventSink review: subscriber combinations', () => {
       sink.emit(sample('retry'));
     });
     expect(seen).toEqual(['m:call:s@1', 'l:call', 'm:bulkhead.changed:s@1', 'l:bulkhead.changed', 'l:retry']);
-    expect(errors.map((e) => (e as Error).message)).toEqual(['meter', 'listener', 'meter b', 'listener', 'listener']);
+    expect(errors.map((e) => (e as Error).message)).toEqual([
+      'meter',
+      'listener',
+      'meter b',
+      'listener',
+      'listener',
+    ]);
   });
 
   it('a meter added during an emit from a listener does not get an event twice', () => {
@@ -194,10 +221,10 @@ describe('EventSink review: subscriber combinations', () => {
       call: (_s, at) => viaMeter.push(`call@${at}`),
       bulkheadChanged: (_s, at) => viaMeter.push(`bh@${at}`),
     });
-    sink.subscribe((e) => viaListener.push(`${e.type === 'call' ? 'call' : 'bh'}@${e.at}`), [
-      'call',
-      'bulkhead.changed',
-    ]);
+    sink.subscribe(
+      (e) => viaListener.push(`${e.type === 'call' ? 'call' : 'bh'}@${e.at}`),
+      ['call', 'bulkhead.changed'],
+    );
     for (let i = 0; i < 3; i++) {
       sink.emitBulkheadChanged('p', clock.now() + i, 1, 0, 2);
       sink.emit(sample('call', clock.now() + i));

@@ -14,7 +14,14 @@ function sequence(): BulwarkEvent[] {
   for (let i = 0; i < 6; i++) {
     const source = `p${i % 4}`;
     events.push({ type: 'policy.created', source, at: at++, kind: 'bulkhead' });
-    events.push({ type: 'bulkhead.changed', source: `b${i}`, at: at++, active: i + 1, queued: i, capacity: 9 });
+    events.push({
+      type: 'bulkhead.changed',
+      source: `b${i}`,
+      at: at++,
+      active: i + 1,
+      queued: i,
+      capacity: 9,
+    });
     events.push({ type: 'call', source, at: at++, kind: 'bulkhead', outcome: 'success', durationMs: 3 * i });
     events.push({
       type: 'call',
@@ -124,7 +131,9 @@ describe('Monitor review', () => {
     await rt.clock.run(async () => {
       await Promise.all([
         pool.execute(async () => {
-          inside = (await monitor.metrics.text()).includes('bulwark_bulkhead_active{policy="pool"} 1') ? 1 : 0;
+          inside = (await monitor.metrics.text()).includes('bulwark_bulkhead_active{policy="pool"} 1')
+            ? 1
+            : 0;
           await rt.clock.sleep(10);
         }),
         again.execute(async () => 1),

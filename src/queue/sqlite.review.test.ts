@@ -70,7 +70,10 @@ describe('SqliteStore review: outcomes of one cycle', () => {
       expect(second?.token).not.toBe(first?.token);
       const { applied } = store.cycle(
         'w',
-        [completeOf(first?.id as string, first?.token as number), completeOf(second?.id as string, second?.token as number)],
+        [
+          completeOf(first?.id as string, first?.token as number),
+          completeOf(second?.id as string, second?.token as number),
+        ],
         0,
         210,
         300,
@@ -182,7 +185,13 @@ describe('SqliteStore review: batched inserts', () => {
     add(b, 'b', 3, 'b1');
     // Complete everything in b (the highest rowids) and add again: ids are not reused.
     const claimed = b.cycle('w', [], 10, 0, 100).claimed;
-    b.cycle('w', claimed.map((c) => completeOf(c.id, c.token)), 0, 1, 100);
+    b.cycle(
+      'w',
+      claimed.map((c) => completeOf(c.id, c.token)),
+      0,
+      1,
+      100,
+    );
     add(a2, 'a', 65, 'a2');
     add(b, 'b', 2, 'b2');
     add(a, 'a', 1, 'a3');
@@ -213,7 +222,10 @@ describe('SqliteStore review: batched inserts', () => {
     results.forEach((r, i) => {
       const key = batch[i]?.job.idempotencyKey;
       if (r.status !== 'created' && r.status !== 'existing') throw new Error(r.status);
-      if (key === undefined) return expect(r.status).toBe('created');
+      if (key === undefined) {
+        expect(r.status).toBe('created');
+        return;
+      }
       const first = firstOfKey.get(key);
       if (first === undefined) {
         expect(r.status).toBe('created');
@@ -305,7 +317,10 @@ describe('SqliteQueue review', () => {
           queue.add({ i }, i % 4 === 0 ? { idempotencyKey: `k${i % 12}` } : {}),
         ),
       );
-      const ok = settled.filter((s) => s.status === 'fulfilled') as PromiseFulfilledResult<{ id: string; payload: unknown }>[];
+      const ok = settled.filter((s) => s.status === 'fulfilled') as PromiseFulfilledResult<{
+        id: string;
+        payload: unknown;
+      }>[];
       const byId = new Map(rows(file).map((r) => [String(r.id), r]));
       for (const s of ok) expect(JSON.parse(byId.get(s.value.id)?.payload ?? 'null')).toBeDefined();
       expect((await queue.stats()).counts.waiting).toBe(byId.size);
