@@ -399,3 +399,47 @@ describe('SqliteQueue review: a lease lost and won back by the same worker', () 
     }
   });
 });
+
+describe('SqliteStore review: depth counters through stalls and redrives', () => {
+  it('keeps counts equal to the rows through stalls, burials, redrive of some and all', () => {
+    const file = fresh();
+    const store = open(file);
+    store.insertMany(
+      Array.from({ length: 70 }, (_, i) => ({ job: job(i, { priority: i % 3 }), limits: NO_LIMITS })),
+      0,
+    );
+    const check = (now: number) => {
+      const counts = store.counts(now);
+      const real = rows(file);
+      expect(counts.active).toBe(real.filter((r) => r.state === 'active').length);
+      expect(counts.dead).toBe(real.filter((r) => r.state === 'dead').length);
+      expect(counts.waiting + counts.delayed).toBe(real.filter((r) => r.state === 'waiting').length);
+    };
+    store.cycle('w', [], 70, 0, 10);
+    check(0);
+    store.recoverStalled(20, 1); // all stall once: back to waiting
+    check(20);
+    store.cycle('w', [], 70, 20, 30);
+    const rec = store.recoverStalled(40, 1); // second stall: dead
+    expect(rec.dead).toHaveLength(70);
+    check(40);
+    const some = store.redrive(['1', '2', 'x', '99999', '3'], 50);
+    expect(some).toEqual(['1', '2', '3']);
+    check(50);
+    expect(store.redrive(undefined, 60)).toHaveLength(67);
+    check(60);
+    const claimed = store.cycle('w', [], 100, 60, 100).claimed;
+    expect(claimed).toHaveLength(70);
+    store.cycle(
+      'w',
+      claimed.map((c) => completeOf(c.id, c.token)),
+      0,
+      61,
+      100,
+    );
+    check(61);
+    expect(store.counts(61).completed).toBe(70);
+    expect(rows(file)).toHaveLength(0);
+    store.close();
+  });
+});
