@@ -78,7 +78,8 @@ function receives(s: Subscription, type: string): boolean {
 }
 
 /**
- * Where components send their events. Listeners run synchronously, in subscription order.
+ * Where components send their events. Listeners run synchronously, in subscription order; for the two
+ * metered types, the meters run first.
  *
  * `wants` and `emit` are on every policy's hot path, so subscriptions are compiled, whenever they change,
  * into one route per type some subscription names (in `types` or `except`): the listeners of that type in
@@ -90,17 +91,20 @@ export class EventSink {
   private subscriptions: Subscription[] = [];
   /** The listeners of a type no subscription names. */
   private wildcard: EventListener[] = [];
-  private routes: Record<string, readonly EventListener[] | undefined> = {};
+  private routes = new Map<string, readonly EventListener[]>();
   private meters: EventMeter[] = [];
   private callWanted = false;
   private bulkheadWanted = false;
+  /** Whether some listener takes `call` / `bulkhead.changed` events as objects. */
+  private callObjects = false;
+  private bulkheadObjects = false;
 
   /** True when some listener (or a meter, for `call` and `bulkhead.changed`) wants events of `type`. */
   wants(type: BulwarkEventType): boolean {
     // The per-call types are asked about several times per call through a pipeline: a field, not a lookup.
     if (type === 'call') return this.callWanted;
     if (type === 'bulkhead.changed') return this.bulkheadWanted;
-    const route = this.routes[type];
+    const route = this.routes.get(type);
     return route === undefined ? this.wildcard.length > 0 : route.length > 0;
   }
 
@@ -159,7 +163,7 @@ export class EventSink {
 
   private deliver(event: BulwarkEvent): void {
     // Routes are replaced, never changed in place: a listener may unsubscribe while we iterate.
-    const listeners = this.routes[event.type] ?? this.wildcard;
+    const listeners = this.routes.get(event.type) ?? this.wildcard;
     for (let i = 0; i < listeners.length; i++) {
       try {
         (listeners[i] as EventListener)(event);
@@ -182,14 +186,14 @@ export class EventSink {
     error: unknown,
   ): void {
     this.meterCall(source, at, kind, outcome, durationMs, error);
-    if ((this.routes.call ?? this.wildcard).length === 0) return;
+    if (!this.callObjects) return;
     this.deliver(callEvent(source, at, kind, outcome, durationMs, error));
   }
 
   /** Emits a `bulkhead.changed` event: to the meters with its fields, and as an object to its listeners. */
   emitBulkheadChanged(source: string, at: number, active: number, queued: number, capacity: number): void {
     this.meterBulkhead(source, at, active, queued, capacity);
-    if ((this.routes['bulkhead.changed'] ?? this.wildcard).length === 0) return;
+    if (!this.bulkheadObjects) return;
     this.deliver({ type: 'bulkhead.changed', source, at, active, queued, capacity });
   }
 
@@ -225,16 +229,21 @@ export class EventSink {
   private compile(): void {
     const named = new Set<string>();
     for (const s of this.subscriptions) for (const t of s.types ?? s.except ?? []) named.add(t);
-    const routes: Record<string, readonly EventListener[] | undefined> = {};
+    const routes = new Map<string, readonly EventListener[]>();
     for (const type of named) {
-      routes[type] = this.subscriptions.filter((s) => receives(s, type)).map((s) => s.listener);
+      routes.set(
+        type,
+        this.subscriptions.filter((s) => receives(s, type)).map((s) => s.listener),
+      );
     }
     // A type nobody named: every subscription without a `types` list gets it.
     this.wildcard = this.subscriptions.filter((s) => s.types === undefined).map((s) => s.listener);
     this.routes = routes;
+    this.callObjects = (routes.get('call') ?? this.wildcard).length > 0;
+    this.bulkheadObjects = (routes.get('bulkhead.changed') ?? this.wildcard).length > 0;
     const metered = this.meters.length > 0;
-    this.callWanted = metered || (routes.call ?? this.wildcard).length > 0;
-    this.bulkheadWanted = metered || (routes['bulkhead.changed'] ?? this.wildcard).length > 0;
+    this.callWanted = metered || this.callObjects;
+    this.bulkheadWanted = metered || this.bulkheadObjects;
     this.listening = this.subscriptions.length > 0 || metered;
   }
 }

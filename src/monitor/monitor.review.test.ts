@@ -166,3 +166,19 @@ describe('Monitor review', () => {
     await monitor.close();
   });
 });
+
+describe('Monitor.attach with a sink that cannot meter', () => {
+  it('refuses it before subscribing anything', async () => {
+    const monitor = createMonitor({ clock: new VirtualClock(), history: false });
+    let subscribed = 0;
+    const handMade = {
+      subscribe: () => {
+        subscribed++;
+        return () => undefined;
+      },
+    };
+    expect(() => monitor.attach(handMade as unknown as EventSink)).toThrow(/a Runtime or an EventSink/);
+    expect(subscribed).toBe(0);
+    await monitor.close();
+  });
+});

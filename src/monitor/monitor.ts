@@ -193,7 +193,7 @@ export class Monitor {
   attach(source: Runtime | EventSink): () => void {
     if (this.closed) throw invalid('Monitor.attach', 'monitor', 'closed', 'open (not closed)');
     const events = 'events' in source ? source.events : source;
-    if (typeof events?.subscribe !== 'function') {
+    if (typeof events?.subscribe !== 'function' || typeof events.meter !== 'function') {
       throw invalid('Monitor.attach', 'source', source, 'a Runtime or an EventSink');
     }
     // An event of a runtime on the system clock is stamped with the time it is emitted, which is when it

@@ -375,22 +375,36 @@ export class SqliteStore implements JobStore {
         let completed = 0;
         let retried = 0;
         let buried = 0;
-        const completes: Outcome[] = [];
-        for (const outcome of outcomes) if (outcome.kind === 'completed') completes.push(outcome);
-        const deleted = new Set<number>();
-        for (let from = 0; from < completes.length; from += CHUNK) {
-          const chunk = completes.slice(from, from + CHUNK);
+        // Completions are deleted CHUNK at a time. A statement holds each job id once (its CASE has one
+        // token per id): a second completion of the same job (a stale lease's run finishing beside the
+        // current one, or the same outcome twice) goes to a later statement.
+        const done: boolean[] = [];
+        let rest = outcomes.flatMap((outcome, i) => (outcome.kind === 'completed' ? [i] : []));
+        while (rest.length > 0) {
+          const chunk: number[] = [];
+          const later: number[] = [];
+          const ids = new Set<number>();
+          for (const i of rest) {
+            const id = Number((outcomes[i] as Outcome).id);
+            if (chunk.length < CHUNK && !ids.has(id)) {
+              ids.add(id);
+              chunk.push(i);
+            } else later.push(i);
+          }
           const params: number[] = [];
-          for (const outcome of chunk) params.push(Number(outcome.id));
-          for (const outcome of chunk) params.push(Number(outcome.id), outcome.token);
-          for (const row of deleteOf(chunk.length).all(params) as { id: number }[]) deleted.add(row.id);
+          for (const i of chunk) params.push(Number((outcomes[i] as Outcome).id));
+          for (const i of chunk)
+            params.push(Number((outcomes[i] as Outcome).id), (outcomes[i] as Outcome).token);
+          const deleted = new Set((deleteOf(chunk.length).all(params) as { id: number }[]).map((r) => r.id));
+          for (const i of chunk) done[i] = deleted.has(Number((outcomes[i] as Outcome).id));
+          completed += deleted.size;
+          rest = later;
         }
-        completed = deleted.size;
-        for (const outcome of outcomes) {
+        for (const [i, outcome] of outcomes.entries()) {
           const id = Number(outcome.id);
           let changes: number;
           if (outcome.kind === 'completed') {
-            changes = deleted.has(id) ? 1 : 0;
+            changes = done[i] === true ? 1 : 0;
           } else if (outcome.kind === 'retry') {
             changes = get('retry').run(
               outcome.runAt,
