@@ -383,20 +383,21 @@ export class SqliteStore implements JobStore {
         while (rest.length > 0) {
           const chunk: number[] = [];
           const later: number[] = [];
-          const ids = new Set<number>();
+          const inChunk = new Set<number>();
           for (const i of rest) {
             const id = Number((outcomes[i] as Outcome).id);
-            if (chunk.length < CHUNK && !ids.has(id)) {
-              ids.add(id);
+            if (chunk.length < CHUNK && !inChunk.has(id)) {
+              inChunk.add(id);
               chunk.push(i);
             } else later.push(i);
           }
-          const params: number[] = [];
-          for (const i of chunk) params.push(Number((outcomes[i] as Outcome).id));
-          for (const i of chunk)
-            params.push(Number((outcomes[i] as Outcome).id), (outcomes[i] as Outcome).token);
+          const ids = chunk.map((i) => Number((outcomes[i] as Outcome).id));
+          const params: number[] = [...ids];
+          chunk.forEach((i, k) => params.push(ids[k] as number, (outcomes[i] as Outcome).token));
           const deleted = new Set((deleteOf(chunk.length).all(params) as { id: number }[]).map((r) => r.id));
-          for (const i of chunk) done[i] = deleted.has(Number((outcomes[i] as Outcome).id));
+          chunk.forEach((i, k) => {
+            done[i] = deleted.has(ids[k] as number);
+          });
           completed += deleted.size;
           rest = later;
         }
