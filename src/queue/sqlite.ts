@@ -393,7 +393,9 @@ export class SqliteStore implements JobStore {
           }
           const ids = chunk.map((i) => Number((outcomes[i] as Outcome).id));
           const params: number[] = [...ids];
-          chunk.forEach((i, k) => params.push(ids[k] as number, (outcomes[i] as Outcome).token));
+          chunk.forEach((i, k) => {
+            params.push(ids[k] as number, (outcomes[i] as Outcome).token);
+          });
           const deleted = new Set((deleteOf(chunk.length).all(params) as { id: number }[]).map((r) => r.id));
           chunk.forEach((i, k) => {
             done[i] = deleted.has(ids[k] as number);
