@@ -10,6 +10,26 @@
 /** The outcome of one call through a policy, as counted by `bulwark_calls_total{outcome}`. */
 export type CallOutcome = 'success' | 'failure' | 'rejected' | 'timeout' | 'cancelled' | 'fallback';
 
+/** Every {@link CallOutcome}, in a fixed order (for counters kept in arrays). */
+export const CALL_OUTCOMES: readonly CallOutcome[] = [
+  'success',
+  'failure',
+  'rejected',
+  'timeout',
+  'cancelled',
+  'fallback',
+];
+
+/** Each outcome's position in {@link CALL_OUTCOMES}. */
+export const CALL_OUTCOME_INDEX: Readonly<Record<CallOutcome, number>> = {
+  success: 0,
+  failure: 1,
+  rejected: 2,
+  timeout: 3,
+  cancelled: 4,
+  fallback: 5,
+};
+
 export type CircuitStateName = 'closed' | 'open' | 'half-open' | 'isolated';
 
 /** Event payloads by type (the common `type`, `source` and `at` fields are added by {@link BulwarkEvent}). */

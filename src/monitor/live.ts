@@ -13,7 +13,13 @@
  */
 import type { Clock } from '../core/clock.js';
 import { isBulwarkError } from '../core/errors.js';
-import type { BulwarkEvent, CallOutcome, CircuitStateName } from '../core/events.js';
+import {
+  type BulwarkEvent,
+  CALL_OUTCOME_INDEX,
+  CALL_OUTCOMES,
+  type CallOutcome,
+  type CircuitStateName,
+} from '../core/events.js';
 import type { RunStatus } from '../engine/events.js';
 import { LogHistogram } from '../lab/histogram.js';
 import type { JobOutcome, JobState } from '../queue/events.js';
@@ -137,28 +143,11 @@ export interface RollupRow {
 
 export type Scope = 'policy' | 'queue' | 'plan' | 'fault';
 
-const OUTCOMES: readonly CallOutcome[] = [
-  'success',
-  'failure',
-  'rejected',
-  'timeout',
-  'cancelled',
-  'fallback',
-];
-const OUTCOME_INDEX: Record<CallOutcome, number> = {
-  success: 0,
-  failure: 1,
-  rejected: 2,
-  timeout: 3,
-  cancelled: 4,
-  fallback: 5,
-};
-
 class MinuteRollup {
   readonly sums = new Map<string, number>();
   readonly maxima = new Map<string, number>();
   /** Calls by outcome index: the hot path, kept out of the maps. */
-  readonly outcomes = new Float64Array(OUTCOMES.length);
+  readonly outcomes = new Float64Array(CALL_OUTCOMES.length);
   bulkheadPeak = -1;
   add(metric: string, n = 1): void {
     this.sums.set(metric, (this.sums.get(metric) ?? 0) + n);
@@ -417,7 +406,7 @@ export class LiveAggregator {
     p.calls.add(second, 1);
     p.latency.record(second, durationMs);
     const outcomes = this.policyRollup(p).outcomes;
-    const o = OUTCOME_INDEX[outcome];
+    const o = CALL_OUTCOME_INDEX[outcome];
     outcomes[o] = (outcomes[o] as number) + 1;
     if (outcome !== 'success') {
       p.failures.add(second, 1);
@@ -807,9 +796,9 @@ export class LiveAggregator {
     if (r.bulkheadPeak >= 0) maxima.bulkhead_active = r.bulkheadPeak;
     const sums = Object.fromEntries(r.sums);
     let calls = 0;
-    for (let o = 0; o < OUTCOMES.length; o++) {
+    for (let o = 0; o < CALL_OUTCOMES.length; o++) {
       const n = r.outcomes[o] as number;
-      if (n > 0) sums[OUTCOMES[o] as string] = n;
+      if (n > 0) sums[CALL_OUTCOMES[o] as string] = n;
       calls += n;
     }
     if (calls > 0) {

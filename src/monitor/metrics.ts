@@ -11,15 +11,17 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, type Histogram, Registry } from 'prom-client';
-import type {
-  BulwarkEvent,
-  BulwarkEventType,
-  CallOutcome,
-  CircuitStateName,
-  EventSink,
+import {
+  type BulwarkEvent,
+  type BulwarkEventType,
+  CALL_OUTCOME_INDEX,
+  CALL_OUTCOMES,
+  type CallOutcome,
+  type CircuitStateName,
+  type EventSink,
 } from '../core/events.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
-import type { JobOutcome, JobState } from '../queue/events.js';
+import { JOB_STATES, type JobOutcome } from '../queue/events.js';
 import type { AlertState } from './alerts/events.js';
 import type {} from './health/events.js';
 
@@ -40,6 +42,24 @@ export const METRIC_NAMES = {
   restarts: 'bulwark_restarts_total',
   alertsFiring: 'bulwark_alerts_firing',
 } as const;
+
+/** What each metric counts: Prometheus's HELP and OpenTelemetry's description. */
+export const METRIC_HELP: Readonly<Record<keyof typeof METRIC_NAMES, string>> = {
+  calls: 'Calls through a policy, by outcome.',
+  callDuration: 'Duration of calls through a policy, by outcome.',
+  retryAttempts: 'Retries made by a retry policy (attempts after the first).',
+  circuitState: 'Circuit breaker state, one-hot: 1 for the current state, 0 for the others.',
+  circuitTransitions: 'Circuit breaker state transitions (counts opens shorter than a scrape interval).',
+  bulkheadActive: 'Calls running inside a bulkhead.',
+  bulkheadRejected: 'Calls a full bulkhead rejected.',
+  queueDepth: 'Jobs in a queue, by state.',
+  queueJobs: 'Job lifecycle events of a queue, by outcome.',
+  queueFailover: 'Work a failover queue sent to its fallback, by reason.',
+  faultsInjected: 'Faults injected, by fault name.',
+  healthUp: "A component's probe after its thresholds: 1 healthy, 0 not.",
+  restarts: 'Restarts of a supervised component, by reason.',
+  alertsFiring: 'Alerts firing, by rule (one per firing series of labels).',
+};
 
 /** The event types a sink's meter channel carries (see {@link EventMeter}). */
 export const METERED_EVENT_TYPES: readonly BulwarkEventType[] = ['call', 'bulkhead.changed'];
@@ -89,18 +109,31 @@ export const METRIC_EVENT_TYPES: readonly BulwarkEventType[] = [
 ];
 
 export const CIRCUIT_STATES: readonly CircuitStateName[] = ['closed', 'open', 'half-open', 'isolated'];
-const CALL_OUTCOMES: readonly CallOutcome[] = [
-  'success',
-  'failure',
-  'rejected',
-  'timeout',
-  'cancelled',
-  'fallback',
-];
-const JOB_STATES: readonly JobState[] = ['waiting', 'delayed', 'active', 'completed', 'dead'];
 
 /** The label value that replaces names beyond {@link PrometheusMetricsOptions.maxNames}. */
 export const OVERFLOW_LABEL = '_overflow';
+
+/**
+ * @internal The names (policies, queues, faults) a metric bridge gives series of their own: the first
+ * `max` seen; later ones are all {@link OVERFLOW_LABEL}, so a bug that names policies after request ids
+ * cannot grow the series forever.
+ */
+export class BoundedNames {
+  private readonly names = new Set<string>();
+  constructor(private readonly max: number) {}
+
+  /** `name`, or the overflow label once `max` other names are taken. */
+  label(name: string): string {
+    if (this.names.has(name)) return name;
+    if (this.names.size >= this.max) return OVERFLOW_LABEL;
+    this.names.add(name);
+    return name;
+  }
+
+  clear(): void {
+    this.names.clear();
+  }
+}
 
 /** Default latency buckets, in seconds: 1 ms to 30 s. */
 export const DEFAULT_BUCKETS: readonly number[] = [
@@ -122,15 +155,6 @@ export interface PrometheusMetricsOptions {
    */
   maxNames?: number;
 }
-
-const OUTCOME_INDEX: Record<CallOutcome, number> = {
-  success: 0,
-  failure: 1,
-  rejected: 2,
-  timeout: 3,
-  cancelled: 4,
-  fallback: 5,
-};
 
 /** Calls of one policy: per outcome a count, a sum of seconds and (non-cumulative) bucket counts. */
 class CallSeries {
@@ -160,8 +184,7 @@ interface MetricValue {
  */
 export class PrometheusMetrics {
   readonly registry: Registry;
-  private readonly maxNames: number;
-  private readonly names = new Set<string>();
+  private readonly names: BoundedNames;
   private readonly calls: Counter<string>;
   private readonly bounds: Float64Array;
   private readonly retryAttempts: Counter<string>;
@@ -197,7 +220,7 @@ export class PrometheusMetrics {
     ) {
       throw invalid(where, 'buckets', buckets, 'a non-empty ascending array of finite numbers > 0 (seconds)');
     }
-    this.maxNames = intOption(where, 'maxNames', options.maxNames, 1000, 1, 1_000_000);
+    this.names = new BoundedNames(intOption(where, 'maxNames', options.maxNames, 1000, 1, 1_000_000));
     const registry = options.registry ?? new Registry();
     this.registry = registry;
     const registers = [registry];
@@ -205,7 +228,7 @@ export class PrometheusMetrics {
     const callSeries = this.callSeries;
     this.calls = new Counter({
       name: METRIC_NAMES.calls,
-      help: 'Calls through a policy, by outcome.',
+      help: METRIC_HELP.calls,
       labelNames: ['policy', 'outcome'],
       registers,
       collect() {
@@ -221,19 +244,19 @@ export class PrometheusMetrics {
     registry.registerMetric(this.durationMetric() as unknown as Histogram);
     this.retryAttempts = new Counter({
       name: METRIC_NAMES.retryAttempts,
-      help: 'Retries made by a retry policy (attempts after the first).',
+      help: METRIC_HELP.retryAttempts,
       labelNames: ['policy'],
       registers,
     });
     this.circuitState = new Gauge({
       name: METRIC_NAMES.circuitState,
-      help: 'Circuit breaker state, one-hot: 1 for the current state, 0 for the others.',
+      help: METRIC_HELP.circuitState,
       labelNames: ['policy', 'state'],
       registers,
     });
     this.circuitTransitions = new Counter({
       name: METRIC_NAMES.circuitTransitions,
-      help: 'Circuit breaker state transitions (counts opens shorter than a scrape interval).',
+      help: METRIC_HELP.circuitTransitions,
       labelNames: ['policy', 'from', 'to'],
       registers,
     });
@@ -241,7 +264,7 @@ export class PrometheusMetrics {
     // `bulkhead.changed` comes twice per call (enter, leave): kept in a map, set on collection.
     this.bulkheadActive = new Gauge({
       name: METRIC_NAMES.bulkheadActive,
-      help: 'Calls running inside a bulkhead.',
+      help: METRIC_HELP.bulkheadActive,
       labelNames: ['policy'],
       registers,
       collect() {
@@ -250,50 +273,50 @@ export class PrometheusMetrics {
     });
     this.bulkheadRejected = new Counter({
       name: METRIC_NAMES.bulkheadRejected,
-      help: 'Calls a full bulkhead rejected.',
+      help: METRIC_HELP.bulkheadRejected,
       labelNames: ['policy'],
       registers,
     });
     this.queueDepth = new Gauge({
       name: METRIC_NAMES.queueDepth,
-      help: 'Jobs in a queue, by state.',
+      help: METRIC_HELP.queueDepth,
       labelNames: ['queue', 'state'],
       registers,
     });
     this.queueJobs = new Counter({
       name: METRIC_NAMES.queueJobs,
-      help: 'Job lifecycle events of a queue, by outcome.',
+      help: METRIC_HELP.queueJobs,
       labelNames: ['queue', 'outcome'],
       registers,
     });
     this.queueFailover = new Counter({
       name: METRIC_NAMES.queueFailover,
-      help: 'Work a failover queue sent to its fallback, by reason.',
+      help: METRIC_HELP.queueFailover,
       labelNames: ['from', 'to', 'reason'],
       registers,
     });
     this.faultsInjected = new Counter({
       name: METRIC_NAMES.faultsInjected,
-      help: 'Faults injected, by fault name.',
+      help: METRIC_HELP.faultsInjected,
       labelNames: ['fault'],
       registers,
     });
     this.healthUp = new Gauge({
       name: METRIC_NAMES.healthUp,
-      help: "A component's probe after its thresholds: 1 healthy, 0 not.",
+      help: METRIC_HELP.healthUp,
       labelNames: ['component', 'probe'],
       registers,
     });
     this.restarts = new Counter({
       name: METRIC_NAMES.restarts,
-      help: 'Restarts of a supervised component, by reason.',
+      help: METRIC_HELP.restarts,
       labelNames: ['component', 'reason'],
       registers,
     });
     const firing = this.firing;
     new Gauge({
       name: METRIC_NAMES.alertsFiring,
-      help: 'Alerts firing, by rule (one per firing series of labels).',
+      help: METRIC_HELP.alertsFiring,
       labelNames: ['rule'],
       registers,
       collect() {
@@ -396,7 +419,7 @@ export class PrometheusMetrics {
   /** @internal A `call` event's fields (what {@link PrometheusMetrics.observe} does with one). */
   countCall(source: string, outcome: CallOutcome, durationMs: number): void {
     const series = this.callSeriesOf(source);
-    const o = OUTCOME_INDEX[outcome];
+    const o = CALL_OUTCOME_INDEX[outcome];
     const seconds = durationMs / 1000;
     const counts = series.counts;
     const sums = series.sums;
@@ -438,10 +461,7 @@ export class PrometheusMetrics {
   }
 
   private bounded(name: string): string {
-    if (this.names.has(name)) return name;
-    if (this.names.size >= this.maxNames) return OVERFLOW_LABEL;
-    this.names.add(name);
-    return name;
+    return this.names.label(name);
   }
 
   private setCircuitState(policy: string, current: CircuitStateName): void {
@@ -467,7 +487,7 @@ export class PrometheusMetrics {
    */
   private durationMetric() {
     const name = METRIC_NAMES.callDuration;
-    const help = 'Duration of calls through a policy, in seconds, by outcome.';
+    const help = METRIC_HELP.callDuration;
     const get = () => {
       const values: MetricValue[] = [];
       const bounds = this.bounds;

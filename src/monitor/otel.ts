@@ -18,8 +18,15 @@ import type {
 } from '@opentelemetry/api';
 import type { BulwarkEvent, CallOutcome, CircuitStateName, EventSink } from '../core/events.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
-import type { JobState } from '../queue/events.js';
-import { attachCounter, CIRCUIT_STATES, DEFAULT_BUCKETS, FiringAlerts, OVERFLOW_LABEL } from './metrics.js';
+import { JOB_STATES, type JobState } from '../queue/events.js';
+import {
+  attachCounter,
+  BoundedNames,
+  CIRCUIT_STATES,
+  DEFAULT_BUCKETS,
+  FiringAlerts,
+  METRIC_HELP,
+} from './metrics.js';
 
 /** Bulwark's OpenTelemetry instrument names. */
 export const OTEL_METRIC_NAMES = {
@@ -39,8 +46,6 @@ export const OTEL_METRIC_NAMES = {
   alertsFiring: 'bulwark.alerts.firing',
 } as const;
 
-const JOB_STATES: readonly JobState[] = ['waiting', 'delayed', 'active', 'completed', 'dead'];
-
 export interface OpenTelemetryMetricsOptions {
   /** The meter the instruments are created on, e.g. `metrics.getMeter('bulwark')` from `@opentelemetry/api`. */
   meter: Meter;
@@ -58,8 +63,7 @@ export interface OpenTelemetryMetricsOptions {
  * otel.attach(runtime.events);
  */
 export class OpenTelemetryMetrics {
-  private readonly maxNames: number;
-  private readonly names = new Set<string>();
+  private readonly names: BoundedNames;
   private readonly calls: Counter;
   private readonly callDuration: Histogram;
   private readonly retryAttempts: Counter;
@@ -92,61 +96,61 @@ export class OpenTelemetryMetrics {
     if (!Array.isArray(buckets) || buckets.some((b, i) => !(b > 0) || (i > 0 && b <= buckets[i - 1]))) {
       throw invalid(where, 'buckets', buckets, 'an ascending array of numbers > 0 (seconds)');
     }
-    this.maxNames = intOption(where, 'maxNames', options.maxNames, 1000, 1, 1_000_000);
+    this.names = new BoundedNames(intOption(where, 'maxNames', options.maxNames, 1000, 1, 1_000_000));
     const n = OTEL_METRIC_NAMES;
     this.calls = meter.createCounter(n.calls, {
-      description: 'Calls through a policy, by outcome.',
+      description: METRIC_HELP.calls,
       unit: '{call}',
     });
     this.callDuration = meter.createHistogram(n.callDuration, {
-      description: 'Duration of calls through a policy, by outcome.',
+      description: METRIC_HELP.callDuration,
       unit: 's',
       advice: { explicitBucketBoundaries: [...buckets] },
     });
     this.retryAttempts = meter.createCounter(n.retryAttempts, {
-      description: 'Retries made by a retry policy (attempts after the first).',
+      description: METRIC_HELP.retryAttempts,
       unit: '{attempt}',
     });
     this.circuitTransitions = meter.createCounter(n.circuitTransitions, {
-      description: 'Circuit breaker state transitions.',
+      description: METRIC_HELP.circuitTransitions,
       unit: '{transition}',
     });
     this.bulkheadRejected = meter.createCounter(n.bulkheadRejected, {
-      description: 'Calls a full bulkhead rejected.',
+      description: METRIC_HELP.bulkheadRejected,
       unit: '{call}',
     });
     this.queueJobs = meter.createCounter(n.queueJobs, {
-      description: 'Job lifecycle events of a queue, by outcome.',
+      description: METRIC_HELP.queueJobs,
       unit: '{job}',
     });
     this.queueFailover = meter.createCounter(n.queueFailover, {
-      description: 'Work a failover queue sent to its fallback, by reason.',
+      description: METRIC_HELP.queueFailover,
       unit: '{failover}',
     });
     this.faultsInjected = meter.createCounter(n.faultsInjected, {
-      description: 'Faults injected, by fault name.',
+      description: METRIC_HELP.faultsInjected,
       unit: '{fault}',
     });
     this.restarts = meter.createCounter(n.restarts, {
-      description: 'Restarts of a supervised component, by reason.',
+      description: METRIC_HELP.restarts,
       unit: '{restart}',
     });
     // Gauges are observed at collection time from the last state seen (works with every API 1.x).
-    this.gauge(meter, n.healthUp, "A component's probe after its thresholds: 1 healthy, 0 not.", (result) => {
+    this.gauge(meter, n.healthUp, METRIC_HELP.healthUp, (result) => {
       for (const { component, probe, up } of this.health.values()) result.observe(up, { component, probe });
     });
-    this.gauge(meter, n.alertsFiring, 'Alerts firing, by rule.', (result) => {
+    this.gauge(meter, n.alertsFiring, METRIC_HELP.alertsFiring, (result) => {
       for (const [rule, count] of this.firing.counts()) result.observe(count, { rule });
     });
-    this.gauge(meter, n.circuitState, 'Circuit breaker state, one-hot.', (result) => {
+    this.gauge(meter, n.circuitState, METRIC_HELP.circuitState, (result) => {
       for (const [policy, current] of this.circuitStates) {
         for (const state of CIRCUIT_STATES) result.observe(state === current ? 1 : 0, { policy, state });
       }
     });
-    this.gauge(meter, n.bulkheadActive, 'Calls running inside a bulkhead.', (result) => {
+    this.gauge(meter, n.bulkheadActive, METRIC_HELP.bulkheadActive, (result) => {
       for (const [policy, active] of this.bulkheads) result.observe(active, { policy });
     });
-    this.gauge(meter, n.queueDepth, 'Jobs in a queue, by state.', (result) => {
+    this.gauge(meter, n.queueDepth, METRIC_HELP.queueDepth, (result) => {
       for (const [queue, depth] of this.depths) {
         for (const state of JOB_STATES) result.observe(depth[state] ?? 0, { queue, state });
       }
@@ -253,10 +257,7 @@ export class OpenTelemetryMetrics {
   }
 
   private bounded(name: string): string {
-    if (this.names.has(name)) return name;
-    if (this.names.size >= this.maxNames) return OVERFLOW_LABEL;
-    this.names.add(name);
-    return name;
+    return this.names.label(name);
   }
 
   private callAttributesOf(source: string): Record<CallOutcome, Attributes> {

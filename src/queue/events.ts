@@ -8,6 +8,9 @@
 /** Where a job is. `dead` is the dead-letter set. */
 export type JobState = 'waiting' | 'delayed' | 'active' | 'completed' | 'dead';
 
+/** Every {@link JobState}, in a fixed order. */
+export const JOB_STATES: readonly JobState[] = ['waiting', 'delayed', 'active', 'completed', 'dead'];
+
 /** What happened to a job, as counted by `bulwark_queue_jobs_total{outcome}`. */
 export type JobOutcome =
   | 'added'
