@@ -524,6 +524,19 @@ class FaultyFileSystem {
     };
     const write = method('write');
     const marker = { [HANDLE_PATH]: path };
+    /** `handle.writeFile` / `appendFile`: a torn write keeps the first `bytes` of the data. */
+    const wholeFile = (name: 'writeFile' | 'appendFile') => (data: unknown, options?: unknown) =>
+      this.guard(
+        'write',
+        marker,
+        () => method(name)(data, options),
+        (bytes) => {
+          const all = bytesOf(data, encodingOf(options));
+          return all === undefined
+            ? Promise.resolve()
+            : method(name)(all.subarray(0, Math.min(bytes, all.length)));
+        },
+      );
     const wrapped: Record<string | symbol, unknown> = {
       [HANDLE_PATH]: path,
       write: (data: unknown, ...rest: unknown[]) =>
@@ -547,30 +560,8 @@ class FaultyFileSystem {
             return write(view, start, Math.min(bytes, available), position);
           },
         ),
-      writeFile: (data: unknown, options?: unknown) =>
-        this.guard(
-          'write',
-          marker,
-          () => method('writeFile')(data, options),
-          (bytes) => {
-            const all = bytesOf(data, encodingOf(options));
-            return all === undefined
-              ? Promise.resolve()
-              : method('writeFile')(all.subarray(0, Math.min(bytes, all.length)));
-          },
-        ),
-      appendFile: (data: unknown, options?: unknown) =>
-        this.guard(
-          'write',
-          marker,
-          () => method('appendFile')(data, options),
-          (bytes) => {
-            const all = bytesOf(data, encodingOf(options));
-            return all === undefined
-              ? Promise.resolve()
-              : method('appendFile')(all.subarray(0, Math.min(bytes, all.length)));
-          },
-        ),
+      writeFile: wholeFile('writeFile'),
+      appendFile: wholeFile('appendFile'),
       read: (...args: unknown[]) => this.guard('read', marker, () => method('read')(...args)),
       readFile: (...args: unknown[]) => this.guard('read', marker, () => method('readFile')(...args)),
       sync: () => this.guard('sync', marker, () => method('sync')()),
