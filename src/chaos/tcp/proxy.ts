@@ -230,16 +230,7 @@ export class TcpProxy extends ToxicList implements ConnectionOwner {
       const id = this.nextId++;
       const connection = new Connection(this, id, client, upstream);
       this.connections.add(connection);
-      if (this.events.wants('proxy.connection')) {
-        this.events.emit({
-          type: 'proxy.connection',
-          source: this.name,
-          at: this.clock.now(),
-          proxy: this.name,
-          connection: id,
-          state: 'open',
-        });
-      }
+      this.connectionEvent(id, 'open');
       client.resume();
     });
   }
@@ -269,18 +260,22 @@ export class TcpProxy extends ToxicList implements ConnectionOwner {
     }
   }
 
+  private connectionEvent(connection: number, state: 'open' | 'closed'): void {
+    if (!this.events.wants('proxy.connection')) return;
+    const at = this.clock.now();
+    this.events.emit({
+      type: 'proxy.connection',
+      source: this.name,
+      at,
+      proxy: this.name,
+      connection,
+      state,
+    });
+  }
+
   closed(connection: Connection): void {
     if (!this.connections.delete(connection)) return;
-    if (this.events.wants('proxy.connection')) {
-      this.events.emit({
-        type: 'proxy.connection',
-        source: this.name,
-        at: this.clock.now(),
-        proxy: this.name,
-        connection: connection.id,
-        state: 'closed',
-      });
-    }
+    this.connectionEvent(connection.id, 'closed');
   }
 }
 
