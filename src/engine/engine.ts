@@ -579,6 +579,21 @@ class Execution {
     return this.finish('succeeded', undefined, undefined);
   }
 
+  /** Journals and announces an attempt of `step`. */
+  private stepStarted(step: PlanStep, attempt: number, params: unknown, paramsHash: string): void {
+    this.record({
+      kind: 'step.started',
+      at: this.now(),
+      step: step.id,
+      tool: step.tool,
+      attempt,
+      params,
+      paramsHash,
+    });
+    if (this.events.wants('step.started'))
+      this.emit('step.started', { runId: this.runId, step: step.id, tool: step.tool, attempt });
+  }
+
   /** Runs one step under its policies. Never throws: the outcome says how it ended. */
   private async runStep(
     step: PlanStep,
@@ -591,17 +606,7 @@ class Execution {
     const fail = (error: unknown, params: unknown): { ok: false; error: unknown } => {
       if (attempt === 0) {
         attempt = 1;
-        this.record({
-          kind: 'step.started',
-          at: this.now(),
-          step: step.id,
-          tool: step.tool,
-          attempt,
-          params,
-          paramsHash: hashValue(params),
-        });
-        if (this.events.wants('step.started'))
-          this.emit('step.started', { runId: this.runId, step: step.id, tool: step.tool, attempt });
+        this.stepStarted(step, attempt, params, hashValue(params));
       }
       if (signal.aborted) {
         this.settled.set(step.id, 'cancelled');
@@ -660,17 +665,7 @@ class Execution {
     try {
       const { output, undo } = await policy.execute(async (ctx) => {
         attempt++;
-        this.record({
-          kind: 'step.started',
-          at: this.now(),
-          step: step.id,
-          tool: step.tool,
-          attempt,
-          params: resolved,
-          paramsHash,
-        });
-        if (this.events.wants('step.started'))
-          this.emit('step.started', { runId: this.runId, step: step.id, tool: step.tool, attempt });
+        this.stepStarted(step, attempt, resolved, paramsHash);
         let undoData: unknown;
         const context: ToolContext = {
           get signal() {
