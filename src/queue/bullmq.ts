@@ -15,7 +15,7 @@ import type { Timer } from '../core/clock.js';
 import type { Duration } from '../core/duration.js';
 import { durationOption, intOption, invalid, knownKeys } from '../policy/options.js';
 import { NoLiveWorkersError, QueueFullError, QueueUnavailableError } from './errors.js';
-import type { JobOutcome, JobState } from './events.js';
+import { emitJobEvent, emitWorkerEvents, type JobOutcome, type JobState } from './events.js';
 import {
   prepareJob,
   type QueueOptions,
@@ -515,21 +515,7 @@ export class BullmqQueue<T = JsonValue> implements Queue<T> {
 
   /** @internal */
   jobEvent(outcome: JobOutcome, jobId: string, attempt: number, durationMs?: number, error?: unknown): void {
-    const { events, clock } = this.options.runtime;
-    if (!events.wants('queue.job')) return;
-    const event: {
-      type: 'queue.job';
-      source: string;
-      at: number;
-      outcome: JobOutcome;
-      jobId: string;
-      attempt: number;
-      durationMs?: number;
-      error?: unknown;
-    } = { type: 'queue.job', source: this.name, at: clock.now(), outcome, jobId, attempt };
-    if (durationMs !== undefined) event.durationMs = durationMs;
-    if (error !== undefined) event.error = error;
-    events.emit(event);
+    emitJobEvent(this.options.runtime, this.name, outcome, jobId, attempt, durationMs, error);
   }
 
   process(handler: JobHandler<T>, options?: ProcessOptions): Worker {
@@ -773,7 +759,6 @@ class BullmqWorker<T> implements Worker {
       },
     );
     this.bullWorker = worker;
-    const { events, clock } = options.runtime;
     worker.on('error', () => {
       // Connection trouble: BullMQ reconnects by itself; the queue's watchdog reports the outage.
     });
@@ -797,15 +782,7 @@ class BullmqWorker<T> implements Worker {
       }
     });
     worker.on('stalled', (jobId: string) => this.queue.jobEvent('stalled', jobId, 0));
-    if (events.wants('queue.worker')) {
-      events.emit({
-        type: 'queue.worker',
-        source: this.queue.name,
-        at: clock.now(),
-        workerId: this.id,
-        state: 'started',
-      });
-    }
+    emitWorkerEvents(options.runtime, this.queue.name, 'started', [this.id]);
     await this.beat(keys);
   }
 
@@ -821,18 +798,7 @@ class BullmqWorker<T> implements Worker {
           keys.workers,
           options.workerTtlMs * 10,
         );
-        const { events, clock } = options.runtime;
-        if (events.wants('queue.worker')) {
-          for (const workerId of lost) {
-            events.emit({
-              type: 'queue.worker',
-              source: this.queue.name,
-              at: clock.now(),
-              workerId,
-              state: 'lost',
-            });
-          }
-        }
+        emitWorkerEvents(options.runtime, this.queue.name, 'lost', lost);
       } catch {
         // Redis is down: the next beat tries again.
       }
@@ -898,16 +864,7 @@ class BullmqWorker<T> implements Worker {
       } catch {
         // Redis is down: the registry forgets this worker after its TTL.
       }
-      const { events, clock } = queueOptions.runtime;
-      if (events.wants('queue.worker')) {
-        events.emit({
-          type: 'queue.worker',
-          source: this.queue.name,
-          at: clock.now(),
-          workerId: this.id,
-          state: 'stopped',
-        });
-      }
+      emitWorkerEvents(queueOptions.runtime, this.queue.name, 'stopped', [this.id]);
     }
     this.queue.internals.forget(this);
   }

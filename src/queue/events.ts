@@ -5,6 +5,9 @@
  * Add fields freely; renaming or removing one breaks monitoring.
  */
 
+import type { Clock } from '../core/clock.js';
+import type { EventSink } from '../core/events.js';
+
 /** Where a job is. `dead` is the dead-letter set. */
 export type JobState = 'waiting' | 'delayed' | 'active' | 'completed' | 'dead';
 
@@ -42,5 +45,54 @@ declare module '../core/events.js' {
     'queue.failback': { from: string; to: string };
     /** A worker registered, heartbeated for the last time, or was found dead. */
     'queue.worker': { workerId: string; state: 'started' | 'stopped' | 'lost' };
+  }
+}
+
+/** What the queue event helpers need of a runtime. */
+interface Emitter {
+  readonly events: EventSink;
+  readonly clock: Clock;
+}
+
+/** Emits a `queue.job` event of `queue`, when someone wants it. */
+export function emitJobEvent(
+  runtime: Emitter,
+  queue: string,
+  outcome: JobOutcome,
+  jobId: string,
+  attempt: number,
+  durationMs?: number,
+  error?: unknown,
+): void {
+  const events = runtime.events;
+  if (!events.wants('queue.job')) return;
+  const event: {
+    type: 'queue.job';
+    source: string;
+    at: number;
+    outcome: JobOutcome;
+    jobId: string;
+    attempt: number;
+    durationMs?: number;
+    error?: unknown;
+  } = { type: 'queue.job', source: queue, at: runtime.clock.now(), outcome, jobId, attempt };
+  if (durationMs !== undefined) event.durationMs = durationMs;
+  if (error !== undefined) event.error = error;
+  events.emit(event);
+}
+
+/** Emits a `queue.worker` event of `queue` for each worker, when someone wants it. */
+export function emitWorkerEvents(
+  runtime: Emitter,
+  queue: string,
+  state: 'started' | 'stopped' | 'lost',
+  workerIds: readonly string[],
+  at?: number,
+): void {
+  const events = runtime.events;
+  if (workerIds.length === 0 || !events.wants('queue.worker')) return;
+  const when = at ?? runtime.clock.now();
+  for (const workerId of workerIds) {
+    events.emit({ type: 'queue.worker', source: queue, at: when, workerId, state });
   }
 }

@@ -8,7 +8,7 @@ import type { Random } from '../core/random.js';
 import type { Runtime } from '../core/runtime.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
 import { NoLiveWorkersError, QueueFullError, QueueUnavailableError } from './errors.js';
-import type { JobOutcome } from './events.js';
+import { emitJobEvent, emitWorkerEvents, type JobOutcome } from './events.js';
 import { type PreparedJob, prepareJob, type ResolvedQueueOptions, revive, storeError } from './job.js';
 import type { DeadRecord, InsertLimits, InsertResult, JobStore, Outcome, StoredJob } from './store.js';
 import type {
@@ -197,17 +197,7 @@ export class LocalQueue<T = JsonValue> implements Queue<T> {
       this.jobEvent('dead', job.id, job.attempt, undefined, STALLED_ERROR);
     }
     const lost = this.store.reapWorkers(now - this.options.workerTtlMs);
-    if (lost.length > 0 && this.runtime.events.wants('queue.worker')) {
-      for (const workerId of lost) {
-        this.runtime.events.emit({
-          type: 'queue.worker',
-          source: this.name,
-          at: now,
-          workerId,
-          state: 'lost',
-        });
-      }
-    }
+    emitWorkerEvents(this.runtime, this.name, 'lost', lost, now);
     if (stalled.length + dead.length > 0) {
       this.depthChanged();
       for (const worker of this.workers) worker.wake();
@@ -255,21 +245,15 @@ export class LocalQueue<T = JsonValue> implements Queue<T> {
     durationMs?: number,
     error?: { name: string; message: string; code?: string },
   ): void {
-    const events = this.runtime.events;
-    if (!events.wants('queue.job')) return;
-    const event: {
-      type: 'queue.job';
-      source: string;
-      at: number;
-      outcome: JobOutcome;
-      jobId: string;
-      attempt: number;
-      durationMs?: number;
-      error?: unknown;
-    } = { type: 'queue.job', source: this.name, at: this.runtime.clock.now(), outcome, jobId, attempt };
-    if (durationMs !== undefined) event.durationMs = durationMs;
-    if (error !== undefined) event.error = revive(error);
-    events.emit(event);
+    emitJobEvent(
+      this.runtime,
+      this.name,
+      outcome,
+      jobId,
+      attempt,
+      durationMs,
+      error === undefined ? undefined : revive(error),
+    );
   }
 
   /** @internal */
@@ -364,18 +348,10 @@ class LocalWorker<T> implements Worker {
   }
 
   start(): void {
-    const { clock, events } = this.queue.runtime;
+    const { clock } = this.queue.runtime;
     const now = clock.now();
     this.queue.store.heartbeat(this.id, now, now + this.queue.options.leaseMs);
-    if (events.wants('queue.worker')) {
-      events.emit({
-        type: 'queue.worker',
-        source: this.queue.name,
-        at: now,
-        workerId: this.id,
-        state: 'started',
-      });
-    }
+    emitWorkerEvents(this.queue.runtime, this.queue.name, 'started', [this.id], now);
     this.heartbeatTimer = clock.setTimer(this.queue.options.heartbeatMs, this.beat, undefined);
     this.wake();
   }
@@ -512,21 +488,12 @@ class LocalWorker<T> implements Worker {
     this.wakeTimer?.cancel();
     this.queue.forget(this);
     if (graceful) {
-      const { clock, events } = this.queue.runtime;
       try {
         this.queue.store.removeWorker(this.id);
       } catch (error) {
         reportLater(error);
       }
-      if (events.wants('queue.worker')) {
-        events.emit({
-          type: 'queue.worker',
-          source: this.queue.name,
-          at: clock.now(),
-          workerId: this.id,
-          state: 'stopped',
-        });
-      }
+      emitWorkerEvents(this.queue.runtime, this.queue.name, 'stopped', [this.id]);
     }
     this.drained?.();
   }
