@@ -103,16 +103,21 @@ async function measure(
   };
 }
 
+/** `measure` on a Bulwark queue (either backend). */
+function measureQueue(queue: SqliteQueue<{ i: number }> | BullmqQueue<{ i: number }>): Promise<Result> {
+  return measure(
+    (i) => queue.add({ i }),
+    (run) => {
+      queue.process((job) => run(job.payload.i), { concurrency: CONCURRENCY });
+    },
+  );
+}
+
 async function sqlite(): Promise<Result> {
   const dir = mkdtempSync(join(os.tmpdir(), 'bulwark-bench-'));
   const queue = new SqliteQueue<{ i: number }>({ file: join(dir, 'bench.db'), name: 'bench', runtime });
   try {
-    return await measure(
-      (i) => queue.add({ i }),
-      (run) => {
-        queue.process((job) => run(job.payload.i), { concurrency: CONCURRENCY });
-      },
-    );
+    return await measureQueue(queue);
   } finally {
     await queue.close();
     rmSync(dir, { recursive: true, force: true });
@@ -158,12 +163,7 @@ async function bullmqAdapter(): Promise<Result> {
     runtime,
   });
   try {
-    return await measure(
-      (i) => queue.add({ i }),
-      (run) => {
-        queue.process((job) => run(job.payload.i), { concurrency: CONCURRENCY });
-      },
-    );
+    return await measureQueue(queue);
   } finally {
     await queue.close();
     const redis = new Redis(redisUrl);
