@@ -19,15 +19,8 @@ import type { Runtime } from '../../core/runtime.js';
 import { type HttpFaultRule, HttpFaultRules, type HttpFaultSpec } from '../http/rules.js';
 import { schedule } from '../schedule.js';
 import { ProxyApiError } from './errors.js';
-import { formatHostPort, type ProxyJson, parseHostPort } from './proxy.js';
-import { ToxicList } from './toxic-list.js';
-import {
-  HTTP_TOXIC_TYPES,
-  type ToxicAttributes,
-  type ToxicSpec,
-  type ToxicType,
-  toxicJson,
-} from './toxics.js';
+import { ListeningProxy, parseHostPort } from './proxy.js';
+import { HTTP_TOXIC_TYPES, type ToxicAttributes, type ToxicSpec, type ToxicType } from './toxics.js';
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
@@ -63,34 +56,23 @@ function faultOf(spec: ToxicSpec): HttpFaultSpec {
 }
 
 /** An HTTP reverse proxy with per-request toxics. Built by a `ProxyServer` for `mode: 'http'`. */
-export class HttpProxy extends ToxicList {
+export class HttpProxy extends ListeningProxy<Server> {
   readonly mode = 'http';
   private readonly clock: Clock;
   private rules: HttpFaultRules;
-  private server: Server | undefined;
   private readonly agent = new Agent({ keepAlive: true });
   private readonly sockets = new Set<Socket>();
   private readonly timers = new Set<Timer>();
-  private listenAddress: string;
 
   constructor(
-    readonly name: string,
+    name: string,
     listen: string,
-    public upstream: string,
+    upstream: string,
     private readonly runtime: Runtime,
   ) {
-    super();
-    this.listenAddress = listen;
+    super(name, listen, upstream);
     this.clock = runtime.clock;
     this.rules = this.compile();
-  }
-
-  get listen(): string {
-    return this.listenAddress;
-  }
-
-  get enabled(): boolean {
-    return this.server !== undefined;
   }
 
   get connectionCount(): number {
@@ -99,17 +81,6 @@ export class HttpProxy extends ToxicList {
 
   accepts(type: ToxicType): boolean {
     return (HTTP_TOXIC_TYPES as readonly string[]).includes(type);
-  }
-
-  json(): ProxyJson {
-    return {
-      name: this.name,
-      listen: this.listenAddress,
-      upstream: this.upstream,
-      enabled: this.enabled,
-      toxics: this.toxicList.map(toxicJson),
-      mode: 'http',
-    };
   }
 
   protected toxicsChanged(): void {
@@ -131,36 +102,13 @@ export class HttpProxy extends ToxicList {
 
   async start(): Promise<void> {
     if (this.server !== undefined) return;
-    const address = parseHostPort(this.listenAddress);
-    if (address === undefined) {
-      throw new ProxyApiError('PROXY_LISTEN', `listen tcp ${this.listenAddress}: address invalid`, 500);
-    }
     const server = createServer((request, response) => this.handle(request, response));
     server.keepAliveTimeout = 5000;
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
-    const host = address.host === '' ? undefined : address.host === 'localhost' ? '127.0.0.1' : address.host;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: NodeJS.ErrnoException) => {
-        server.close();
-        const reason = error.code === 'EADDRINUSE' ? 'address already in use' : error.message;
-        reject(
-          new ProxyApiError('PROXY_LISTEN', `listen tcp ${this.listenAddress}: bind: ${reason}`, 500, error),
-        );
-      };
-      server.once('error', onError);
-      server.listen({ host, port: address.port, exclusive: true }, () => {
-        server.off('error', onError);
-        resolve();
-      });
-    });
-    const bound = server.address();
-    if (bound !== null && typeof bound === 'object') {
-      this.listenAddress = formatHostPort(host === undefined ? '' : bound.address, bound.port);
-    }
-    this.server = server;
+    await this.listenWith(server);
   }
 
   async stop(): Promise<void> {
@@ -174,19 +122,6 @@ export class HttpProxy extends ToxicList {
       server.closeAllConnections();
     });
     this.agent.destroy();
-  }
-
-  async update(changes: { listen?: string; upstream?: string; enabled?: boolean }): Promise<void> {
-    const listen = changes.listen ?? this.listenAddress;
-    const upstream = changes.upstream ?? this.upstream;
-    const enabled = changes.enabled ?? this.enabled;
-    if (listen !== this.listenAddress || upstream !== this.upstream) {
-      await this.stop();
-      this.listenAddress = listen;
-      this.upstream = upstream;
-    }
-    if (enabled && !this.enabled) await this.start();
-    else if (!enabled && this.enabled) await this.stop();
   }
 
   private later(ms: number, action: () => void): void {

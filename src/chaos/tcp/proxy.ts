@@ -75,31 +75,21 @@ function listenHost(host: string): string | undefined {
 }
 
 /**
- * A TCP proxy with toxics. Built and owned by a {@link ProxyServer}; use the server's methods (or its
- * HTTP API) to change it.
+ * What the TCP and HTTP proxies share: a name, an upstream, a listen address bound while enabled (with
+ * Toxiproxy's errors), `update` as `POST /proxies/{name}` does it, their JSON, and their toxics.
  */
-export class TcpProxy extends ToxicList implements ConnectionOwner {
-  readonly clock: Clock;
-  readonly random: Random;
-  private readonly events: EventSink;
-  private server: Server | undefined;
-  private readonly connections = new Set<Connection>();
-  /** Client sockets accepted whose upstream is still connecting. */
-  private readonly pending = new Set<Socket>();
-  private nextId = 1;
-  private listenAddress: string;
+export abstract class ListeningProxy<S extends Server = Server> extends ToxicList {
+  abstract readonly mode: 'tcp' | 'http';
+  protected server: S | undefined;
+  protected listenAddress: string;
 
   constructor(
     readonly name: string,
     listen: string,
     public upstream: string,
-    runtime: Runtime,
   ) {
     super();
     this.listenAddress = listen;
-    this.clock = runtime.clock;
-    this.random = runtime.random.fork(`proxy:${name}`);
-    this.events = runtime.events;
   }
 
   /** The address the proxy listens on (the bound port once enabled, for `:0`). */
@@ -111,16 +101,8 @@ export class TcpProxy extends ToxicList implements ConnectionOwner {
     return this.server !== undefined;
   }
 
-  readonly mode = 'tcp';
-
-  accepts(type: ToxicType): boolean {
-    return (TCP_TOXIC_TYPES as readonly string[]).includes(type);
-  }
-
-  /** Open connections (for tests and leak checks). */
-  get connectionCount(): number {
-    return this.connections.size + this.pending.size;
-  }
+  abstract start(): Promise<void>;
+  abstract stop(): Promise<void>;
 
   json(): ProxyJson {
     return {
@@ -129,23 +111,33 @@ export class TcpProxy extends ToxicList implements ConnectionOwner {
       upstream: this.upstream,
       enabled: this.enabled,
       toxics: this.toxicList.map(toxicJson),
+      ...(this.mode === 'http' ? { mode: 'http' as const } : {}),
     };
   }
 
-  protected toxicsChanged(stream: ToxicStream): void {
-    for (const connection of this.connections) connection.toxicsChanged(stream);
+  /** Changes listen/upstream/enabled as `POST /proxies/{name}` does: a new address restarts the proxy. */
+  async update(changes: { listen?: string; upstream?: string; enabled?: boolean }): Promise<void> {
+    const listen = changes.listen ?? this.listenAddress;
+    const upstream = changes.upstream ?? this.upstream;
+    const enabled = changes.enabled ?? this.enabled;
+    if (listen !== this.listenAddress || upstream !== this.upstream) {
+      await this.stop();
+      this.listenAddress = listen;
+      this.upstream = upstream;
+    }
+    if (enabled && !this.enabled) await this.start();
+    else if (!enabled && this.enabled) await this.stop();
   }
 
-  /** Starts listening; rejects with a 500 error (as Toxiproxy) when the address cannot be bound. */
-  async start(): Promise<void> {
-    if (this.server !== undefined) return;
+  /**
+   * Binds `server` to the listen address and makes it this proxy's server; rejects with a 500 error (as
+   * Toxiproxy) when the address is invalid or cannot be bound.
+   */
+  protected async listenWith(server: S): Promise<void> {
     const address = parseHostPort(this.listenAddress);
     if (address === undefined) {
       throw new ProxyApiError('PROXY_LISTEN', `listen tcp ${this.listenAddress}: address invalid`, 500);
     }
-    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) =>
-      this.accept(socket),
-    );
     const host = listenHost(address.host);
     await new Promise<void>((resolve, reject) => {
       const onError = (error: NodeJS.ErrnoException) => {
@@ -172,6 +164,50 @@ export class TcpProxy extends ToxicList implements ConnectionOwner {
     server.on('error', () => {});
     this.server = server;
   }
+}
+
+/**
+ * A TCP proxy with toxics. Built and owned by a {@link ProxyServer}; use the server's methods (or its
+ * HTTP API) to change it.
+ */
+export class TcpProxy extends ListeningProxy implements ConnectionOwner {
+  readonly clock: Clock;
+  readonly random: Random;
+  private readonly events: EventSink;
+  private readonly connections = new Set<Connection>();
+  /** Client sockets accepted whose upstream is still connecting. */
+  private readonly pending = new Set<Socket>();
+  private nextId = 1;
+
+  constructor(name: string, listen: string, upstream: string, runtime: Runtime) {
+    super(name, listen, upstream);
+    this.clock = runtime.clock;
+    this.random = runtime.random.fork(`proxy:${name}`);
+    this.events = runtime.events;
+  }
+
+  readonly mode = 'tcp';
+
+  accepts(type: ToxicType): boolean {
+    return (TCP_TOXIC_TYPES as readonly string[]).includes(type);
+  }
+
+  /** Open connections (for tests and leak checks). */
+  get connectionCount(): number {
+    return this.connections.size + this.pending.size;
+  }
+
+  protected toxicsChanged(stream: ToxicStream): void {
+    for (const connection of this.connections) connection.toxicsChanged(stream);
+  }
+
+  /** Starts listening; rejects with a 500 error (as Toxiproxy) when the address cannot be bound. */
+  async start(): Promise<void> {
+    if (this.server !== undefined) return;
+    await this.listenWith(
+      createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket)),
+    );
+  }
 
   /** Stops listening and closes every connection (including those still connecting). */
   async stop(): Promise<void> {
@@ -182,20 +218,6 @@ export class TcpProxy extends ToxicList implements ConnectionOwner {
     this.pending.clear();
     for (const connection of this.connections) connection.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  /** Changes listen/upstream/enabled as `POST /proxies/{name}` does: a new address restarts the proxy. */
-  async update(changes: { listen?: string; upstream?: string; enabled?: boolean }): Promise<void> {
-    const listen = changes.listen ?? this.listenAddress;
-    const upstream = changes.upstream ?? this.upstream;
-    const enabled = changes.enabled ?? this.enabled;
-    if (listen !== this.listenAddress || upstream !== this.upstream) {
-      await this.stop();
-      this.listenAddress = listen;
-      this.upstream = upstream;
-    }
-    if (enabled && !this.enabled) await this.start();
-    else if (!enabled && this.enabled) await this.stop();
   }
 
   private accept(client: Socket): void {
