@@ -11,14 +11,14 @@ import { connect } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { describe, it } from 'vitest';
 
-export type ServiceName = 'redis' | 'postgres' | 'chromium';
+export type ServiceName = 'redis' | 'postgres' | 'chromium' | 'promtool';
 
 export interface Service {
   readonly name: ServiceName;
   readonly available: boolean;
   /** Why it is unavailable (empty when available). */
   readonly reason: string;
-  /** `redis://127.0.0.1:6379`, `postgres://postgres@127.0.0.1:5432/test`, or Chromium's executable path. */
+  /** `redis://127.0.0.1:6379`, `postgres://postgres@127.0.0.1:5432/test`, or the executable's path. */
   readonly url: string;
   /** `describe` when available; otherwise a skipped block (outside CI) or a failing one (CI). */
   describe(title: string, body: () => void): void;
@@ -30,7 +30,7 @@ export const REDIS_HOST = '127.0.0.1';
 export const REDIS_PORT = 6379;
 export const POSTGRES_URL = process.env.BULWARK_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-/** Probes a service once (a Redis PING, a TCP connect to PostgreSQL, Chromium on the PATH). */
+/** Probes a service once (a Redis PING, a TCP connect to PostgreSQL, Chromium or promtool on the PATH). */
 export async function service(name: ServiceName): Promise<Service> {
   let url: string;
   let reason = '';
@@ -45,9 +45,12 @@ export async function service(name: ServiceName): Promise<Service> {
     if (!(await exchange(hostname, Number(port || 5432)))) {
       reason = `PostgreSQL is not accepting connections at ${hostname}:${port || 5432}`;
     }
-  } else {
+  } else if (name === 'chromium') {
     url = findExecutable(['chromium', 'chromium-browser']) ?? '';
     if (url === '') reason = 'Chromium is not installed (Debian package "chromium")';
+  } else {
+    url = process.env.BULWARK_PROMTOOL || (findExecutable(['promtool']) ?? '');
+    if (url === '') reason = "promtool is not on the PATH (Debian's prometheus package has it)";
   }
   const available = reason === '';
   return {

@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { delimiter, join } from 'node:path';
+
 import { register as globalRegistry, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { service } from '../../test/services.js';
 import type { BulwarkEvent } from '../core/events.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { circuitBreaker } from '../policy/circuit-breaker.js';
@@ -75,22 +75,8 @@ function lint(text: string): string[] {
   return problems;
 }
 
-/** The real `promtool` when installed (PATH or BULWARK_PROMTOOL); the lint above stands in otherwise. */
-function findPromtool(): string | undefined {
-  const candidates = [
-    process.env.BULWARK_PROMTOOL,
-    ...(process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'promtool')),
-  ];
-  for (const candidate of candidates) {
-    if (candidate === undefined || candidate === '') continue;
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {}
-  }
-  return undefined;
-}
-const promtool = findPromtool();
+/** The real `promtool` (PATH or BULWARK_PROMTOOL); the lint above also runs everywhere. */
+const promtool = await service('promtool');
 
 async function withBreakerRun() {
   const rt = virtualRuntime(1);
@@ -367,11 +353,13 @@ describe('PrometheusMetrics', () => {
     );
   });
 
-  it.skipIf(promtool === undefined)('passes the real promtool check metrics', async () => {
-    const { after } = await withBreakerRun();
-    const check = spawnSync(promtool as string, ['check', 'metrics'], { input: after, encoding: 'utf8' });
-    expect(`${check.stdout}${check.stderr}`).toBe('');
-    expect(check.status).toBe(0);
+  promtool.describe('the real promtool', () => {
+    it('passes promtool check metrics', async () => {
+      const { after } = await withBreakerRun();
+      const check = spawnSync(promtool.url, ['check', 'metrics'], { input: after, encoding: 'utf8' });
+      expect(`${check.stdout}${check.stderr}`).toBe('');
+      expect(check.status).toBe(0);
+    });
   });
 
   it('the lint catches what promtool would reject', () => {
