@@ -47,7 +47,7 @@ describe('fsError', () => {
     expect(shape(fsError('ENOENT', 'rename', missing, join(dir, 'b')))).toEqual(shape(renamed));
   });
 
-  it.runIf(process.platform !== 'win32')('sets the negative errno of os.constants.errno', () => {
+  it('sets the negative errno of os.constants.errno', () => {
     for (const code of ['ENOSPC', 'EACCES', 'EPERM', 'EMFILE', 'EIO', 'EROFS'] as const) {
       expect(fsError(code, 'open', '/x').errno).toBe(-constants.errno[code]);
     }
