@@ -10,9 +10,8 @@
  */
 import type { Clock } from '../core/clock.js';
 import { BulwarkError, CancelledError, isBulwarkError } from '../core/errors.js';
-import type { CallOutcome, EventSink } from '../core/events.js';
+import { CALL_OUTCOME_INDEX, type CallOutcome, type EventSink, type SourceEvents } from '../core/events.js';
 import { type Runtime, systemRuntime } from '../core/runtime.js';
-import { emitCall } from '../policy/call-event.js';
 import type { PolicyContext } from '../policy/context.js';
 import { functionOption, intOption, invalid, knownKeys, numberOption } from '../policy/options.js';
 import type { Policy, PolicyOptions } from '../policy/policy.js';
@@ -738,6 +737,7 @@ export class Degrader<I> {
   private readonly demandOf: (input: I) => number;
   private readonly clock: Clock;
   private readonly events: EventSink;
+  private readonly calls: SourceEvents;
   private normal = 0;
   private chunkedCount = 0;
   private reducedCount = 0;
@@ -768,6 +768,7 @@ export class Degrader<I> {
     const runtime = options.runtime ?? options.budget.runtime;
     this.clock = runtime.clock;
     this.events = runtime.events;
+    this.calls = runtime.events.source(name, this.kind);
     if (this.events.wants('policy.created')) {
       this.events.emit({ type: 'policy.created', source: name, at: this.clock.now(), kind: this.kind });
     }
@@ -963,7 +964,7 @@ export class Degrader<I> {
   private report(startedAt: number, outcome: CallOutcome, error: unknown): void {
     if (!this.events.wants('call')) return;
     const at = this.clock.now();
-    emitCall(this.events, this.name, this.kind, at, outcome, at - startedAt, error);
+    this.calls.call(at, CALL_OUTCOME_INDEX[outcome], at - startedAt, error);
   }
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { uncaught } from '../../test/support.js';
-import { type BulwarkEvent, EventSink } from './events.js';
+import { type BulwarkEvent, CALL_OUTCOME_INDEX, EventSink } from './events.js';
 
 describe('EventSink', () => {
   it('is silent until subscribed, and filters by type', () => {
@@ -133,5 +133,110 @@ describe('EventSink subscriptions with except', () => {
     offCalls();
     expect(sink.listening).toBe(false);
     expect(sink.wants('retry')).toBe(false);
+  });
+});
+
+describe('SourceEvents', () => {
+  it('resolves each meter for its source once, again after the subscriptions change', () => {
+    const sink = new EventSink();
+    const source = sink.source('db', 'timeout');
+    const resolved: string[] = [];
+    const bound: unknown[][] = [];
+    const plain: unknown[][] = [];
+    sink.meter({
+      call: (...fields) => plain.push(['unbound', ...fields]),
+      bulkheadChanged: () => undefined,
+      forSource(name, kind) {
+        resolved.push(`${name}/${kind}`);
+        return {
+          call: (...fields) => bound.push(['call', ...fields]),
+          bulkheadChanged: (...fields) => bound.push(['bulkhead', ...fields]),
+        };
+      },
+    });
+    const boom = new Error('boom');
+    source.call(5, CALL_OUTCOME_INDEX.timeout, 12, boom);
+    source.call(6, CALL_OUTCOME_INDEX.success, 3, undefined);
+    source.bulkheadChanged(7, 2, 1, 10);
+    expect(resolved).toEqual(['db/timeout']);
+    expect(bound).toEqual([
+      ['call', 5, 3, 12, boom],
+      ['call', 6, 0, 3, undefined],
+      ['bulkhead', 7, 2, 1, 10],
+    ]);
+    // Events emitted by name still reach the meter's unbound methods.
+    sink.emitCall('db', 8, 'timeout', 'failure', 1, boom);
+    expect(plain).toEqual([['unbound', 'db', 8, 'timeout', 'failure', 1, boom]]);
+
+    // A meter without forSource gets the source's events by name, with the outcome's name.
+    const named: unknown[][] = [];
+    const off = sink.meter({
+      call: (...fields) => named.push(fields),
+      bulkheadChanged: (...fields) => named.push(fields),
+    });
+    source.call(9, CALL_OUTCOME_INDEX.rejected, 0, boom);
+    source.bulkheadChanged(10, 0, 0, 10);
+    expect(resolved).toEqual(['db/timeout', 'db/timeout']);
+    expect(named).toEqual([
+      ['db', 9, 'timeout', 'rejected', 0, boom],
+      ['db', 10, 0, 0, 10],
+    ]);
+    off();
+    source.call(11, CALL_OUTCOME_INDEX.success, 1, undefined);
+    expect(named).toHaveLength(2);
+    expect(bound).toHaveLength(6);
+  });
+
+  it('builds event objects only for listeners that want them, with outcome names', () => {
+    const sink = new EventSink();
+    const source = sink.source('pool', 'bulkhead');
+    const objects: BulwarkEvent[] = [];
+    source.call(1, CALL_OUTCOME_INDEX.success, 2, undefined);
+    sink.subscribe((e) => objects.push(e), ['call', 'bulkhead.changed']);
+    source.call(3, CALL_OUTCOME_INDEX.cancelled, 4, 'why');
+    source.call(5, CALL_OUTCOME_INDEX.success, 6, undefined);
+    source.bulkheadChanged(7, 1, 0, 4);
+    expect(objects).toEqual([
+      {
+        type: 'call',
+        source: 'pool',
+        at: 3,
+        kind: 'bulkhead',
+        outcome: 'cancelled',
+        durationMs: 4,
+        error: 'why',
+      },
+      { type: 'call', source: 'pool', at: 5, kind: 'bulkhead', outcome: 'success', durationMs: 6 },
+      { type: 'bulkhead.changed', source: 'pool', at: 7, active: 1, queued: 0, capacity: 4 },
+    ]);
+  });
+
+  it('a meter that throws, in forSource or per event, stops nothing', async () => {
+    const sink = new EventSink();
+    const source = sink.source('db', 'retry');
+    const seen: unknown[] = [];
+    const errors = await uncaught(() => {
+      sink.meter({
+        call: () => undefined,
+        bulkheadChanged: () => undefined,
+        forSource: () => {
+          throw new Error('cannot bind');
+        },
+      });
+      sink.meter({
+        call: () => undefined,
+        bulkheadChanged: () => undefined,
+        forSource: () => ({
+          call: () => {
+            throw new Error('meter broke');
+          },
+          bulkheadChanged: () => undefined,
+        }),
+      });
+      sink.meter({ call: (...f) => seen.push(f), bulkheadChanged: () => undefined });
+      source.call(1, CALL_OUTCOME_INDEX.failure, 2, 'x');
+    });
+    expect(seen).toEqual([['db', 1, 'retry', 'failure', 2, 'x']]);
+    expect(errors).toEqual([new Error('cannot bind'), new Error('meter broke')]);
   });
 });

@@ -84,6 +84,22 @@ export interface EventMeter {
     error: unknown,
   ): void;
   bulkheadChanged(source: string, at: number, active: number, queued: number, capacity: number): void;
+  /**
+   * Optional: this meter's part for one source, resolved once. Components that emit through a
+   * {@link SourceEvents} (every built-in policy) call it instead of `call`/`bulkheadChanged`, so a meter
+   * that keeps series per source looks the source up once, not once per event. A meter without it gets
+   * those events through `call`/`bulkheadChanged` as usual.
+   */
+  forSource?(source: string, kind: string): SourceMeter;
+}
+
+/**
+ * A meter's part for one source (see {@link EventMeter.forSource}): the per-call events of that source
+ * with their fields, the outcome given by its index in {@link CALL_OUTCOMES}.
+ */
+export interface SourceMeter {
+  call(at: number, outcome: number, durationMs: number, error: unknown): void;
+  bulkheadChanged(at: number, active: number, queued: number, capacity: number): void;
 }
 
 interface Subscription {
@@ -112,12 +128,16 @@ export class EventSink {
   /** The listeners of a type no subscription names. */
   private wildcard: EventListener[] = [];
   private routes = new Map<string, readonly EventListener[]>();
-  private meters: EventMeter[] = [];
+  /** @internal The meters, replaced (never changed in place) when they change. */
+  meters: readonly EventMeter[] = [];
+  /** @internal Counts every change of the subscriptions: a {@link SourceEvents} re-resolves when it moves. */
+  version = 0;
   private callWanted = false;
   private bulkheadWanted = false;
-  /** Whether some listener takes `call` / `bulkhead.changed` events as objects. */
-  private callObjects = false;
-  private bulkheadObjects = false;
+  /** @internal Whether some listener takes `call` / `bulkhead.changed` events as objects. */
+  callObjects = false;
+  /** @internal */
+  bulkheadObjects = false;
 
   /** True when some listener (or a meter, for `call` and `bulkhead.changed`) wants events of `type`. */
   wants(type: BulwarkEventType): boolean {
@@ -181,7 +201,17 @@ export class EventSink {
     this.deliver(event);
   }
 
-  private deliver(event: BulwarkEvent): void {
+  /**
+   * The per-call events of one source (a policy's name and kind), for the component to keep: each meter's
+   * {@link SourceMeter} for that source is resolved once (and again after the subscriptions change), and
+   * the outcome travels as an index, so a call costs the meters no lookup.
+   */
+  source(source: string, kind: string): SourceEvents {
+    return new SourceEvents(this, source, kind);
+  }
+
+  /** @internal Sends `event` to its listeners only. */
+  deliver(event: BulwarkEvent): void {
     // Routes are replaced, never changed in place: a listener may unsubscribe while we iterate.
     const listeners = this.routes.get(event.type) ?? this.wildcard;
     for (let i = 0; i < listeners.length; i++) {
@@ -265,6 +295,84 @@ export class EventSink {
     this.callWanted = metered || this.callObjects;
     this.bulkheadWanted = metered || this.bulkheadObjects;
     this.listening = this.subscriptions.length > 0 || metered;
+    this.version++;
+  }
+}
+
+const NO_SOURCE_METERS: readonly SourceMeter[] = [];
+
+/** A meter without {@link EventMeter.forSource}, seen as one for a given source. */
+function sourcePart(meter: EventMeter, source: string, kind: string): SourceMeter {
+  if (meter.forSource !== undefined) return meter.forSource(source, kind);
+  return {
+    call: (at, outcome, durationMs, error) =>
+      meter.call(source, at, kind, CALL_OUTCOMES[outcome] as CallOutcome, durationMs, error),
+    bulkheadChanged: (at, active, queued, capacity) =>
+      meter.bulkheadChanged(source, at, active, queued, capacity),
+  };
+}
+
+/**
+ * The `call` and `bulkhead.changed` events of one source, made by {@link EventSink.source}: what a policy
+ * holds and emits through. Each meter gets them through its {@link SourceMeter} for this source, listeners
+ * as event objects (built only when one wants them). Check `events.wants('call')` (a field) first, as for
+ * any event.
+ */
+export class SourceEvents {
+  private version = -1;
+  private meters: readonly SourceMeter[] = NO_SOURCE_METERS;
+
+  constructor(
+    readonly sink: EventSink,
+    readonly source: string,
+    readonly kind: string,
+  ) {}
+
+  /** A call ended: `outcome` is its index in {@link CALL_OUTCOMES}; a success carries no `error`. */
+  call(at: number, outcome: number, durationMs: number, error: unknown): void {
+    const sink = this.sink;
+    if (this.version !== sink.version) this.resolve();
+    const meters = this.meters;
+    for (let i = 0; i < meters.length; i++) {
+      try {
+        (meters[i] as SourceMeter).call(at, outcome, durationMs, error);
+      } catch (e) {
+        reportAsync(e);
+      }
+    }
+    if (!sink.callObjects) return;
+    sink.deliver(
+      callEvent(this.source, at, this.kind, CALL_OUTCOMES[outcome] as CallOutcome, durationMs, error),
+    );
+  }
+
+  bulkheadChanged(at: number, active: number, queued: number, capacity: number): void {
+    const sink = this.sink;
+    if (this.version !== sink.version) this.resolve();
+    const meters = this.meters;
+    for (let i = 0; i < meters.length; i++) {
+      try {
+        (meters[i] as SourceMeter).bulkheadChanged(at, active, queued, capacity);
+      } catch (e) {
+        reportAsync(e);
+      }
+    }
+    if (!sink.bulkheadObjects) return;
+    sink.deliver({ type: 'bulkhead.changed', source: this.source, at, active, queued, capacity });
+  }
+
+  private resolve(): void {
+    const sink = this.sink;
+    this.version = sink.version;
+    const parts: SourceMeter[] = [];
+    for (const meter of sink.meters) {
+      try {
+        parts.push(sourcePart(meter, this.source, this.kind));
+      } catch (e) {
+        reportAsync(e);
+      }
+    }
+    this.meters = parts;
   }
 }
 

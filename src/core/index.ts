@@ -26,6 +26,8 @@ export {
   type EventMeter,
   type EventOf,
   EventSink,
+  type SourceEvents,
+  type SourceMeter,
 } from './events.js';
 export { lognormalFromMedianP99, Random, type Seed } from './random.js';
 export {

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { service } from '../../test/services.js';
 import type { BulwarkEvent } from '../core/events.js';
 import { virtualRuntime } from '../core/runtime.js';
+import { bulkhead } from '../policy/bulkhead.js';
 import { circuitBreaker } from '../policy/circuit-breaker.js';
 import { retry } from '../policy/retry.js';
 import { METRIC_NAMES, OVERFLOW_LABEL, PrometheusMetrics } from './metrics.js';
@@ -395,6 +396,33 @@ describe('PrometheusMetrics', () => {
     expect(sample(text, 'bulwark_calls_total{policy="p1",outcome="success"}')).toBe(1);
     expect(sample(text, `bulwark_calls_total{policy="${OVERFLOW_LABEL}",outcome="success"}`)).toBe(48);
     expect(samples(text).filter((l) => l.startsWith('bulwark_calls_total')).length).toBe(3);
+  });
+
+  it('counts the policies of an attached runtime per source, also after reset() and beyond maxNames', async () => {
+    const rt = virtualRuntime(3);
+    const metrics = new PrometheusMetrics({ maxNames: 1 });
+    metrics.attach(rt.events);
+    const pool = bulkhead({ name: 'pool', limit: 2, runtime: rt });
+    const other = retry({ name: 'other', runtime: rt });
+    const run = () =>
+      rt.clock.run(async () => {
+        await pool.execute(() => rt.clock.sleep(20));
+        await other.execute(() => 1);
+      });
+    await run();
+    let text = await metrics.text();
+    expect(sample(text, 'bulwark_calls_total{policy="pool",outcome="success"}')).toBe(1);
+    expect(sample(text, 'bulwark_call_duration_seconds_sum{policy="pool",outcome="success"}')).toBe(0.02);
+    expect(sample(text, `bulwark_calls_total{policy="${OVERFLOW_LABEL}",outcome="success"}`)).toBe(1);
+    expect(sample(text, 'bulwark_bulkhead_active{policy="pool"}')).toBe(0);
+    metrics.reset();
+    expect(samples(await metrics.text()).filter((l) => l.startsWith('bulwark_calls_total'))).toEqual([]);
+    await run();
+    await run();
+    text = await metrics.text();
+    expect(sample(text, 'bulwark_calls_total{policy="pool",outcome="success"}')).toBe(2);
+    expect(sample(text, `bulwark_calls_total{policy="${OVERFLOW_LABEL}",outcome="success"}`)).toBe(2);
+    expect(sample(text, 'bulwark_bulkhead_active{policy="pool"}')).toBe(0);
   });
 
   it('uses a private registry, never the global one', async () => {

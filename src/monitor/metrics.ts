@@ -4,7 +4,8 @@
  * process-global `prom-client` registry is left to the application.
  *
  * Per-event cost is kept small. `call` events (one per policy per call, the hot path) are counted in
- * plain typed arrays — a map lookup, two increments and a bucket search — and handed to prom-client
+ * plain typed arrays — through a per-policy {@link SourceMeter} that holds its policy's arrays, three
+ * increments and a bucket search — and handed to prom-client
  * only when the registry is collected (a scrape). prom-client's own `inc`/`observe` hash their labels on
  * every call, which costs about a microsecond each. The other events are rare and go to prom-client
  * directly.
@@ -19,6 +20,7 @@ import {
   type CallOutcome,
   type CircuitStateName,
   type EventSink,
+  type SourceMeter,
 } from '../core/events.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
 import { JOB_STATES, type JobOutcome } from '../queue/events.js';
@@ -70,6 +72,8 @@ export interface EventCounter {
   observe(event: BulwarkEvent): void;
   countCall(source: string, outcome: CallOutcome, durationMs: number): void;
   setBulkhead(source: string, active: number): void;
+  /** The same counting for one source, with that source's series resolved once. */
+  forSource?(source: string): SourceMeter;
 }
 
 /**
@@ -81,9 +85,11 @@ export function attachCounter(events: EventSink, counter: EventCounter): () => v
     (event) => counter.observe(event),
     METRIC_EVENT_TYPES.filter((type) => !METERED.has(type)),
   );
+  const forSource = counter.forSource?.bind(counter);
   const unmeter = events.meter({
     call: (source, _at, _kind, outcome, durationMs) => counter.countCall(source, outcome, durationMs),
     bulkheadChanged: (source, _at, active) => counter.setBulkhead(source, active),
+    ...(forSource === undefined ? {} : { forSource: (source: string) => forSource(source) }),
   });
   return () => {
     unsubscribe();
@@ -169,6 +175,54 @@ class CallSeries {
   }
 }
 
+/** Counts one call of outcome `o` (its index in CALL_OUTCOMES) that took `durationMs`. */
+function countInto(series: CallSeries, bounds: Float64Array, o: number, durationMs: number): void {
+  const seconds = durationMs / 1000;
+  const counts = series.counts;
+  const sums = series.sums;
+  counts[o] = (counts[o] as number) + 1;
+  sums[o] = (sums[o] as number) + seconds;
+  let b = 0;
+  while (b < bounds.length && seconds > (bounds[b] as number)) b++;
+  const i = o * series.width + b;
+  series.buckets[i] = (series.buckets[i] as number) + 1;
+}
+
+/**
+ * One policy's part of a {@link PrometheusMetrics}: its call series and bulkhead gauge holder, looked up
+ * on first use and again after `reset()`.
+ */
+class PrometheusSource implements SourceMeter {
+  private epoch = -1;
+  private series: CallSeries | undefined;
+  private holder: { active: number } | undefined;
+
+  constructor(
+    private readonly metrics: PrometheusMetrics,
+    private readonly source: string,
+  ) {}
+
+  call(_at: number, outcome: number, durationMs: number): void {
+    const metrics = this.metrics;
+    if (this.epoch !== metrics.epoch) this.renew();
+    this.series ??= metrics.callSeriesOf(this.source);
+    countInto(this.series, metrics.bounds, outcome, durationMs);
+  }
+
+  bulkheadChanged(_at: number, active: number): void {
+    const metrics = this.metrics;
+    if (this.epoch !== metrics.epoch) this.renew();
+    this.holder ??= metrics.bulkheadHolder(this.source);
+    this.holder.active = active;
+  }
+
+  private renew(): void {
+    this.epoch = this.metrics.epoch;
+    this.series = undefined;
+    this.holder = undefined;
+  }
+}
+
 interface MetricValue {
   labels: Record<string, string | number>;
   value: number;
@@ -186,7 +240,10 @@ export class PrometheusMetrics {
   readonly registry: Registry;
   private readonly names: BoundedNames;
   private readonly calls: Counter<string>;
-  private readonly bounds: Float64Array;
+  /** @internal Upper bounds of the duration buckets, in seconds. */
+  readonly bounds: Float64Array;
+  /** @internal Moves on every `reset()`: the per-source parts look their series up again. */
+  epoch = 0;
   private readonly retryAttempts: Counter<string>;
   private readonly circuitState: Gauge<string>;
   private readonly circuitTransitions: Counter<string>;
@@ -418,36 +475,35 @@ export class PrometheusMetrics {
 
   /** @internal A `call` event's fields (what {@link PrometheusMetrics.observe} does with one). */
   countCall(source: string, outcome: CallOutcome, durationMs: number): void {
-    const series = this.callSeriesOf(source);
-    const o = CALL_OUTCOME_INDEX[outcome];
-    const seconds = durationMs / 1000;
-    const counts = series.counts;
-    const sums = series.sums;
-    counts[o] = (counts[o] as number) + 1;
-    sums[o] = (sums[o] as number) + seconds;
-    const bounds = this.bounds;
-    let b = 0;
-    while (b < bounds.length && seconds > (bounds[b] as number)) b++;
-    const i = o * series.width + b;
-    series.buckets[i] = (series.buckets[i] as number) + 1;
+    countInto(this.callSeriesOf(source), this.bounds, CALL_OUTCOME_INDEX[outcome], durationMs);
   }
 
   /** @internal A `bulkhead.changed` event's fields. */
   setBulkhead(source: string, active: number): void {
+    this.bulkheadHolder(source).active = active;
+  }
+
+  /**
+   * @internal The counting of one source's `call` and `bulkhead.changed` events with its series looked
+   * up once (see `EventMeter.forSource`): what the policies of an attached sink call.
+   */
+  forSource(source: string): SourceMeter {
+    return new PrometheusSource(this, source);
+  }
+
+  /** @internal Where the bulkhead gauge of `source` is held. */
+  bulkheadHolder(source: string): { active: number } {
     const held = this.bulkheadsBySource.get(source);
-    if (held !== undefined) {
-      held.active = active;
-      return;
-    }
+    if (held !== undefined) return held;
     const label = this.bounded(source);
     let holder = this.bulkheads.get(label);
     if (holder === undefined) {
-      holder = { active };
+      holder = { active: 0 };
       this.bulkheads.set(label, holder);
     }
-    holder.active = active;
     // Names beyond maxNames share the overflow holder and are not remembered one by one.
     if (label === source) this.bulkheadsBySource.set(source, holder);
+    return holder;
   }
 
   /** Clears every series (the registry keeps the metric definitions). */
@@ -458,6 +514,7 @@ export class PrometheusMetrics {
     this.bulkheadsBySource.clear();
     this.firing.clear();
     this.names.clear();
+    this.epoch++;
   }
 
   private bounded(name: string): string {
@@ -470,7 +527,8 @@ export class PrometheusMetrics {
       this.circuitState.labels(bounded, state).set(state === current ? 1 : 0);
   }
 
-  private callSeriesOf(source: string): CallSeries {
+  /** @internal The call series of `source` (the overflow series beyond `maxNames`). */
+  callSeriesOf(source: string): CallSeries {
     let series = this.callSeries.get(source);
     if (series === undefined) {
       const policy = this.bounded(source);

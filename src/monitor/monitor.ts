@@ -5,7 +5,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Clock, SystemClock } from '../core/clock.js';
-import { type BulwarkEvent, type CallOutcome, callEvent, type EventSink } from '../core/events.js';
+import {
+  type BulwarkEvent,
+  CALL_OUTCOMES,
+  type CallOutcome,
+  callEvent,
+  type EventSink,
+} from '../core/events.js';
 import type { Runtime } from '../core/runtime.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
 import {
@@ -207,10 +213,33 @@ export class Monitor {
       { except: METERED_EVENT_TYPES },
     );
     const unmeter = events.meter({
-      call: (source, at, kind, outcome, durationMs, error) =>
-        this.recordCall(source, at, kind, outcome, durationMs, error, sameTime ? at : undefined),
-      bulkheadChanged: (source, at, active, queued, capacity) =>
-        this.recordBulkhead(source, at, active, queued, capacity, sameTime ? at : undefined),
+      call: (source, at, kind, outcome, durationMs, error) => {
+        if (this.closed) return;
+        this.metrics.countCall(source, outcome, durationMs);
+        this.observeCall(source, at, kind, outcome, durationMs, error, sameTime ? at : undefined);
+      },
+      bulkheadChanged: (source, at, active, queued, capacity) => {
+        if (this.closed) return;
+        this.metrics.setBulkhead(source, active);
+        this.observeBulkhead(source, at, active, queued, capacity, sameTime ? at : undefined);
+      },
+      // A policy's events, with its Prometheus series resolved once.
+      forSource: (source, kind) => {
+        const prometheus = this.metrics.forSource(source);
+        return {
+          call: (at, outcome, durationMs, error) => {
+            if (this.closed) return;
+            prometheus.call(at, outcome, durationMs, error);
+            const name = CALL_OUTCOMES[outcome] as CallOutcome;
+            this.observeCall(source, at, kind, name, durationMs, error, sameTime ? at : undefined);
+          },
+          bulkheadChanged: (at, active, queued, capacity) => {
+            if (this.closed) return;
+            prometheus.bulkheadChanged(at, active, queued, capacity);
+            this.observeBulkhead(source, at, active, queued, capacity, sameTime ? at : undefined);
+          },
+        };
+      },
     });
     const detach = () => {
       unsubscribe();
@@ -240,8 +269,11 @@ export class Monitor {
     }
   }
 
-  /** A `call` from the meter channel: what {@link Monitor.record} does with the event, without building it. */
-  private recordCall(
+  /**
+   * A `call` from the meter channel, counted in the Prometheus metrics already: the rest of what
+   * {@link Monitor.record} does with the event, without building it.
+   */
+  private observeCall(
     source: string,
     at: number,
     kind: string,
@@ -250,8 +282,6 @@ export class Monitor {
     error: unknown,
     arrivedAt: number | undefined,
   ): void {
-    if (this.closed) return;
-    this.metrics.countCall(source, outcome, durationMs);
     this.live.call(source, kind, outcome, durationMs, error, arrivedAt);
     const watch = this.patternWatch;
     if (watch === undefined && this.openTelemetry === undefined) return;
@@ -263,8 +293,8 @@ export class Monitor {
     }
   }
 
-  /** A `bulkhead.changed` from the meter channel. */
-  private recordBulkhead(
+  /** A `bulkhead.changed` from the meter channel, counted in the Prometheus metrics already. */
+  private observeBulkhead(
     source: string,
     at: number,
     active: number,
@@ -272,8 +302,6 @@ export class Monitor {
     capacity: number,
     arrivedAt: number | undefined,
   ): void {
-    if (this.closed) return;
-    this.metrics.setBulkhead(source, active);
     this.openTelemetry?.observe({ type: 'bulkhead.changed', source, at, active, queued, capacity });
     this.live.bulkheadChanged(source, active, queued, capacity, arrivedAt);
   }

@@ -10,8 +10,8 @@
  */
 import type { Clock } from '../core/clock.js';
 import { BulkheadRejectedError, CancelledError } from '../core/errors.js';
-import type { CallOutcome, EventSink } from '../core/events.js';
-import { emitCall } from './call-event.js';
+import type { EventSink, SourceEvents } from '../core/events.js';
+import { CANCELLED, FAILURE, REJECTED, SUCCESS } from './call-event.js';
 import { type Call, Scope } from './context.js';
 import { commonOptions, intOption, knownKeys } from './options.js';
 import {
@@ -70,6 +70,7 @@ class Permits {
   }
   private readonly clock: Clock;
   private readonly events: EventSink;
+  private readonly calls: SourceEvents;
 
   constructor(
     readonly name: string,
@@ -79,6 +80,7 @@ class Permits {
   ) {
     this.clock = runtime.clock;
     this.events = runtime.events;
+    this.calls = runtime.events.source(name, 'bulkhead');
   }
 
   /** Takes `weight` permits: synchronously when free, else a promise of its turn. Throws to reject. */
@@ -98,7 +100,7 @@ class Permits {
     const now = time.now(this.clock);
     if (scope.isAborted()) {
       const reason = scope.reason;
-      if (this.events.listening) this.emitCall(now, 'cancelled', 0, reason);
+      if (this.events.listening) this.emitCall(now, CANCELLED, 0, reason);
       throw reason;
     }
     if (this.queued >= this.capacity) {
@@ -114,7 +116,7 @@ class Permits {
             queued: this.queued,
           });
         }
-        this.emitCall(now, 'rejected', 0, error);
+        this.emitCall(now, REJECTED, 0, error);
       }
       throw error;
     }
@@ -136,7 +138,7 @@ class Permits {
     if (!events.listening) return;
     const now = time.now(this.clock);
     if (events.wants('bulkhead.changed')) this.emitChanged(now);
-    this.emitCall(now, ok ? 'success' : 'failure', token === undefined ? 0 : now - token, error);
+    this.emitCall(now, ok ? SUCCESS : FAILURE, token === undefined ? 0 : now - token, error);
   }
 
   private drain(): void {
@@ -161,7 +163,7 @@ class Permits {
     if (!events.listening) return;
     const now = this.clock.now();
     if (events.wants('bulkhead.changed')) this.emitChanged(now);
-    this.emitCall(now, 'cancelled', now - waiter.enqueuedAt, reason);
+    this.emitCall(now, CANCELLED, now - waiter.enqueuedAt, reason);
   }
 
   private unlink(waiter: Waiter): void {
@@ -169,11 +171,12 @@ class Permits {
   }
 
   private emitChanged(at: number): void {
-    this.events.emitBulkheadChanged(this.name, at, this.active, this.queued, this.limit);
+    this.calls.bulkheadChanged(at, this.active, this.queued, this.limit);
   }
 
-  private emitCall(at: number, outcome: CallOutcome, durationMs: number, error: unknown): void {
-    emitCall(this.events, this.name, 'bulkhead', at, outcome, durationMs, error);
+  /** `outcome`: its index in `CALL_OUTCOMES`. */
+  private emitCall(at: number, outcome: number, durationMs: number, error: unknown): void {
+    if (this.events.wants('call')) this.calls.call(at, outcome, durationMs, error);
   }
 }
 

@@ -1,17 +1,9 @@
-import type { CallOutcome, EventSink } from '../core/events.js';
+import { CALL_OUTCOME_INDEX } from '../core/events.js';
 
-/**
- * Emits a policy's `call` event when someone wants it (a listener or a meter): one shape for every
- * policy, and a success carries no `error` field.
- */
-export function emitCall(
-  events: EventSink,
-  source: string,
-  kind: string,
-  at: number,
-  outcome: CallOutcome,
-  durationMs: number,
-  error: unknown,
-): void {
-  if (events.wants('call')) events.emitCall(source, at, kind, outcome, durationMs, error);
-}
+/** The outcomes' indices (in `CALL_OUTCOMES`), as policies report them through their `SourceEvents`. */
+export const SUCCESS = CALL_OUTCOME_INDEX.success;
+export const FAILURE = CALL_OUTCOME_INDEX.failure;
+export const REJECTED = CALL_OUTCOME_INDEX.rejected;
+export const TIMEOUT = CALL_OUTCOME_INDEX.timeout;
+export const CANCELLED = CALL_OUTCOME_INDEX.cancelled;
+export const FALLBACK = CALL_OUTCOME_INDEX.fallback;

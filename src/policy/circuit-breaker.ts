@@ -11,10 +11,10 @@
 import type { Clock } from '../core/clock.js';
 import type { Duration } from '../core/duration.js';
 import { BrokenCircuitError, IsolatedCircuitError, isBulwarkError } from '../core/errors.js';
-import type { CircuitStateName, EventSink } from '../core/events.js';
+import type { CircuitStateName, EventSink, SourceEvents } from '../core/events.js';
 import type { Random } from '../core/random.js';
 import { type Backoff, isBackoff } from './backoff.js';
-import { emitCall } from './call-event.js';
+import { CANCELLED, FAILURE, REJECTED, SUCCESS } from './call-event.js';
 import {
   commonOptions,
   durationOption,
@@ -375,6 +375,7 @@ export class CircuitBreaker extends BasePolicy {
 
   private readonly clock: Clock;
   private readonly events: EventSink;
+  private readonly calls: SourceEvents;
   private readonly random: Random | undefined;
   /** Consecutive strategy threshold, or 0 with the sliding-window failure ratio. */
   private readonly threshold: number;
@@ -411,6 +412,7 @@ export class CircuitBreaker extends BasePolicy {
     this.name = name;
     this.clock = runtime.clock;
     this.events = runtime.events;
+    this.calls = runtime.events.source(name, WHERE);
 
     const o = options;
     const ratioMode = o.failureRatio !== undefined;
@@ -599,7 +601,7 @@ export class CircuitBreaker extends BasePolicy {
         at: now,
         state: NAMES[state] as CircuitStateName,
       });
-      emitCall(events, this.name, WHERE, now, 'rejected', 0, error);
+      if (events.wants('call')) this.calls.call(now, REJECTED, 0, error);
     }
     throw error;
   }
@@ -625,9 +627,10 @@ export class CircuitBreaker extends BasePolicy {
     let now = Number.NaN;
     if (!Number.isNaN(start)) {
       now = time.now(this.clock);
-      const events = this.events;
-      const outcome = ok ? 'success' : isBulwarkError(error, 'CANCELLED') ? 'cancelled' : 'failure';
-      emitCall(events, this.name, WHERE, now, outcome, now - start, error);
+      if (this.events.wants('call')) {
+        const outcome = ok ? SUCCESS : isBulwarkError(error, 'CANCELLED') ? CANCELLED : FAILURE;
+        this.calls.call(now, outcome, now - start, ok ? undefined : error);
+      }
     }
     // Ignored errors, and calls admitted before the last transition, leave the counters alone.
     if (epoch !== this.epoch || (!ok && !failed)) return error;

@@ -3,8 +3,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import { isBulwarkError } from '../core/errors.js';
-import type { CallOutcome, EventSink } from '../core/events.js';
-import { emitCall } from './call-event.js';
+import { CALL_OUTCOME_INDEX, type CallOutcome, type EventSink, type SourceEvents } from '../core/events.js';
 import type { Call, PolicyContext } from './context.js';
 import { commonOptions, functionOption, knownKeys } from './options.js';
 import type { Next, PolicyOptions, Stage } from './policy.js';
@@ -39,6 +38,7 @@ export class FallbackPolicy<F = unknown> extends BasePolicy {
   private readonly value: F | undefined;
   private readonly clock: Clock;
   private readonly events: EventSink;
+  private readonly calls: SourceEvents;
 
   constructor(valueOrFn: F | FallbackFunction<F>, options: FallbackOptions = {}) {
     super();
@@ -56,6 +56,7 @@ export class FallbackPolicy<F = unknown> extends BasePolicy {
     }
     this.clock = runtime.clock;
     this.events = runtime.events;
+    this.calls = runtime.events.source(name, this.kind);
     this.stage = { kind: 'wrap', run: (next, call) => this.guard(next, call) };
     if (this.events.wants('policy.created')) {
       this.events.emit({ type: 'policy.created', source: name, at: this.clock.now(), kind: this.kind });
@@ -107,7 +108,7 @@ export class FallbackPolicy<F = unknown> extends BasePolicy {
   private report(startedAt: number, outcome: CallOutcome, error: unknown): void {
     if (!this.events.wants('call')) return;
     const at = this.clock.now();
-    emitCall(this.events, this.name, this.kind, at, outcome, at - startedAt, error);
+    this.calls.call(at, CALL_OUTCOME_INDEX[outcome], at - startedAt, error);
   }
 }
 

@@ -4,8 +4,7 @@
 import type { Clock, Timer, TimerQueue } from '../core/clock.js';
 import type { Duration } from '../core/duration.js';
 import { CancelledError, HedgeError, isBulwarkError } from '../core/errors.js';
-import type { CallOutcome, EventSink } from '../core/events.js';
-import { emitCall } from './call-event.js';
+import { CALL_OUTCOME_INDEX, type CallOutcome, type EventSink, type SourceEvents } from '../core/events.js';
 import { Call, type Scope } from './context.js';
 import { commonOptions, durationOption, functionOption, intOption, invalid, knownKeys } from './options.js';
 import type { Next, PolicyOptions, Stage } from './policy.js';
@@ -180,10 +179,10 @@ class HedgeRace<T> {
   }
 
   private report(outcome: CallOutcome, error: unknown): void {
-    const { events, clock, name } = this.hedge;
+    const { events, clock, calls } = this.hedge;
     if (this.startedAt < 0 || !events.wants('call')) return;
     const at = clock.now();
-    emitCall(events, name, 'hedge', at, outcome, at - this.startedAt, error);
+    calls.call(at, CALL_OUTCOME_INDEX[outcome], at - this.startedAt, error);
   }
 }
 
@@ -199,7 +198,10 @@ class HedgeStage {
     readonly events: EventSink,
   ) {
     this.delays = clock.timerQueue(delayMs);
+    this.calls = events.source(name, 'hedge');
   }
+
+  readonly calls: SourceEvents;
 
   /** Every race waits the same delay, so the timers share one queue (cheap to set and cancel). */
   readonly delays: TimerQueue;

@@ -71,11 +71,12 @@ export interface RetryLoop<State = unknown, Watch = unknown> {
    */
   begin?(call: Call, time: SharedTime): Watch;
   /**
-   * Called once per call when it ends for the caller: `ok` with the value returned (possibly a result the
-   * loop gave up retrying), or the error it rejects with (including a wait cancelled by the caller).
-   * `time` is the time the last attempt's layers exited (or the wait ended).
+   * Called once per call when it ends for the caller: `ok` with the value returned, or the error it
+   * rejects with (including a wait cancelled by the caller). `gaveUp` is true when the value returned is
+   * a result the loop wanted to retry but ran out of attempts for. `time` is the time the last attempt's
+   * layers exited (or the wait ended).
    */
-  end?(watch: Watch, ok: boolean, outcome: unknown, scope: Scope, time: SharedTime): void;
+  end?(watch: Watch, ok: boolean, outcome: unknown, scope: Scope, time: SharedTime, gaveUp: boolean): void;
   /**
    * Called after attempt `attempt` failed (`isResult` false: `outcome` is the error) or returned a result
    * that should be retried (`isResult` true). Returns the state for the next attempt, whose `delay` is the

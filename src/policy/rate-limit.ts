@@ -13,8 +13,8 @@
 import type { Clock, Timer } from '../core/clock.js';
 import type { Duration } from '../core/duration.js';
 import { RateLimitedError } from '../core/errors.js';
-import type { CallOutcome, EventSink } from '../core/events.js';
-import { emitCall } from './call-event.js';
+import type { EventSink, SourceEvents } from '../core/events.js';
+import { CANCELLED, FAILURE, REJECTED, SUCCESS } from './call-event.js';
 import type { Call, Scope } from './context.js';
 import { commonOptions, durationOption, intOption, invalid, knownKeys, oneOf } from './options.js';
 import type { Interceptor, PolicyOptions, SharedTime, Stage } from './policy.js';
@@ -96,6 +96,7 @@ class Bucket implements Interceptor<Token> {
   private timerAt = 0;
   private readonly clock: Clock;
   private readonly events: EventSink;
+  private readonly calls: SourceEvents;
 
   constructor(
     readonly name: string,
@@ -111,6 +112,7 @@ class Bucket implements Interceptor<Token> {
     this.tolerance = period * 1e-9;
     this.clock = runtime.clock;
     this.events = runtime.events;
+    this.calls = runtime.events.source(name, 'rateLimit');
   }
 
   tokensAt(now: number): number {
@@ -132,7 +134,7 @@ class Bucket implements Interceptor<Token> {
   exit(token: Token, ok: boolean, error: unknown, time: SharedTime): unknown {
     if (this.events.listening) {
       const now = time.now(this.clock);
-      this.emitCall(now, ok ? 'success' : 'failure', token === undefined ? 0 : now - token, error);
+      this.emitCall(now, ok ? SUCCESS : FAILURE, token === undefined ? 0 : now - token, error);
     }
     return error;
   }
@@ -143,7 +145,7 @@ class Bucket implements Interceptor<Token> {
     if (this.mode === 'reject') this.reject(now, wait);
     if (scope.isAborted()) {
       const reason = scope.reason;
-      if (this.events.listening) this.emitCall(now, 'cancelled', 0, reason);
+      if (this.events.listening) this.emitCall(now, CANCELLED, 0, reason);
       throw reason;
     }
     if (this.queued >= this.maxQueue || wait > this.maxWait) this.reject(now, wait);
@@ -167,7 +169,7 @@ class Bucket implements Interceptor<Token> {
       if (events.wants('ratelimit.rejected')) {
         events.emit({ type: 'ratelimit.rejected', source: this.name, at: now, retryAfterMs: retryAfter });
       }
-      this.emitCall(now, 'rejected', 0, error);
+      this.emitCall(now, REJECTED, 0, error);
     }
     throw error;
   }
@@ -219,7 +221,7 @@ class Bucket implements Interceptor<Token> {
     }
     if (this.events.listening) {
       const now = this.clock.now();
-      this.emitCall(now, 'cancelled', now - waiter.enqueuedAt, reason);
+      this.emitCall(now, CANCELLED, now - waiter.enqueuedAt, reason);
     }
   }
 
@@ -227,8 +229,9 @@ class Bucket implements Interceptor<Token> {
     this.waiters.remove(waiter);
   }
 
-  private emitCall(at: number, outcome: CallOutcome, durationMs: number, error: unknown): void {
-    emitCall(this.events, this.name, 'rateLimit', at, outcome, durationMs, error);
+  /** `outcome`: its index in `CALL_OUTCOMES`. */
+  private emitCall(at: number, outcome: number, durationMs: number, error: unknown): void {
+    if (this.events.wants('call')) this.calls.call(at, outcome, durationMs, error);
   }
 }
 

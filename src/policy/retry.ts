@@ -5,11 +5,11 @@
  */
 import type { Duration } from '../core/duration.js';
 import { isBulwarkError, isNonRetryable } from '../core/errors.js';
-import type { CallOutcome, EventSink } from '../core/events.js';
+import type { EventSink, SourceEvents } from '../core/events.js';
 import type { Random } from '../core/random.js';
 import type { Runtime } from '../core/runtime.js';
 import { type Backoff, backoff as backoffs, isBackoff } from './backoff.js';
-import { emitCall } from './call-event.js';
+import { CANCELLED, FAILURE, SUCCESS } from './call-event.js';
 import { type Scope, waitInScope } from './context.js';
 import { commonOptions, durationOption, functionOption, intOption, invalid, knownKeys } from './options.js';
 import type { PolicyOptions, RetryLoop, SharedTime, Stage } from './policy.js';
@@ -68,13 +68,6 @@ class RetryState {
   ) {}
 }
 
-/** A call that started while someone listened for `call` events. */
-class Watched {
-  /** True when attempts ran out on a result `retryOnResult` wanted retried: reported as a failure. */
-  gaveUpOnResult = false;
-  constructor(readonly startedAt: number) {}
-}
-
 interface ResponseLike {
   readonly headers: { get(name: string): string | null };
 }
@@ -118,8 +111,9 @@ function retryAfterHint(outcome: unknown, isResult: boolean, clock: { now(): num
   return isResponseLike(response) ? headerHint(response, clock.now()) : undefined;
 }
 
-function outcomeOf(error: unknown, scope: Scope): CallOutcome {
-  return scope.isAborted() || isBulwarkError(error, 'CANCELLED') ? 'cancelled' : 'failure';
+/** The outcome (its index in `CALL_OUTCOMES`) of a call that failed with `error`. */
+function outcomeOf(error: unknown, scope: Scope): number {
+  return scope.isAborted() || isBulwarkError(error, 'CANCELLED') ? CANCELLED : FAILURE;
 }
 
 /**
@@ -137,12 +131,13 @@ export class RetryPolicy extends BasePolicy {
   readonly maxDelay: number;
 
   private readonly events: EventSink;
+  private readonly calls: SourceEvents;
   private readonly clock: Runtime['clock'];
   private readonly random: Random;
   private readonly retryOn: ((error: unknown) => boolean) | undefined;
   private readonly retryNonRetryable: boolean;
   private readonly onRetry: ((info: RetryInfo) => void) | undefined;
-  private readonly loop: RetryLoop<RetryState, Watched | undefined>;
+  private readonly loop: RetryLoop<RetryState, number | undefined>;
 
   constructor(options: RetryOptions = {}) {
     super();
@@ -151,6 +146,7 @@ export class RetryPolicy extends BasePolicy {
     const { name, runtime } = commonOptions('retry', options);
     this.name = name;
     this.events = runtime.events;
+    this.calls = runtime.events.source(name, 'retry');
     this.clock = runtime.clock;
     this.random = runtime.random.fork(`retry:${name}`);
     this.maxAttempts = intOption(where, 'maxAttempts', options.maxAttempts, 3, 1);
@@ -178,18 +174,18 @@ export class RetryPolicy extends BasePolicy {
     this.onRetry = functionOption(where, 'onRetry', options.onRetry);
 
     this.loop = {
-      begin: (_call, time) => (this.events.wants('call') ? new Watched(time.now(this.clock)) : undefined),
-      afterFailure: (outcome, isResult, attempt, state, scope, watched) => {
-        const step = this.afterFailure(outcome, isResult, attempt, state, scope);
-        if (step === undefined && isResult && watched !== undefined) watched.gaveUpOnResult = true;
-        return step;
-      },
+      // The watch is the call's start time, when someone listened for `call` events then.
+      begin: (_call, time) => (this.events.wants('call') ? time.now(this.clock) : undefined),
+      afterFailure: (outcome, isResult, attempt, state, scope) =>
+        this.afterFailure(outcome, isResult, attempt, state, scope),
       retryResult: retryOnResult,
       wait: (delay, scope) => this.wait(delay, scope),
-      end: (watched, ok, outcome, scope, time) => {
-        if (watched === undefined) return;
-        if (ok) this.report(watched, watched.gaveUpOnResult ? 'failure' : 'success', outcome, time);
-        else this.report(watched, outcomeOf(outcome, scope), outcome, time);
+      end: (startedAt, ok, outcome, scope, time, gaveUp) => {
+        if (startedAt === undefined) return;
+        // A result retried until attempts ran out counts as a failure.
+        if (!ok) this.report(startedAt, outcomeOf(outcome, scope), outcome, time);
+        else if (gaveUp) this.report(startedAt, FAILURE, outcome, time);
+        else this.report(startedAt, SUCCESS, undefined, time);
       },
     };
     this.stage = { kind: 'loop', loop: this.loop as RetryLoop };
@@ -198,10 +194,11 @@ export class RetryPolicy extends BasePolicy {
     }
   }
 
-  private report(watched: Watched, outcome: CallOutcome, error: unknown, time: SharedTime): void {
+  /** `outcome`: its index in `CALL_OUTCOMES`. */
+  private report(startedAt: number, outcome: number, error: unknown, time: SharedTime): void {
     if (!this.events.wants('call')) return;
     const at = time.now(this.clock);
-    emitCall(this.events, this.name, 'retry', at, outcome, at - watched.startedAt, error);
+    this.calls.call(at, outcome, at - startedAt, error);
   }
 
   private afterFailure(

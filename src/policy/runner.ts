@@ -58,12 +58,12 @@ class CallRun<T> implements SharedTime {
     if (begin !== undefined) this.watch = begin(current, this);
   }
 
-  /** Tells the loop the call ended (once), then returns. */
-  end(ok: boolean, outcome: unknown): void {
+  /** Tells the loop the call ended (once), then returns; `gaveUp`: see `RetryLoop.end`. */
+  end(ok: boolean, outcome: unknown, gaveUp = false): void {
     const loop = this.segment.loop;
     if (loop?.end === undefined) return;
     try {
-      loop.end(this.watch, ok, outcome, this.call.scope, this);
+      loop.end(this.watch, ok, outcome, this.call.scope, this, gaveUp);
     } catch (error) {
       reportAsync(error);
     }
@@ -264,7 +264,7 @@ class Attempt<T> implements AbandonTarget {
     }
     const decision = run.decide(outcome, ok, this.attempt, this.state);
     if (decision === GIVE_UP) {
-      run.end(ok, outcome);
+      run.end(ok, outcome, ok);
       if (ok) this.resolve(outcome as T);
       else this.reject(outcome);
       return;
@@ -446,7 +446,7 @@ class DirectAttempt<T> extends CallRun<T> {
     if (run.segment.loop === undefined) return Promise.reject(outcome);
     const decision = run.decide(outcome, ok, 1, undefined);
     if (decision === GIVE_UP) {
-      run.end(ok, outcome);
+      run.end(ok, outcome, ok);
       return ok ? Promise.resolve(outcome as T) : Promise.reject(outcome);
     }
     if ('error' in decision) {

@@ -8,8 +8,8 @@
 import type { Clock, QueueEntry, TimerQueue } from '../core/clock.js';
 import type { Duration } from '../core/duration.js';
 import { isBulwarkError, TimeoutError } from '../core/errors.js';
-import type { CallOutcome, EventSink } from '../core/events.js';
-import { emitCall } from './call-event.js';
+import type { EventSink, SourceEvents } from '../core/events.js';
+import { CANCELLED, FAILURE, SUCCESS, TIMEOUT } from './call-event.js';
 import { Call, type Scope } from './context.js';
 import { commonOptions, durationOption, invalid, knownKeys, oneOf } from './options.js';
 import type { AbandonTarget, Interceptor, PolicyOptions, SharedTime, Stage } from './policy.js';
@@ -85,6 +85,7 @@ function onDeadline(call: TimedCall): void {
 
 class TimeoutInterceptor implements Interceptor<TimedCall> {
   private readonly deadlines: TimerQueue;
+  private readonly calls: SourceEvents;
 
   constructor(
     readonly name: string,
@@ -93,6 +94,7 @@ class TimeoutInterceptor implements Interceptor<TimedCall> {
     readonly events: EventSink,
   ) {
     this.deadlines = clock.timerQueue(timeoutMs);
+    this.calls = events.source(name, WHERE);
   }
 
   enter(call: Call, time: SharedTime): TimedCall {
@@ -122,15 +124,15 @@ class TimeoutInterceptor implements Interceptor<TimedCall> {
       error = timedOut;
     }
     if (timed.startedAt >= 0 && this.events.wants('call')) {
-      const outcome: CallOutcome = ok
-        ? 'success'
+      const outcome = ok
+        ? SUCCESS
         : timedOut !== undefined
-          ? 'timeout'
+          ? TIMEOUT
           : scope.aborted || isBulwarkError(error, 'CANCELLED')
-            ? 'cancelled'
-            : 'failure';
+            ? CANCELLED
+            : FAILURE;
       const at = time.now(this.clock);
-      emitCall(this.events, this.name, 'timeout', at, outcome, at - timed.startedAt, error);
+      this.calls.call(at, outcome, at - timed.startedAt, ok ? undefined : error);
     }
     return error;
   }
