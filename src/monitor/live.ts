@@ -32,6 +32,23 @@ const MAX_ERROR_KINDS = 16;
 const MAX_RECENT_RUNS = 20;
 const OTHER = 'other';
 const MAX_TRANSITIONS = 512;
+const SUCCESS = CALL_OUTCOME_INDEX.success;
+const FAILURE = CALL_OUTCOME_INDEX.failure;
+
+/** One policy's events, as {@link LiveAggregator.source} takes them (`outcome`: its index in `CALL_OUTCOMES`). */
+export interface LivePolicy {
+  call(outcome: number, durationMs: number, error: unknown, arrivedAt: number | undefined): void;
+  bulkheadChanged(active: number, queued: number, capacity: number, arrivedAt: number | undefined): void;
+}
+
+/** Counts by outcome index as a record by outcome name. */
+function outcomesRecord(counts: Float64Array): Record<CallOutcome, number> {
+  const out = {} as Record<CallOutcome, number>;
+  CALL_OUTCOMES.forEach((outcome, o) => {
+    out[outcome] = counts[o] as number;
+  });
+  return out;
+}
 
 /** Severity of a circuit state: what a sparkline shows when several states happened in one second. */
 const SEVERITY: Record<CircuitStateName, number> = { closed: 0, 'half-open': 1, open: 2, isolated: 3 };
@@ -159,14 +176,8 @@ class MinuteRollup {
 
 class PolicyStats {
   kind = '';
-  readonly outcomes: Record<CallOutcome, number> = {
-    success: 0,
-    failure: 0,
-    rejected: 0,
-    timeout: 0,
-    cancelled: 0,
-    fallback: 0,
-  };
+  /** Calls by outcome index (see `CALL_OUTCOMES`). */
+  readonly outcomes = new Float64Array(CALL_OUTCOMES.length);
   readonly errors = new Map<string, number>();
   retries = 0;
   timeouts = 0;
@@ -358,7 +369,29 @@ export class LiveAggregator {
     error: unknown,
     arrivedAt?: number,
   ): void {
-    this.countCall(this.arrive(arrivedAt), source, kind, outcome, durationMs, error);
+    const second = this.arrive(arrivedAt);
+    const p = this.policy(source);
+    if (p !== undefined) this.countCall(second, p, kind, CALL_OUTCOME_INDEX[outcome], durationMs, error);
+  }
+
+  /**
+   * The `call` and `bulkhead.changed` events of one policy, its stats looked up once (a policy shown
+   * stays shown): what the monitor's per-source meter calls. `outcome` is an index in `CALL_OUTCOMES`.
+   */
+  source(name: string, kind: string): LivePolicy {
+    let stats: PolicyStats | undefined;
+    return {
+      call: (outcome, durationMs, error, arrivedAt) => {
+        const second = this.arrive(arrivedAt);
+        const p = stats ?? (stats = this.policy(name));
+        if (p !== undefined) this.countCall(second, p, kind, outcome, durationMs, error);
+      },
+      bulkheadChanged: (active, queued, capacity, arrivedAt) => {
+        this.arrive(arrivedAt);
+        const p = stats ?? (stats = this.policy(name));
+        if (p !== undefined) this.setBulkheadOf(p, active, queued, capacity);
+      },
+    };
   }
 
   /** Records a `bulkhead.changed` event given by its fields. */
@@ -391,33 +424,34 @@ export class LiveAggregator {
     return Math.floor(now / 1000);
   }
 
+  /** Counts a call of outcome `o` (its index in `CALL_OUTCOMES`). */
   private countCall(
     second: number,
-    source: string,
+    p: PolicyStats,
     kind: string,
-    outcome: CallOutcome,
+    o: number,
     durationMs: number,
     error: unknown,
   ): void {
-    const p = this.policy(source);
-    if (p === undefined) return;
     if (p.kind === '') p.kind = kind;
-    p.outcomes[outcome]++;
+    p.outcomes[o] = (p.outcomes[o] as number) + 1;
     p.calls.add(second, 1);
     p.latency.record(second, durationMs);
     const outcomes = this.policyRollup(p).outcomes;
-    const o = CALL_OUTCOME_INDEX[outcome];
     outcomes[o] = (outcomes[o] as number) + 1;
-    if (outcome !== 'success') {
+    if (o !== SUCCESS) {
       p.failures.add(second, 1);
-      const errorKindName = outcome === 'failure' ? errorKind(error) : outcome.toUpperCase();
+      const errorKindName = o === FAILURE ? errorKind(error) : (CALL_OUTCOMES[o] as string).toUpperCase();
       bump(p.errors, errorKindName, 1, MAX_ERROR_KINDS);
     }
   }
 
   private setBulkhead(source: string, active: number, queued: number, capacity: number): void {
     const p = this.policy(source);
-    if (p === undefined) return;
+    if (p !== undefined) this.setBulkheadOf(p, active, queued, capacity);
+  }
+
+  private setBulkheadOf(p: PolicyStats, active: number, queued: number, capacity: number): void {
     const b = p.bulkhead;
     if (b === undefined) p.bulkhead = { active, queued, capacity };
     else {
@@ -447,9 +481,13 @@ export class LiveAggregator {
         if (event.kind === 'circuitBreaker' && p.state === undefined) p.state = 'closed';
         return;
       }
-      case 'call':
-        this.countCall(second, event.source, event.kind, event.outcome, event.durationMs, event.error);
+      case 'call': {
+        const p = this.policy(event.source);
+        if (p === undefined) return;
+        const o = CALL_OUTCOME_INDEX[event.outcome];
+        this.countCall(second, p, event.kind, o, event.durationMs, event.error);
         return;
+      }
       case 'retry': {
         const p = this.policy(event.source);
         if (p === undefined) return;
@@ -649,14 +687,15 @@ export class LiveAggregator {
     const second = Math.floor(now / 1000);
     const policies: PolicySnapshot[] = [];
     for (const p of this.policies.values()) {
-      const total = Object.values(p.outcomes).reduce((a, b) => a + b, 0);
+      const outcomes = outcomesRecord(p.outcomes);
+      const total = Object.values(outcomes).reduce((a, b) => a + b, 0);
       const lastMinute = p.calls.sum(second, 60);
       const failedLastMinute = p.failures.sum(second, 60);
       const successRate =
         lastMinute > 0
           ? (lastMinute - failedLastMinute) / lastMinute
           : total > 0
-            ? p.outcomes.success / total
+            ? outcomes.success / total
             : null;
       const latency = p.latency.merged(second);
       const empty = latency.count === 0;
@@ -665,11 +704,11 @@ export class LiveAggregator {
         name: p.name,
         kind: p.kind,
         total,
-        outcomes: { ...p.outcomes },
+        outcomes,
         rate: p.calls.sum(second, 10) / 10,
         successRate,
         errorRate:
-          lastMinute > 0 ? failedLastMinute / lastMinute : total > 0 ? 1 - p.outcomes.success / total : 0,
+          lastMinute > 0 ? failedLastMinute / lastMinute : total > 0 ? 1 - outcomes.success / total : 0,
         errors: Object.fromEntries(p.errors),
         retries: p.retries,
         timeouts: p.timeouts,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../core/clock.js';
-import { type BulwarkEvent, EventSink } from '../core/events.js';
+import { type BulwarkEvent, CALL_OUTCOME_INDEX, EventSink, type SourceEvents } from '../core/events.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { bulkhead } from '../policy/bulkhead.js';
 import { retry } from '../policy/retry.js';
@@ -39,31 +39,58 @@ function sequence(): BulwarkEvent[] {
   return events;
 }
 
-/** Sends `event` the way policies do: field entry points for the metered types, `emit` for the rest. */
-function send(sink: EventSink, e: BulwarkEvent, objects: boolean): void {
-  if (!objects && e.type === 'call') sink.emitCall(e.source, e.at, e.kind, e.outcome, e.durationMs, e.error);
-  else if (!objects && e.type === 'bulkhead.changed')
+type Via = 'objects' | 'fields' | 'sources';
+const VIAS: readonly Via[] = ['objects', 'fields', 'sources'];
+
+/**
+ * Sends `event` to `sink`: metered types as objects (`emit`), by their fields (`emitCall`, …), or through
+ * a per-source {@link SourceEvents} as policies do (one per source and kind, kept); `emit` for the rest.
+ */
+function send(sink: EventSink, e: BulwarkEvent, via: Via): void {
+  if (via === 'fields' && e.type === 'call')
+    sink.emitCall(e.source, e.at, e.kind, e.outcome, e.durationMs, e.error);
+  else if (via === 'fields' && e.type === 'bulkhead.changed')
     sink.emitBulkheadChanged(e.source, e.at, e.active, e.queued, e.capacity);
+  else if (via === 'sources' && e.type === 'call')
+    sourceOf(sink, e.source, e.kind).call(e.at, CALL_OUTCOME_INDEX[e.outcome], e.durationMs, e.error);
+  else if (via === 'sources' && e.type === 'bulkhead.changed')
+    sourceOf(sink, e.source, 'bulkhead').bulkheadChanged(e.at, e.active, e.queued, e.capacity);
   else sink.emit(e);
+}
+
+const sources = new WeakMap<EventSink, Map<string, SourceEvents>>();
+function sourceOf(sink: EventSink, source: string, kind: string): SourceEvents {
+  let bySink = sources.get(sink);
+  if (bySink === undefined) {
+    bySink = new Map();
+    sources.set(sink, bySink);
+  }
+  const key = `${source}/${kind}`;
+  let found = bySink.get(key);
+  if (found === undefined) {
+    found = sink.source(source, kind);
+    bySink.set(key, found);
+  }
+  return found;
 }
 
 describe('Prometheus metrics review: meter path and observe agree', () => {
   for (const maxNames of [1000, 3]) {
-    for (const objects of [false, true]) {
-      it(`same exposition text (maxNames ${maxNames}, metered types sent as ${objects ? 'objects' : 'fields'})`, async () => {
+    for (const via of VIAS) {
+      it(`same exposition text (maxNames ${maxNames}, metered types sent as ${via})`, async () => {
         const viaSink = new PrometheusMetrics({ maxNames });
         const direct = new PrometheusMetrics({ maxNames });
         const sink = new EventSink();
         const detach = viaSink.attach(sink);
         for (const e of sequence()) {
-          send(sink, e, objects);
+          send(sink, e, via);
           direct.observe(e);
         }
         expect(await viaSink.text()).toBe(await direct.text());
         viaSink.reset();
         direct.reset();
         for (const e of sequence().reverse()) {
-          send(sink, e, objects);
+          send(sink, e, via);
           direct.observe(e);
         }
         expect(await viaSink.text()).toBe(await direct.text());
@@ -77,22 +104,25 @@ describe('Prometheus metrics review: meter path and observe agree', () => {
 });
 
 describe('Monitor review', () => {
-  it('counts the same through attach (meters) as through ingest (objects)', async () => {
-    const clock = new VirtualClock({ start: 1e12 });
-    const attached = createMonitor({ clock, history: false });
-    const ingested = createMonitor({ clock, history: false });
-    const sink = new EventSink();
-    attached.attach(sink);
-    for (const e of sequence()) {
-      send(sink, e, false);
-      ingested.ingest(e);
-    }
-    expect(await attached.metrics.text()).toBe(await ingested.metrics.text());
-    expect(attached.snapshot().policies).toEqual(ingested.snapshot().policies);
-    await attached.close();
-    await ingested.close();
-    expect(sink.listening).toBe(false);
-  });
+  for (const via of VIAS) {
+    it(`counts the same through attach (metered types sent as ${via}) as through ingest`, async () => {
+      const clock = new VirtualClock({ start: 1e12 });
+      const attached = createMonitor({ clock, history: false, maxNames: 3 });
+      const ingested = createMonitor({ clock, history: false, maxNames: 3 });
+      const sink = new EventSink();
+      attached.attach(sink);
+      for (const e of sequence()) {
+        send(sink, e, via);
+        ingested.ingest(e);
+      }
+      expect(await attached.metrics.text()).toBe(await ingested.metrics.text());
+      expect(attached.snapshot().policies).toEqual(ingested.snapshot().policies);
+      expect(attached.patternsSnapshot()).toEqual(ingested.patternsSnapshot());
+      await attached.close();
+      await ingested.close();
+      expect(sink.listening).toBe(false);
+    });
+  }
 
   it('watches two runtimes, detaches one at a time, and leaves no meter behind', async () => {
     const a = virtualRuntime(1);

@@ -216,27 +216,31 @@ export class Monitor {
       call: (source, at, kind, outcome, durationMs, error) => {
         if (this.closed) return;
         this.metrics.countCall(source, outcome, durationMs);
-        this.observeCall(source, at, kind, outcome, durationMs, error, sameTime ? at : undefined);
+        this.live.call(source, kind, outcome, durationMs, error, sameTime ? at : undefined);
+        this.keepCall(source, at, kind, outcome, durationMs, error);
       },
       bulkheadChanged: (source, at, active, queued, capacity) => {
         if (this.closed) return;
         this.metrics.setBulkhead(source, active);
-        this.observeBulkhead(source, at, active, queued, capacity, sameTime ? at : undefined);
+        this.live.bulkheadChanged(source, active, queued, capacity, sameTime ? at : undefined);
+        this.openTelemetry?.observe({ type: 'bulkhead.changed', source, at, active, queued, capacity });
       },
-      // A policy's events, with its Prometheus series resolved once.
+      // A policy's events, with its Prometheus series and live stats resolved once.
       forSource: (source, kind) => {
         const prometheus = this.metrics.forSource(source);
+        const live = this.live.source(source, kind);
         return {
           call: (at, outcome, durationMs, error) => {
             if (this.closed) return;
             prometheus.call(at, outcome, durationMs, error);
-            const name = CALL_OUTCOMES[outcome] as CallOutcome;
-            this.observeCall(source, at, kind, name, durationMs, error, sameTime ? at : undefined);
+            live.call(outcome, durationMs, error, sameTime ? at : undefined);
+            this.keepCall(source, at, kind, CALL_OUTCOMES[outcome] as CallOutcome, durationMs, error);
           },
           bulkheadChanged: (at, active, queued, capacity) => {
             if (this.closed) return;
             prometheus.bulkheadChanged(at, active, queued, capacity);
-            this.observeBulkhead(source, at, active, queued, capacity, sameTime ? at : undefined);
+            live.bulkheadChanged(active, queued, capacity, sameTime ? at : undefined);
+            this.openTelemetry?.observe({ type: 'bulkhead.changed', source, at, active, queued, capacity });
           },
         };
       },
@@ -270,40 +274,26 @@ export class Monitor {
   }
 
   /**
-   * A `call` from the meter channel, counted in the Prometheus metrics already: the rest of what
-   * {@link Monitor.record} does with the event, without building it.
+   * A `call` from the meter channel, counted in the metrics and the live view already: what else
+   * {@link Monitor.record} does with the event (OpenTelemetry, pattern analysis), building no object
+   * unless OpenTelemetry needs one.
    */
-  private observeCall(
+  private keepCall(
     source: string,
     at: number,
     kind: string,
     outcome: CallOutcome,
     durationMs: number,
     error: unknown,
-    arrivedAt: number | undefined,
   ): void {
-    this.live.call(source, kind, outcome, durationMs, error, arrivedAt);
+    const openTelemetry = this.openTelemetry;
+    if (openTelemetry !== undefined)
+      openTelemetry.observe(callEvent(source, at, kind, outcome, durationMs, error));
     const watch = this.patternWatch;
-    if (watch === undefined && this.openTelemetry === undefined) return;
-    const event = callEvent(source, at, kind, outcome, durationMs, error);
-    this.openTelemetry?.observe(event);
     if (watch !== undefined) {
       this.patternsSeen++;
-      watch.record(event as unknown as AnalysedEvent);
+      watch.recordCall(source, at, kind, outcome, durationMs, error);
     }
-  }
-
-  /** A `bulkhead.changed` from the meter channel, counted in the Prometheus metrics already. */
-  private observeBulkhead(
-    source: string,
-    at: number,
-    active: number,
-    queued: number,
-    capacity: number,
-    arrivedAt: number | undefined,
-  ): void {
-    this.openTelemetry?.observe({ type: 'bulkhead.changed', source, at, active, queued, capacity });
-    this.live.bulkheadChanged(source, active, queued, capacity, arrivedAt);
   }
 
   /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { BulwarkEvent } from '../core/events.js';
+import type { BulwarkEvent, EventOf } from '../core/events.js';
 import { Random } from '../core/random.js';
 import { virtualRuntime } from '../core/runtime.js';
 import {
@@ -212,6 +212,28 @@ describe('PatternWatch (live)', () => {
     expect([report.events, report.from, report.to]).toEqual([3, 2, 4]);
     watch.close();
     expect(watch.size).toBe(0);
+  });
+
+  it('calls kept by their fields are analysed as the same events, mixed with objects, oldest first', () => {
+    const events = [...planted1()].sort((a, b) => a.at - b.at).slice(-700);
+    const byObject = new PatternWatch(undefined, { limit: 500 });
+    const mixed = new PatternWatch(undefined, { limit: 500 });
+    for (const event of events) {
+      byObject.record(event);
+      if (event.type === 'call') {
+        const e = event as unknown as EventOf<'call'>;
+        mixed.recordCall(e.source, e.at, e.kind, e.outcome, e.durationMs, e.error);
+      } else {
+        mixed.record(event);
+      }
+    }
+    expect(mixed.size).toBe(500);
+    expect(mixed.report()).toEqual(byObject.report());
+    expect(mixed.report()).toEqual(analysePatterns(events.slice(-500)));
+    mixed.close();
+    expect(mixed.size).toBe(0);
+    mixed.recordCall('db', 1, 'retry', 'success', 2, undefined);
+    expect(mixed.report().events).toBe(1);
   });
 
   it('analyses the last events of a live sink, within its limit', () => {

@@ -8,7 +8,7 @@
  * counts, first/last seen and an example event, ranked by the failures it explains.
  */
 import { formatMs } from '../core/duration.js';
-import type { BulwarkEventType, EventSink } from '../core/events.js';
+import { type BulwarkEventType, type CallOutcome, callEvent, type EventSink } from '../core/events.js';
 import type { PatternSummary } from '../lab/document.js';
 import { durationOption, intOption, knownKeys, numberOption, ratioOption } from '../policy/options.js';
 
@@ -646,7 +646,18 @@ export const PATTERN_EVENT_TYPES: readonly BulwarkEventType[] = [
  * watch.close();
  */
 export class PatternWatch {
-  private readonly buffer: AnalysedEvent[] = [];
+  /**
+   * The ring, one slot per event: an event object, or (undefined there) a `call` kept as its fields in
+   * the columns below. Calls are most of the events and held by the thousand: as fields they cost no
+   * object each, so they do not pile up in the old generation for the garbage collector to trace.
+   */
+  private readonly buffer: (AnalysedEvent | undefined)[] = [];
+  private readonly callSources: string[] = [];
+  private readonly callAts: number[] = [];
+  private readonly callKinds: string[] = [];
+  private readonly callOutcomes: CallOutcome[] = [];
+  private readonly callDurations: number[] = [];
+  private readonly callErrors: unknown[] = [];
   private next = 0;
   private readonly limit: number;
   private readonly options: PatternOptions;
@@ -666,9 +677,68 @@ export class PatternWatch {
 
   /** Keeps one event (of {@link PATTERN_EVENT_TYPES}; others only take room), dropping the oldest when full. */
   record(event: AnalysedEvent): void {
-    if (this.buffer.length < this.limit) this.buffer.push(event);
-    else this.buffer[this.next] = event;
-    this.next = (this.next + 1) % this.limit;
+    this.store(event, '', 0, '', 'success', 0, undefined);
+  }
+
+  /** Keeps one `call` event given by its fields (what `record` does with the event object). */
+  recordCall(
+    source: string,
+    at: number,
+    kind: string,
+    outcome: CallOutcome,
+    durationMs: number,
+    error: unknown,
+  ): void {
+    this.store(undefined, source, at, kind, outcome, durationMs, error);
+  }
+
+  private store(
+    event: AnalysedEvent | undefined,
+    source: string,
+    at: number,
+    kind: string,
+    outcome: CallOutcome,
+    durationMs: number,
+    error: unknown,
+  ): void {
+    const slot = this.next;
+    if (slot === this.buffer.length) {
+      this.buffer.push(event);
+      this.callSources.push(source);
+      this.callAts.push(at);
+      this.callKinds.push(kind);
+      this.callOutcomes.push(outcome);
+      this.callDurations.push(durationMs);
+      this.callErrors.push(error);
+    } else {
+      this.buffer[slot] = event;
+      this.callSources[slot] = source;
+      this.callAts[slot] = at;
+      this.callKinds[slot] = kind;
+      this.callOutcomes[slot] = outcome;
+      this.callDurations[slot] = durationMs;
+      this.callErrors[slot] = error;
+    }
+    this.next = slot + 1 === this.limit ? 0 : slot + 1;
+  }
+
+  /** The events held now, oldest first. */
+  private *held(): IterableIterator<AnalysedEvent> {
+    const size = this.buffer.length;
+    const start = size < this.limit ? 0 : this.next;
+    for (let k = 0; k < size; k++) {
+      const i = (start + k) % size;
+      const event = this.buffer[i];
+      yield event ??
+        callEvent(
+          this.callSources[i] as string,
+          this.callAts[i] as number,
+          this.callKinds[i] as string,
+          this.callOutcomes[i] as CallOutcome,
+          this.callDurations[i] as number,
+          this.callErrors[i],
+        );
+    }
   }
 
   /** Events held now (at most `limit`). */
@@ -678,13 +748,23 @@ export class PatternWatch {
 
   /** Analyses the events held now. */
   report(): PatternReport {
-    return analysePatterns(this.buffer, this.options);
+    return analysePatterns(this.held(), this.options);
   }
 
   /** Stops listening (the events held are dropped). */
   close(): void {
     this.unsubscribe();
-    this.buffer.length = 0;
+    for (const column of [
+      this.buffer,
+      this.callSources,
+      this.callAts,
+      this.callKinds,
+      this.callOutcomes,
+      this.callDurations,
+      this.callErrors,
+    ])
+      column.length = 0;
+    this.next = 0;
   }
 }
 
