@@ -183,6 +183,30 @@ describe('LogHistogram', () => {
     expect(h.toJSON().buckets.length).toBe(filled);
   });
 
+  it('values far apart (beyond the dense range) count the same in any order of arrival', () => {
+    const random = new Random(12);
+    const values = [5e-324, 1e-300, 0, 2 ** -40, 1e300, 2 ** 40];
+    for (let i = 0; i < 5000; i++) values.push(10 ** (random.next() * 24 - 12));
+    const ascending = [...values].sort((a, b) => a - b);
+    const orders = [values, ascending, [...ascending].reverse()];
+    const jsons = orders.map((order) => {
+      const h = new LogHistogram();
+      for (const v of order) h.record(v);
+      return h.toJSON();
+    });
+    expect(jsons[1]).toEqual(jsons[0]);
+    expect(jsons[2]).toEqual(jsons[0]);
+    const h = LogHistogram.fromJSON(jsons[0]);
+    expect(h.toJSON()).toEqual(jsons[0]);
+    for (const q of [0.001, 0.01, 0.25, 0.5, 0.9, 0.999]) {
+      const exact = ascending[Math.ceil(q * ascending.length) - 1] as number;
+      expect(Math.abs(h.quantile(q) - exact)).toBeLessThanOrEqual(exact * LogHistogram.relativeError);
+    }
+    const merged = new LogHistogram().record(1e-200).merge(h).record(1e200);
+    expect(merged.count).toBe(values.length + 2);
+    expect(merged.bucketCount).toBe(h.bucketCount + 2);
+  });
+
   it('round-trips through JSON', () => {
     fc.assert(
       fc.property(

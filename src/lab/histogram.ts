@@ -12,6 +12,10 @@ const SHIFT_FACTOR = 2 ** (20 - SUB_BUCKET_BITS);
 const MIN_NORMAL = 2 ** -1022;
 
 const scratch = new DataView(new ArrayBuffer(8));
+/** Buckets the dense range starts with: two powers of two. */
+const INITIAL_SPAN = 256;
+/** The most buckets the dense range spans: 16 powers of two (16 KiB of counts). */
+const MAX_SPAN = 16 * 128;
 
 /**
  * The bucket of a value: its IEEE-754 exponent and the top 7 bits of its mantissa, read straight from
@@ -95,10 +99,11 @@ export interface LogHistogramJSON {
  *   nearest-rank sample, clamped to [min, max]: within {@link LogHistogram.relativeError} (2⁻⁸ ≈ 0.39%)
  *   of that sample. Values below 2.2e-308 (the subnormals) are counted as 0. `count`, `min`, `max` are
  *   exact, `mean` is exact up to floating-point summation.
- * - **Memory**: one map entry per non-empty bucket: at most 128 per power of two between the smallest
- *   and the largest value (≈ 2,800 buckets for 1 µs to 1 h in ms), whatever the number of records.
- * - **Cost**: `record` is O(1); `quantile` sorts the bucket keys once after a new bucket appears, then
- *   walks them.
+ * - **Memory**: a dense array of counts over the buckets recorded: 128 per power of two spanned, 1 KiB
+ *   each, up to 16 powers of two (16 KiB; 1 µs to 65 ms, or 1 ms to 65 s); buckets beyond that span are
+ *   kept one map entry each. Whatever the number of records.
+ * - **Cost**: `record` is O(1) (an array increment); `quantile` lists the non-empty buckets once after a
+ *   new one appears, then walks them.
  *
  * @example
  * const latency = new LogHistogram();
@@ -110,7 +115,13 @@ export class LogHistogram {
   /** Bound on `|quantile(q) − exact| / exact`, where `exact` is the nearest-rank sample: 2⁻⁸. */
   static readonly relativeError = 2 ** -8;
 
-  readonly #buckets = new Map<number, number>();
+  /** Counts of buckets `#base … #base + #counts.length - 1`; the zero bucket's apart (its index is far below). */
+  #counts: Float64Array | undefined;
+  #base = 0;
+  #zero = 0;
+  /** Buckets outside the dense range once it spans its maximum: outliers, one entry each. */
+  #sparse: Map<number, number> | undefined;
+  #nonEmpty = 0;
   #sortedKeys: number[] | undefined;
   #count = 0;
   #sum = 0;
@@ -139,7 +150,7 @@ export class LogHistogram {
 
   /** Number of non-empty buckets: the histogram's memory, independent of `count`. */
   get bucketCount(): number {
-    return this.#buckets.size;
+    return this.#nonEmpty;
   }
 
   /**
@@ -182,7 +193,7 @@ export class LogHistogram {
     if (rank === this.#count) return this.#max;
     let seen = 0;
     for (const index of this.#keys()) {
-      seen += this.#buckets.get(index)!;
+      seen += this.#countAt(index);
       if (seen >= rank) {
         const mid = index === 0 ? 0 : (lowerBound(index) + lowerBound(index + 1)) / 2;
         return Math.min(this.#max, Math.max(this.#min, mid));
@@ -197,7 +208,7 @@ export class LogHistogram {
       throw new TypeError(`LogHistogram.merge: other must be a LogHistogram, got ${show(other)}`);
     }
     if (other.#count === 0) return this;
-    for (const [index, n] of [...other.#buckets]) this.#add(index, n);
+    for (const index of [...other.#keys()]) this.#add(index, other.#countAt(index));
     this.#count += other.#count;
     this.#sum += other.#sum;
     if (other.#min < this.#min) this.#min = other.#min;
@@ -218,7 +229,7 @@ export class LogHistogram {
       p90: at(0.9),
       p99: at(0.99),
       p999: at(0.999),
-      buckets: this.#keys().map((index): [number, number] => [upperBound(index), this.#buckets.get(index)!]),
+      buckets: this.#keys().map((index): [number, number] => [upperBound(index), this.#countAt(index)]),
     };
   }
 
@@ -250,7 +261,7 @@ export class LogHistogram {
       if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) {
         throw bad(`buckets[${i}][1]`, n, 'an integer >= 1');
       }
-      histogram.#buckets.set(index, n);
+      histogram.#add(index, n);
       total += n;
       previous = index;
     }
@@ -285,13 +296,78 @@ export class LogHistogram {
   }
 
   #add(index: number, n: number): void {
-    const current = this.#buckets.get(index);
-    if (current === undefined) this.#sortedKeys = undefined;
-    this.#buckets.set(index, (current ?? 0) + n);
+    if (index === 0) {
+      if (this.#zero === 0) this.#newBucket();
+      this.#zero += n;
+      return;
+    }
+    let counts = this.#counts;
+    let i = index - this.#base;
+    if (counts === undefined || i < 0 || i >= counts.length) {
+      const grown = this.#cover(index);
+      if (grown === undefined) {
+        const sparse = (this.#sparse ??= new Map());
+        const held = sparse.get(index) ?? 0;
+        if (held === 0) this.#newBucket();
+        sparse.set(index, held + n);
+        return;
+      }
+      counts = grown;
+      i = index - this.#base;
+    }
+    const current = counts[i] as number;
+    if (current === 0) this.#newBucket();
+    counts[i] = current + n;
   }
 
+  #newBucket(): void {
+    this.#nonEmpty++;
+    this.#sortedKeys = undefined;
+  }
+
+  /**
+   * Grows the dense range (at least doubling it, up to its maximum) so that it holds bucket `index`;
+   * undefined when it would span more than the maximum.
+   */
+  #cover(index: number): Float64Array | undefined {
+    const old = this.#counts;
+    if (old === undefined) {
+      this.#counts = new Float64Array(INITIAL_SPAN);
+      this.#base = index - INITIAL_SPAN / 2;
+      return this.#counts;
+    }
+    const low = Math.min(this.#base, index);
+    const high = Math.max(this.#base + old.length, index + 1);
+    if (high - low > MAX_SPAN) return undefined;
+    const length = Math.min(MAX_SPAN, Math.max(2 * old.length, high - low));
+    // Room on the side that grew: the next value is likelier to fall further that way.
+    const base = index < this.#base ? high - length : low;
+    const counts = new Float64Array(length);
+    counts.set(old, this.#base - base);
+    this.#counts = counts;
+    this.#base = base;
+    return counts;
+  }
+
+  #countAt(index: number): number {
+    if (index === 0) return this.#zero;
+    return (this.#counts?.[index - this.#base] as number | undefined) ?? this.#sparse?.get(index) ?? 0;
+  }
+
+  /** The non-empty buckets, ascending. */
   #keys(): number[] {
-    if (this.#sortedKeys === undefined) this.#sortedKeys = [...this.#buckets.keys()].sort((a, b) => a - b);
+    if (this.#sortedKeys === undefined) {
+      const keys: number[] = this.#zero > 0 ? [0] : [];
+      const counts = this.#counts;
+      if (counts !== undefined) {
+        for (let i = 0; i < counts.length; i++) if ((counts[i] as number) > 0) keys.push(this.#base + i);
+      }
+      if (this.#sparse !== undefined) {
+        keys.push(...this.#sparse.keys());
+        keys.sort((a, b) => a - b);
+      }
+      this.#sortedKeys = keys;
+    }
     return this.#sortedKeys;
   }
 }
