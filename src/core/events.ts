@@ -90,7 +90,17 @@ export interface EventMeter {
    * that keeps series per source looks the source up once, not once per event. A meter without it gets
    * those events through `call`/`bulkheadChanged` as usual.
    */
-  forSource?(source: string, kind: string): SourceMeter;
+  forSource?(source: string, kind: string, state?: SourceState): SourceMeter;
+}
+
+/**
+ * What a source can be read for at any time, given to {@link EventMeter.forSource}: a bulkhead's permits
+ * in use, calls waiting and capacity (what its `bulkhead.changed` events carry).
+ */
+export interface SourceState {
+  readonly active: number;
+  readonly queued: number;
+  readonly capacity: number;
 }
 
 /**
@@ -100,6 +110,12 @@ export interface EventMeter {
 export interface SourceMeter {
   call(at: number, outcome: number, durationMs: number, error: unknown): void;
   bulkheadChanged(at: number, active: number, queued: number, capacity: number): void;
+  /**
+   * True when this part reads the source's {@link SourceState} itself when it needs it (a gauge read at
+   * scrape time) and need not be told of each change: a bulkhead whose meters all read it so, and that no
+   * listener takes `bulkhead.changed` from, emits none (two per call fewer).
+   */
+  readonly readsState?: boolean;
 }
 
 interface Subscription {
@@ -206,8 +222,8 @@ export class EventSink {
    * {@link SourceMeter} for that source is resolved once (and again after the subscriptions change), and
    * the outcome travels as an index, so a call costs the meters no lookup.
    */
-  source(source: string, kind: string): SourceEvents {
-    return new SourceEvents(this, source, kind);
+  source(source: string, kind: string, state?: SourceState): SourceEvents {
+    return new SourceEvents(this, source, kind, state);
   }
 
   /** @internal Sends `event` to its listeners only. */
@@ -302,8 +318,13 @@ export class EventSink {
 const NO_SOURCE_METERS: readonly SourceMeter[] = [];
 
 /** A meter without {@link EventMeter.forSource}, seen as one for a given source. */
-function sourcePart(meter: EventMeter, source: string, kind: string): SourceMeter {
-  if (meter.forSource !== undefined) return meter.forSource(source, kind);
+function sourcePart(
+  meter: EventMeter,
+  source: string,
+  kind: string,
+  state: SourceState | undefined,
+): SourceMeter {
+  if (meter.forSource !== undefined) return meter.forSource(source, kind, state);
   return {
     call: (at, outcome, durationMs, error) =>
       meter.call(source, at, kind, CALL_OUTCOMES[outcome] as CallOutcome, durationMs, error),
@@ -321,12 +342,23 @@ function sourcePart(meter: EventMeter, source: string, kind: string): SourceMete
 export class SourceEvents {
   private version = -1;
   private meters: readonly SourceMeter[] = NO_SOURCE_METERS;
+  /** The parts told of every `bulkhead.changed` (those that do not read the state themselves). */
+  private changeMeters: readonly SourceMeter[] = NO_SOURCE_METERS;
+  private changesWanted = false;
 
   constructor(
     readonly sink: EventSink,
     readonly source: string,
     readonly kind: string,
+    /** What meters may read instead of being told of each `bulkhead.changed`. */
+    readonly state?: SourceState,
   ) {}
+
+  /** Whether anyone takes this source's `bulkhead.changed` events (a listener, or a meter not reading its state). */
+  wantsBulkheadChanged(): boolean {
+    if (this.version !== this.sink.version) this.resolve();
+    return this.changesWanted;
+  }
 
   /** A call ended: `outcome` is its index in {@link CALL_OUTCOMES}; a success carries no `error`. */
   call(at: number, outcome: number, durationMs: number, error: unknown): void {
@@ -349,7 +381,7 @@ export class SourceEvents {
   bulkheadChanged(at: number, active: number, queued: number, capacity: number): void {
     const sink = this.sink;
     if (this.version !== sink.version) this.resolve();
-    const meters = this.meters;
+    const meters = this.changeMeters;
     for (let i = 0; i < meters.length; i++) {
       try {
         (meters[i] as SourceMeter).bulkheadChanged(at, active, queued, capacity);
@@ -367,12 +399,14 @@ export class SourceEvents {
     const parts: SourceMeter[] = [];
     for (const meter of sink.meters) {
       try {
-        parts.push(sourcePart(meter, this.source, this.kind));
+        parts.push(sourcePart(meter, this.source, this.kind, this.state));
       } catch (e) {
         reportAsync(e);
       }
     }
     this.meters = parts;
+    this.changeMeters = parts.filter((part) => part.readsState !== true);
+    this.changesWanted = this.changeMeters.length > 0 || sink.bulkheadObjects;
   }
 }
 

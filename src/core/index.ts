@@ -28,6 +28,7 @@ export {
   EventSink,
   type SourceEvents,
   type SourceMeter,
+  type SourceState,
 } from './events.js';
 export { lognormalFromMedianP99, Random, type Seed } from './random.js';
 export {

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { register as globalRegistry, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { service } from '../../test/services.js';
-import type { BulwarkEvent } from '../core/events.js';
+import type { BulwarkEvent, EventOf } from '../core/events.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { bulkhead } from '../policy/bulkhead.js';
 import { circuitBreaker } from '../policy/circuit-breaker.js';
@@ -423,6 +423,44 @@ describe('PrometheusMetrics', () => {
     expect(sample(text, 'bulwark_calls_total{policy="pool",outcome="success"}')).toBe(2);
     expect(sample(text, `bulwark_calls_total{policy="${OVERFLOW_LABEL}",outcome="success"}`)).toBe(2);
     expect(sample(text, 'bulwark_bulkhead_active{policy="pool"}')).toBe(0);
+  });
+
+  it('reads an attached bulkhead at collection instead of being told of each change', async () => {
+    const rt = virtualRuntime(4);
+    const metrics = new PrometheusMetrics({ maxNames: 2 });
+    const detach = metrics.attach(rt.events);
+    const pool = bulkhead({ name: 'pool', limit: 4, runtime: rt });
+    const spill = [bulkhead({ name: 'a', runtime: rt }), bulkhead({ name: 'b', runtime: rt })];
+    const changes: BulwarkEvent[] = [];
+    const gauge = async (policy: string) =>
+      sample(await metrics.text(), `bulwark_bulkhead_active{policy="${policy}"}`);
+    const seen: (number | undefined)[] = [];
+    await rt.clock.run(async () => {
+      const held = [0, 1].map(() => pool.execute(() => rt.clock.sleep(10)));
+      seen.push(await gauge('pool'));
+      await Promise.all(held);
+      seen.push(await gauge('pool'));
+      // Names beyond maxNames share the overflow gauge, which is told of each change.
+      await Promise.all(spill.map((b) => b.execute(() => rt.clock.sleep(5))));
+    });
+    expect(seen).toEqual([2, 0]);
+    expect(await gauge(OVERFLOW_LABEL)).toBe(0);
+    // A listener of bulkhead.changed gets the events again.
+    const off = rt.events.subscribe((e) => changes.push(e), ['bulkhead.changed']);
+    await rt.clock.run(() => pool.execute(() => 1));
+    expect(changes.map((e) => (e as EventOf<'bulkhead.changed'>).active)).toEqual([1, 0]);
+    off();
+    // Detached, the gauge keeps its last value and reads the bulkhead no more.
+    let inside: number | undefined;
+    await rt.clock.run(() =>
+      pool.execute(async () => {
+        detach();
+        inside = await gauge('pool');
+        await rt.clock.sleep(1);
+      }),
+    );
+    expect(inside).toBe(1);
+    expect(await gauge('pool')).toBe(1);
   });
 
   it('uses a private registry, never the global one', async () => {

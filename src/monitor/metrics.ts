@@ -21,6 +21,7 @@ import {
   type CircuitStateName,
   type EventSink,
   type SourceMeter,
+  type SourceState,
 } from '../core/events.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
 import { JOB_STATES, type JobOutcome } from '../queue/events.js';
@@ -72,8 +73,10 @@ export interface EventCounter {
   observe(event: BulwarkEvent): void;
   countCall(source: string, outcome: CallOutcome, durationMs: number): void;
   setBulkhead(source: string, active: number): void;
-  /** The same counting for one source, with that source's series resolved once. */
-  forSource?(source: string): SourceMeter;
+  /** The same counting for one source, with that source's series resolved once (and `state` to read). */
+  forSource?(source: string, state?: SourceState): SourceMeter;
+  /** The bridge was detached from a sink: stop reading the states its sources gave. */
+  detached?(): void;
 }
 
 /**
@@ -89,11 +92,14 @@ export function attachCounter(events: EventSink, counter: EventCounter): () => v
   const unmeter = events.meter({
     call: (source, _at, _kind, outcome, durationMs) => counter.countCall(source, outcome, durationMs),
     bulkheadChanged: (source, _at, active) => counter.setBulkhead(source, active),
-    ...(forSource === undefined ? {} : { forSource: (source: string) => forSource(source) }),
+    ...(forSource === undefined
+      ? {}
+      : { forSource: (source: string, _kind: string, state?: SourceState) => forSource(source, state) }),
   });
   return () => {
     unsubscribe();
     unmeter();
+    counter.detached?.();
   };
 }
 
@@ -189,18 +195,36 @@ function countInto(series: CallSeries, bounds: Float64Array, o: number, duration
 }
 
 /**
- * One policy's part of a {@link PrometheusMetrics}: its call series and bulkhead gauge holder, looked up
- * on first use and again after `reset()`.
+ * The `bulwark_bulkhead_active` value of one label: the last `bulkhead.changed` seen, or, while a
+ * bulkhead of an attached sink lends its state, that state read at collection (a gauge needs no more).
+ */
+class BulkheadGauge {
+  active = 0;
+  state: SourceState | undefined = undefined;
+  get value(): number {
+    return this.state === undefined ? this.active : this.state.active;
+  }
+}
+
+/**
+ * One policy's part of a {@link PrometheusMetrics}: its call series and bulkhead gauge, looked up on first
+ * use and again after `reset()`. A bulkhead that gives its state (and has a label of its own) is read at
+ * collection instead of being told of each change.
  */
 class PrometheusSource implements SourceMeter {
   private epoch = -1;
   private series: CallSeries | undefined;
-  private holder: { active: number } | undefined;
+  private gauge: BulkheadGauge | undefined;
+  readonly readsState: boolean;
 
   constructor(
     private readonly metrics: PrometheusMetrics,
     private readonly source: string,
-  ) {}
+    private readonly state: SourceState | undefined,
+  ) {
+    this.readsState = state !== undefined && metrics.labelOf(source) === source;
+    this.renew();
+  }
 
   call(_at: number, outcome: number, durationMs: number): void {
     const metrics = this.metrics;
@@ -212,14 +236,16 @@ class PrometheusSource implements SourceMeter {
   bulkheadChanged(_at: number, active: number): void {
     const metrics = this.metrics;
     if (this.epoch !== metrics.epoch) this.renew();
-    this.holder ??= metrics.bulkheadHolder(this.source);
-    this.holder.active = active;
+    this.gauge ??= metrics.bulkheadGauge(this.source);
+    this.gauge.active = active;
   }
 
   private renew(): void {
-    this.epoch = this.metrics.epoch;
+    const metrics = this.metrics;
+    this.epoch = metrics.epoch;
     this.series = undefined;
-    this.holder = undefined;
+    this.gauge = undefined;
+    if (this.readsState) metrics.bulkheadGauge(this.source).state = this.state;
   }
 }
 
@@ -258,8 +284,8 @@ export class PrometheusMetrics {
   private readonly firing = new FiringAlerts();
   private readonly callSeries = new Map<string, CallSeries>();
   /** Active calls per bulkhead label, and the same holders by source name (sources within maxNames). */
-  private readonly bulkheads = new Map<string, { active: number }>();
-  private readonly bulkheadsBySource = new Map<string, { active: number }>();
+  private readonly bulkheads = new Map<string, BulkheadGauge>();
+  private readonly bulkheadsBySource = new Map<string, BulkheadGauge>();
 
   constructor(options: PrometheusMetricsOptions = {}) {
     const where = 'PrometheusMetrics';
@@ -318,14 +344,15 @@ export class PrometheusMetrics {
       registers,
     });
     const bulkheads = this.bulkheads;
-    // `bulkhead.changed` comes twice per call (enter, leave): kept in a map, set on collection.
+    // `bulkhead.changed` comes twice per call (enter, leave): kept in a map (or the bulkhead's state read
+    // then), set on collection.
     this.bulkheadActive = new Gauge({
       name: METRIC_NAMES.bulkheadActive,
       help: METRIC_HELP.bulkheadActive,
       labelNames: ['policy'],
       registers,
       collect() {
-        for (const [policy, held] of bulkheads) this.set({ policy }, held.active);
+        for (const [policy, held] of bulkheads) this.set({ policy }, held.value);
       },
     });
     this.bulkheadRejected = new Counter({
@@ -480,25 +507,43 @@ export class PrometheusMetrics {
 
   /** @internal A `bulkhead.changed` event's fields. */
   setBulkhead(source: string, active: number): void {
-    this.bulkheadHolder(source).active = active;
+    this.bulkheadGauge(source).active = active;
   }
 
   /**
    * @internal The counting of one source's `call` and `bulkhead.changed` events with its series looked
    * up once (see `EventMeter.forSource`): what the policies of an attached sink call.
    */
-  forSource(source: string): SourceMeter {
-    return new PrometheusSource(this, source);
+  forSource(source: string, state?: SourceState): SourceMeter {
+    return new PrometheusSource(this, source, state);
+  }
+
+  /**
+   * @internal Detached from a sink: the gauges stop reading the states lent to them (they keep the last
+   * value), and the sources of sinks still attached lend theirs again at their next call.
+   */
+  detached(): void {
+    for (const gauge of this.bulkheads.values()) {
+      if (gauge.state === undefined) continue;
+      gauge.active = gauge.state.active;
+      gauge.state = undefined;
+    }
+    this.epoch++;
+  }
+
+  /** @internal The label `name` is counted under (`_overflow` beyond `maxNames`). */
+  labelOf(name: string): string {
+    return this.bounded(name);
   }
 
   /** @internal Where the bulkhead gauge of `source` is held. */
-  bulkheadHolder(source: string): { active: number } {
+  bulkheadGauge(source: string): BulkheadGauge {
     const held = this.bulkheadsBySource.get(source);
     if (held !== undefined) return held;
     const label = this.bounded(source);
     let holder = this.bulkheads.get(label);
     if (holder === undefined) {
-      holder = { active: 0 };
+      holder = new BulkheadGauge();
       this.bulkheads.set(label, holder);
     }
     // Names beyond maxNames share the overflow holder and are not remembered one by one.

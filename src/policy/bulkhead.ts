@@ -10,7 +10,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import { BulkheadRejectedError, CancelledError } from '../core/errors.js';
-import type { EventSink, SourceEvents } from '../core/events.js';
+import type { EventSink, SourceEvents, SourceState } from '../core/events.js';
 import { CANCELLED, FAILURE, REJECTED, SUCCESS } from './call-event.js';
 import { type Call, Scope } from './context.js';
 import { commonOptions, intOption, knownKeys } from './options.js';
@@ -60,6 +60,20 @@ class Waiter {
 
 const KEYS = ['limit', 'queue'] as const;
 
+/** A bulkhead's state as meters read it: `capacity` is the limit, as in `bulkhead.changed`. */
+class PermitsState implements SourceState {
+  constructor(private readonly permits: Permits) {}
+  get active(): number {
+    return this.permits.active;
+  }
+  get queued(): number {
+    return this.permits.queued;
+  }
+  get capacity(): number {
+    return this.permits.limit;
+  }
+}
+
 /** The state shared by a bulkhead and its weighted views. */
 class Permits {
   active = 0;
@@ -80,7 +94,8 @@ class Permits {
   ) {
     this.clock = runtime.clock;
     this.events = runtime.events;
-    this.calls = runtime.events.source(name, 'bulkhead');
+    // Meters that read the permits when they need them (a gauge at scrape time) are not told of each change.
+    this.calls = runtime.events.source(name, 'bulkhead', new PermitsState(this));
   }
 
   /** Takes `weight` permits: synchronously when free, else a promise of its turn. Throws to reject. */
@@ -90,7 +105,7 @@ class Permits {
       const events = this.events;
       if (!events.listening) return undefined;
       const now = time.now(this.clock);
-      if (events.wants('bulkhead.changed')) this.emitChanged(now);
+      if (this.calls.wantsBulkheadChanged()) this.emitChanged(now);
       return now;
     }
     return this.enqueue(weight, scope, time);
@@ -126,7 +141,7 @@ class Permits {
     });
     this.waiters.push(waiter);
     waiter.unsubscribe = scope.onAbort((reason) => this.cancel(waiter, reason));
-    if (this.events.wants('bulkhead.changed')) this.emitChanged(now);
+    if (this.calls.wantsBulkheadChanged()) this.emitChanged(now);
     return promise;
   }
 
@@ -137,7 +152,7 @@ class Permits {
     const events = this.events;
     if (!events.listening) return;
     const now = time.now(this.clock);
-    if (events.wants('bulkhead.changed')) this.emitChanged(now);
+    if (this.calls.wantsBulkheadChanged()) this.emitChanged(now);
     this.emitCall(now, ok ? SUCCESS : FAILURE, token === undefined ? 0 : now - token, error);
   }
 
@@ -162,7 +177,7 @@ class Permits {
     const events = this.events;
     if (!events.listening) return;
     const now = this.clock.now();
-    if (events.wants('bulkhead.changed')) this.emitChanged(now);
+    if (this.calls.wantsBulkheadChanged()) this.emitChanged(now);
     this.emitCall(now, CANCELLED, now - waiter.enqueuedAt, reason);
   }
 
