@@ -306,7 +306,8 @@ export class LogHistogram {
     if (counts === undefined || i < 0 || i >= counts.length) {
       const grown = this.#cover(index);
       if (grown === undefined) {
-        const sparse = (this.#sparse ??= new Map());
+        this.#sparse ??= new Map();
+        const sparse = this.#sparse;
         const held = sparse.get(index) ?? 0;
         if (held === 0) this.#newBucket();
         sparse.set(index, held + n);

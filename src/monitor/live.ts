@@ -380,15 +380,20 @@ export class LiveAggregator {
    */
   source(name: string, kind: string): LivePolicy {
     let stats: PolicyStats | undefined;
+    /** The policy's stats; looked up again while it is beyond `maxNames` (each event counted as dropped). */
+    const resolve = (): PolicyStats | undefined => {
+      if (stats === undefined) stats = this.policy(name);
+      return stats;
+    };
     return {
       call: (outcome, durationMs, error, arrivedAt) => {
         const second = this.arrive(arrivedAt);
-        const p = stats ?? (stats = this.policy(name));
+        const p = resolve();
         if (p !== undefined) this.countCall(second, p, kind, outcome, durationMs, error);
       },
       bulkheadChanged: (active, queued, capacity, arrivedAt) => {
         this.arrive(arrivedAt);
-        const p = stats ?? (stats = this.policy(name));
+        const p = resolve();
         if (p !== undefined) this.setBulkheadOf(p, active, queued, capacity);
       },
     };
