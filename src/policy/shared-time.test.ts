@@ -139,4 +139,61 @@ describe('shared time of a fused segment', () => {
     expect(calls(a.events).map((e) => e.at)).toEqual([1_000]);
     expect(calls(b.events).map((e) => e.at)).toEqual([1_500]);
   });
+
+  it('a layer abandoned by an aggressive timeout and exiting after the next attempt began keeps its own entry time', async () => {
+    const { clock, runtime, events } = setup();
+    const policy = pipeline(
+      retry({ maxAttempts: 2, backoff: backoff.constant('10ms'), runtime }),
+      timeout({ after: '20ms', strategy: 'aggressive', runtime }),
+      bulkhead({ limit: 5, runtime }),
+    );
+    events.length = 0;
+    let attempts = 0;
+    const result = await clock.run(() =>
+      policy.execute(async () => {
+        attempts++;
+        if (attempts === 1) await clock.sleep(100);
+        return attempts;
+      }),
+    );
+    await clock.runUntilIdle();
+    expect(result).toBe(2);
+    const ends = calls(events).map((e) => [e.kind, e.at, e.durationMs, e.outcome]);
+    expect(ends).toEqual([
+      ['timeout', 1_020, 20, 'timeout'],
+      ['bulkhead', 1_030, 0, 'success'],
+      ['timeout', 1_030, 0, 'success'],
+      ['retry', 1_030, 30, 'success'],
+      // The first attempt's bulkhead, let go by the timeout, exits when its function returns.
+      ['bulkhead', 1_100, 100, 'success'],
+    ]);
+  });
+
+  it('durations stay right on each clock when the layers of a call read different clocks', async () => {
+    const a = setup();
+    const b = setup();
+    const policy = pipeline(
+      retry({ maxAttempts: 1, runtime: b.runtime }),
+      circuitBreaker({ runtime: a.runtime }),
+      timeout('1s', { runtime: b.runtime }),
+      bulkhead({ limit: 5, runtime: a.runtime }),
+    );
+    await b.clock.advance(500);
+    a.events.length = 0;
+    b.events.length = 0;
+    await a.clock.run(async () => {
+      const done = policy.execute(() => a.clock.sleep(40));
+      await b.clock.advance(7);
+      await a.clock.advance(40);
+      await done;
+    });
+    expect(calls(a.events).map((e) => [e.kind, e.at, e.durationMs])).toEqual([
+      ['bulkhead', 1_040, 40],
+      ['circuitBreaker', 1_040, 40],
+    ]);
+    expect(calls(b.events).map((e) => [e.kind, e.at, e.durationMs])).toEqual([
+      ['timeout', 1_507, 7],
+      ['retry', 1_507, 7],
+    ]);
+  });
 });
