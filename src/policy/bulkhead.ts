@@ -60,27 +60,20 @@ class Waiter {
 
 const KEYS = ['limit', 'queue'] as const;
 
-/** A bulkhead's state as meters read it: `capacity` is the limit, as in `bulkhead.changed`. */
-class PermitsState implements SourceState {
-  constructor(private readonly permits: Permits) {}
-  get active(): number {
-    return this.permits.active;
-  }
-  get queued(): number {
-    return this.permits.queued;
-  }
-  get capacity(): number {
-    return this.permits.limit;
-  }
-}
-
-/** The state shared by a bulkhead and its weighted views. */
-class Permits {
+/**
+ * The state shared by a bulkhead and its weighted views; also what meters read of it (`SourceState`:
+ * `capacity` is the limit, as in `bulkhead.changed`).
+ */
+class Permits implements SourceState {
   active = 0;
   private readonly waiters = new WaitQueue<Waiter>();
 
   get queued(): number {
     return this.waiters.size;
+  }
+
+  get capacity(): number {
+    return this.limit;
   }
   private readonly clock: Clock;
   private readonly events: EventSink;
@@ -89,13 +82,14 @@ class Permits {
   constructor(
     readonly name: string,
     readonly limit: number,
-    readonly capacity: number,
+    /** Calls that may wait. */
+    readonly queueCapacity: number,
     runtime: { clock: Clock; events: EventSink },
   ) {
     this.clock = runtime.clock;
     this.events = runtime.events;
     // Meters that read the permits when they need them (a gauge at scrape time) are not told of each change.
-    this.calls = runtime.events.source(name, 'bulkhead', new PermitsState(this));
+    this.calls = runtime.events.source(name, 'bulkhead', this);
   }
 
   /** Takes `weight` permits: synchronously when free, else a promise of its turn. Throws to reject. */
@@ -118,7 +112,7 @@ class Permits {
       if (this.events.listening) this.emitCall(now, CANCELLED, 0, reason);
       throw reason;
     }
-    if (this.queued >= this.capacity) {
+    if (this.queued >= this.queueCapacity) {
       const error = new BulkheadRejectedError(this.active, this.queued);
       const events = this.events;
       if (events.listening) {
