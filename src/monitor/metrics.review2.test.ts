@@ -66,7 +66,7 @@ describe('PrometheusMetrics per-source parts (review2)', () => {
     expect(sample(await metrics.text(), 'bulwark_calls_total{policy="pool",outcome="success"}')).toBe(3);
   });
 
-  it('beyond maxNames a bulkhead pushes to the overflow gauge (it lends no state)', async () => {
+  it('beyond maxNames the bulkheads add up on the overflow gauge', async () => {
     const rt = virtualRuntime(4);
     const metrics = new PrometheusMetrics({ maxNames: 1 });
     metrics.attach(rt.events);
@@ -85,8 +85,8 @@ describe('PrometheusMetrics per-source parts (review2)', () => {
       await Promise.all(hy);
       seen.push(await gauge(metrics, OVERFLOW_LABEL), await gauge(metrics, 'first'));
     });
-    // Last change wins on the shared overflow gauge.
-    expect(seen).toEqual([2, 3, 0, 0, 0]);
+    // The overflow gauge reads every bulkhead under it: 2, then 2 + 3, then 3 once x's calls ended.
+    expect(seen).toEqual([2, 5, 3, 0, 0]);
   });
 
   it('a weighted view shares the permits the gauge reads', async () => {

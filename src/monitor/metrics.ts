@@ -73,10 +73,15 @@ export interface EventCounter {
   observe(event: BulwarkEvent): void;
   countCall(source: string, outcome: CallOutcome, durationMs: number): void;
   setBulkhead(source: string, active: number): void;
-  /** The same counting for one source, with that source's series resolved once (and `state` to read). */
-  forSource?(source: string, state?: SourceState): SourceMeter;
-  /** The bridge was detached from a sink: stop reading the states its sources gave. */
-  detached?(): void;
+  /**
+   * The same counting for one source, with that source's series resolved once; `readsState` when the
+   * source's state was lent (`lend`), so its bulkhead changes need not be told.
+   */
+  forSource?(source: string, readsState: boolean): SourceMeter;
+  /** Reads `state` for the gauge of `source` from now on; false when it will not (it is told instead). */
+  lend?(source: string, state: SourceState): boolean;
+  /** Stops reading `state` (once for each `lend` that returned true). */
+  unlend?(state: SourceState): void;
 }
 
 /**
@@ -88,18 +93,26 @@ export function attachCounter(events: EventSink, counter: EventCounter): () => v
     (event) => counter.observe(event),
     METRIC_EVENT_TYPES.filter((type) => !METERED.has(type)),
   );
-  const forSource = counter.forSource?.bind(counter);
+  // The states this attachment lent to the counter, given back when it detaches.
+  const lent = new Set<SourceState>();
+  const forSource = (source: string, _kind: string, state?: SourceState): SourceMeter => {
+    let reads = false;
+    if (state !== undefined) {
+      reads = lent.has(state) || counter.lend?.(source, state) === true;
+      if (reads) lent.add(state);
+    }
+    return (counter.forSource as NonNullable<EventCounter['forSource']>).call(counter, source, reads);
+  };
   const unmeter = events.meter({
     call: (source, _at, _kind, outcome, durationMs) => counter.countCall(source, outcome, durationMs),
     bulkheadChanged: (source, _at, active) => counter.setBulkhead(source, active),
-    ...(forSource === undefined
-      ? {}
-      : { forSource: (source: string, _kind: string, state?: SourceState) => forSource(source, state) }),
+    ...(counter.forSource === undefined ? {} : { forSource }),
   });
   return () => {
     unsubscribe();
     unmeter();
-    counter.detached?.();
+    for (const state of lent) counter.unlend?.(state);
+    lent.clear();
   };
 }
 
@@ -195,36 +208,39 @@ function countInto(series: CallSeries, bounds: Float64Array, o: number, duration
 }
 
 /**
- * The `bulwark_bulkhead_active` value of one label: the last `bulkhead.changed` seen, or, while a
- * bulkhead of an attached sink lends its state, that state read at collection (a gauge needs no more).
+ * The `bulwark_bulkhead_active` value of one label: the last `bulkhead.changed` told, plus the states
+ * lent by the bulkheads of attached sinks under that label, read at collection (a gauge needs no more).
+ * Several bulkheads under one label (one name twice, or names beyond `maxNames` sharing `_overflow`)
+ * add up.
  */
 class BulkheadGauge {
   active = 0;
-  state: SourceState | undefined = undefined;
+  readonly lent = new Set<SourceState>();
   get value(): number {
-    return this.state === undefined ? this.active : this.state.active;
+    let value = this.active;
+    for (const state of this.lent) value += state.active;
+    return value;
   }
 }
 
+/** The most states one gauge reads; bulkheads beyond (one name used over and over) are told instead. */
+const MAX_LENT_PER_GAUGE = 64;
+
 /**
  * One policy's part of a {@link PrometheusMetrics}: its call series and bulkhead gauge, looked up on first
- * use and again after `reset()`. A bulkhead that gives its state (and has a label of its own) is read at
- * collection instead of being told of each change.
+ * use and again after `reset()`. A bulkhead that lent its state (`readsState`) is read at collection
+ * instead of being told of each change.
  */
 class PrometheusSource implements SourceMeter {
   private epoch = -1;
   private series: CallSeries | undefined;
   private gauge: BulkheadGauge | undefined;
-  readonly readsState: boolean;
 
   constructor(
     private readonly metrics: PrometheusMetrics,
     private readonly source: string,
-    private readonly state: SourceState | undefined,
-  ) {
-    this.readsState = state !== undefined && metrics.labelOf(source) === source;
-    this.renew();
-  }
+    readonly readsState: boolean,
+  ) {}
 
   call(_at: number, outcome: number, durationMs: number): void {
     const metrics = this.metrics;
@@ -241,11 +257,9 @@ class PrometheusSource implements SourceMeter {
   }
 
   private renew(): void {
-    const metrics = this.metrics;
-    this.epoch = metrics.epoch;
+    this.epoch = this.metrics.epoch;
     this.series = undefined;
     this.gauge = undefined;
-    if (this.readsState) metrics.bulkheadGauge(this.source).state = this.state;
   }
 }
 
@@ -286,6 +300,8 @@ export class PrometheusMetrics {
   /** Active calls per bulkhead label, and the same holders by source name (sources within maxNames). */
   private readonly bulkheads = new Map<string, BulkheadGauge>();
   private readonly bulkheadsBySource = new Map<string, BulkheadGauge>();
+  /** The states lent by bulkheads of attached sinks, by state: where they are read, and how often lent. */
+  private readonly lenders = new Map<SourceState, { source: string; gauge: BulkheadGauge; count: number }>();
 
   constructor(options: PrometheusMetricsOptions = {}) {
     const where = 'PrometheusMetrics';
@@ -514,26 +530,35 @@ export class PrometheusMetrics {
    * @internal The counting of one source's `call` and `bulkhead.changed` events with its series looked
    * up once (see `EventMeter.forSource`): what the policies of an attached sink call.
    */
-  forSource(source: string, state?: SourceState): SourceMeter {
-    return new PrometheusSource(this, source, state);
+  forSource(source: string, readsState = false): SourceMeter {
+    return new PrometheusSource(this, source, readsState);
   }
 
   /**
-   * @internal Detached from a sink: the gauges stop reading the states lent to them (they keep the last
-   * value), and the sources of sinks still attached lend theirs again at their next call.
+   * @internal Reads `state` (a bulkhead's) for the gauge of `source` from now on, also after `reset()`;
+   * false when that gauge reads enough states already. Counted: as many `unlend` as `lend` that said true.
    */
-  detached(): void {
-    for (const gauge of this.bulkheads.values()) {
-      if (gauge.state === undefined) continue;
-      gauge.active = gauge.state.active;
-      gauge.state = undefined;
+  lend(source: string, state: SourceState): boolean {
+    const held = this.lenders.get(state);
+    if (held !== undefined) {
+      held.count++;
+      return true;
     }
-    this.epoch++;
+    const gauge = this.bulkheadGauge(source);
+    if (gauge.lent.size >= MAX_LENT_PER_GAUGE) return false;
+    gauge.lent.add(state);
+    this.lenders.set(state, { source, gauge, count: 1 });
+    return true;
   }
 
-  /** @internal The label `name` is counted under (`_overflow` beyond `maxNames`). */
-  labelOf(name: string): string {
-    return this.bounded(name);
+  /** @internal Stops reading `state`; its gauge keeps the value it had. */
+  unlend(state: SourceState): void {
+    const held = this.lenders.get(state);
+    if (held === undefined || --held.count > 0) return;
+    this.lenders.delete(state);
+    const gauge = held.gauge;
+    gauge.active = gauge.value;
+    gauge.lent.delete(state);
   }
 
   /** @internal Where the bulkhead gauge of `source` is held. */
@@ -560,6 +585,11 @@ export class PrometheusMetrics {
     this.firing.clear();
     this.names.clear();
     this.epoch++;
+    // Lent states are read again at once, under the labels their names get now.
+    for (const [state, held] of this.lenders) {
+      held.gauge = this.bulkheadGauge(held.source);
+      held.gauge.lent.add(state);
+    }
   }
 
   private bounded(name: string): string {

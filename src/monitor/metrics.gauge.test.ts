@@ -1,5 +1,6 @@
 /**
- * Failing tests (review2): bugs in the bulkhead gauge read from a lent `SourceState`. See each test.
+ * The bulkhead gauge read from lent states (`SourceState`) across detach, reset(), maxNames and names used
+ * twice: four bugs a review found in its first version, each fixed and kept here.
  */
 import { describe, expect, it } from 'vitest';
 import { virtualRuntime } from '../core/runtime.js';
@@ -15,11 +16,9 @@ function sample(text: string, prefix: string): number | undefined {
 const gauge = async (metrics: PrometheusMetrics, policy: string) =>
   sample(await metrics.text(), `bulwark_bulkhead_active{policy="${policy}"}`);
 
-describe('bulkhead gauge bugs (review2)', () => {
-  // detached() (metrics.ts) freezes EVERY lent state and bumps the epoch, also those of sinks the metrics
-  // stay attached to. Their PrometheusSource re-lends only in call() (renew), i.e. when a call ENDS; the
-  // bulkhead emits no bulkhead.changed (readsState), so calls entering meanwhile are invisible.
-  it('attached to two sinks, detaching one freezes the other sink’s bulkhead gauge until a call ends', async () => {
+describe('bulkhead gauge read from lent states', () => {
+  // Detaching gives back only the states lent through that attachment (was: every lent state froze).
+  it('attached to two sinks, detaching one leaves the other sink’s bulkhead gauge live', async () => {
     const rt1 = virtualRuntime(1);
     const rt2 = virtualRuntime(2);
     const metrics = new PrometheusMetrics();
@@ -37,10 +36,8 @@ describe('bulkhead gauge bugs (review2)', () => {
     expect(during).toBe(3); // actual: 0 (frozen)
   });
 
-  // reset() (metrics.ts) clears `bulkheads` and bumps the epoch; the bulkhead's part re-registers its
-  // gauge only in PrometheusSource.call (renew) — when a call ends. Before this change the first
-  // bulkhead.changed (a call entering) recreated the series.
-  it('after reset(), calls entering a bulkhead are not shown until one ends', async () => {
+  // reset() reads the lent states again at once (was: only once a call ended).
+  it('after reset(), calls entering a bulkhead show at once', async () => {
     const rt = virtualRuntime(3);
     const metrics = new PrometheusMetrics();
     metrics.attach(rt.events);
@@ -56,12 +53,8 @@ describe('bulkhead gauge bugs (review2)', () => {
     expect(during).toBe(2); // actual: undefined (no series)
   });
 
-  // PrometheusSource.readsState is decided once, in its constructor (labelOf(source) === source). reset()
-  // clears the bounded names but the SourceEvents keeps its parts (the sink's version did not move), so
-  // after a reset where another name took the last slot, renew() calls bulkheadGauge(source) — which now
-  // returns the shared OVERFLOW holder — and sets its `state`: the overflow gauge reads this one bulkhead
-  // for ever and ignores the pushes of every other overflow bulkhead.
-  it('after reset(), a bulkhead that fell beyond maxNames takes over the overflow gauge', async () => {
+  // Bulkheads under the overflow label add up (was: one of them took the gauge over after a reset).
+  it('after reset(), a bulkhead that fell beyond maxNames adds to the overflow gauge, taking nothing over', async () => {
     const rt = virtualRuntime(4);
     const metrics = new PrometheusMetrics({ maxNames: 1 });
     metrics.attach(rt.events);
@@ -81,10 +74,8 @@ describe('bulkhead gauge bugs (review2)', () => {
     expect(during).toBe(3); // actual: 0 (pool's permits, other's pushes are ignored)
   });
 
-  // Two bulkheads of one name on one sink: each PrometheusSource's renew() sets the same holder's `state`;
-  // the one resolved last owns the gauge, the other's activity is never shown (neither pushes).
-  // Before the change each bulkhead.changed set the gauge (last change wins).
-  it('two bulkheads of one name: the gauge ignores the one that resolved first', async () => {
+  // Two bulkheads of one name add up (was: the one resolved last owned the gauge).
+  it('two bulkheads of one name add up on their gauge', async () => {
     const rt = virtualRuntime(5);
     const metrics = new PrometheusMetrics();
     metrics.attach(rt.events);
@@ -99,5 +90,39 @@ describe('bulkhead gauge bugs (review2)', () => {
       await Promise.all(held);
     });
     expect(during).toBe(3); // actual: 0 (b2's permits)
+  });
+
+  it('one gauge reads at most 64 states; bulkheads of one name beyond that are told instead, and all add up', async () => {
+    const rt = virtualRuntime(7);
+    const metrics = new PrometheusMetrics();
+    metrics.attach(rt.events);
+    const many = Array.from({ length: 70 }, () => bulkhead({ name: 'per-request', limit: 2, runtime: rt }));
+    let inside: number | undefined;
+    await rt.clock.run(async () => {
+      for (const b of many) await b.execute(() => 1);
+      const held = many.slice(60).map((b) => b.execute(() => rt.clock.sleep(10)));
+      inside = await gauge(metrics, 'per-request');
+      await Promise.all(held);
+    });
+    // 4 of the 10 held calls are on bulkheads read (60–63), 6 on bulkheads told: their last change wins.
+    expect(inside).toBe(4 + 1);
+    expect(await gauge(metrics, 'per-request')).toBe(0);
+  });
+
+  it('attached twice to one sink, detaching once keeps reading the lent state', async () => {
+    const rt = virtualRuntime(8);
+    const metrics = new PrometheusMetrics();
+    const first = metrics.attach(rt.events);
+    metrics.attach(rt.events);
+    const pool = bulkhead({ name: 'pool', limit: 4, runtime: rt });
+    await rt.clock.run(() => pool.execute(() => 1));
+    first();
+    let inside: number | undefined;
+    await rt.clock.run(() =>
+      pool.execute(async () => {
+        inside = await gauge(metrics, 'pool');
+      }),
+    );
+    expect(inside).toBe(1);
   });
 });
