@@ -79,3 +79,22 @@ export async function uncaught(body: () => unknown): Promise<unknown[]> {
   }
   return errors;
 }
+
+/** The sample lines of a Prometheus exposition text, without comments. */
+export function samples(text: string): string[] {
+  return text.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+}
+
+/** The value of the sample `prefix` (a metric name with its labels) in an exposition text, if present. */
+export function sample(text: string, prefix: string): number | undefined {
+  const line = samples(text).find((l) => l.startsWith(`${prefix} `));
+  return line === undefined ? undefined : Number(line.slice(prefix.length + 1));
+}
+
+/** `bulwark_bulkhead_active` of `policy` in what `metrics` exposes now. */
+export async function bulkheadGauge(
+  metrics: { text(): Promise<string> },
+  policy: string,
+): Promise<number | undefined> {
+  return sample(await metrics.text(), `bulwark_bulkhead_active{policy="${policy}"}`);
+}

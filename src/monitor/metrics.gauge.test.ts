@@ -3,18 +3,13 @@
  * twice: four bugs a review found in its first version, each fixed and kept here.
  */
 import { describe, expect, it } from 'vitest';
+import { bulkheadGauge, sample } from '../../test/support.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { bulkhead } from '../policy/bulkhead.js';
 import { retry } from '../policy/retry.js';
 import { OVERFLOW_LABEL, PrometheusMetrics } from './metrics.js';
 
-function sample(text: string, prefix: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${prefix} `));
-  return line === undefined ? undefined : Number(line.slice(prefix.length + 1));
-}
-
-const gauge = async (metrics: PrometheusMetrics, policy: string) =>
-  sample(await metrics.text(), `bulwark_bulkhead_active{policy="${policy}"}`);
+const gauge = bulkheadGauge;
 
 describe('bulkhead gauge read from lent states', () => {
   // Detaching gives back only the states lent through that attachment (was: every lent state froze).

@@ -1,17 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { bulkheadGauge, sample } from '../../test/support.js';
 import { EventSink } from '../core/events.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { bulkhead } from '../policy/bulkhead.js';
 import { retry } from '../policy/retry.js';
 import { OVERFLOW_LABEL, PrometheusMetrics } from './metrics.js';
 
-function sample(text: string, prefix: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${prefix} `));
-  return line === undefined ? undefined : Number(line.slice(prefix.length + 1));
-}
-
-const gauge = async (metrics: PrometheusMetrics, policy: string) =>
-  sample(await metrics.text(), `bulwark_bulkhead_active{policy="${policy}"}`);
+const gauge = bulkheadGauge;
 
 describe('PrometheusMetrics per-source parts (review2)', () => {
   it('two metrics on one sink: detaching one leaves the other reading the bulkhead live', async () => {

@@ -5,22 +5,13 @@ import type { AddressInfo } from 'node:net';
 import { register as globalRegistry, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { service } from '../../test/services.js';
+import { bulkheadGauge, sample, samples } from '../../test/support.js';
 import type { BulwarkEvent, EventOf } from '../core/events.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { bulkhead } from '../policy/bulkhead.js';
 import { circuitBreaker } from '../policy/circuit-breaker.js';
 import { retry } from '../policy/retry.js';
 import { METRIC_NAMES, OVERFLOW_LABEL, PrometheusMetrics } from './metrics.js';
-
-/** The sample lines of an exposition text, without comments. */
-function samples(text: string): string[] {
-  return text.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
-}
-
-function sample(text: string, prefix: string): number | undefined {
-  const line = samples(text).find((l) => l.startsWith(`${prefix} `));
-  return line === undefined ? undefined : Number(line.slice(prefix.length + 1));
-}
 
 /**
  * The naming rules `promtool check metrics` applies, checked on an exposition text: every family has
@@ -432,8 +423,7 @@ describe('PrometheusMetrics', () => {
     const pool = bulkhead({ name: 'pool', limit: 4, runtime: rt });
     const spill = [bulkhead({ name: 'a', runtime: rt }), bulkhead({ name: 'b', runtime: rt })];
     const changes: BulwarkEvent[] = [];
-    const gauge = async (policy: string) =>
-      sample(await metrics.text(), `bulwark_bulkhead_active{policy="${policy}"}`);
+    const gauge = (policy: string) => bulkheadGauge(metrics, policy);
     const seen: (number | undefined)[] = [];
     await rt.clock.run(async () => {
       const held = [0, 1].map(() => pool.execute(() => rt.clock.sleep(10)));

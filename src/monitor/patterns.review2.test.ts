@@ -46,24 +46,16 @@ function replay(watch: PatternWatch, ops: readonly Op[]): AnalysedEvent[] {
   ops.forEach((op, i) => {
     const at = 1000 + i * 7;
     if (op.as === 'fields') {
-      watch.recordCall(
+      const fields = [
         op.source,
         at,
         'retry',
         op.outcome,
         op.durationMs,
         op.outcome === 'success' ? undefined : op.error,
-      );
-      all.push(
-        callEvent(
-          op.source,
-          at,
-          'retry',
-          op.outcome,
-          op.durationMs,
-          op.outcome === 'success' ? undefined : op.error,
-        ) as unknown as AnalysedEvent,
-      );
+      ] as const;
+      watch.recordCall(...fields);
+      all.push(callEvent(...fields) as unknown as AnalysedEvent);
     } else {
       const event = { ...op.event, at };
       watch.record(event);
