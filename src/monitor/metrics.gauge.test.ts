@@ -3,7 +3,7 @@
  * twice: four bugs a review found in its first version, each fixed and kept here.
  */
 import { describe, expect, it } from 'vitest';
-import { bulkheadGauge, sample } from '../../test/support.js';
+import { bulkheadGauge } from '../../test/support.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { bulkhead } from '../policy/bulkhead.js';
 import { retry } from '../policy/retry.js';
