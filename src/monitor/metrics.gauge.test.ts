@@ -120,4 +120,25 @@ describe('bulkhead gauge read from lent states', () => {
     );
     expect(inside).toBe(1);
   });
+
+  it('detaching the sink of one of two bulkheads under one label keeps the other read, counted once', async () => {
+    const rt1 = virtualRuntime(9);
+    const rt2 = virtualRuntime(10);
+    const metrics = new PrometheusMetrics();
+    const detach1 = metrics.attach(rt1.events);
+    metrics.attach(rt2.events);
+    const one = bulkhead({ name: 'db', limit: 4, runtime: rt1 });
+    const two = bulkhead({ name: 'db', limit: 4, runtime: rt2 });
+    await rt1.clock.run(() => one.execute(() => 1));
+    const seen: (number | undefined)[] = [];
+    await rt2.clock.run(async () => {
+      const held = [0, 1].map(() => two.execute(() => rt2.clock.sleep(10)));
+      seen.push(await gauge(metrics, 'db'));
+      detach1();
+      seen.push(await gauge(metrics, 'db'));
+      await Promise.all(held);
+      seen.push(await gauge(metrics, 'db'));
+    });
+    expect(seen).toEqual([2, 2, 0]);
+  });
 });

@@ -551,13 +551,13 @@ export class PrometheusMetrics {
     return true;
   }
 
-  /** @internal Stops reading `state`; its gauge keeps the value it had. */
+  /** @internal Stops reading `state`; what it added to its gauge stays there, as the value it had. */
   unlend(state: SourceState): void {
     const held = this.lenders.get(state);
     if (held === undefined || --held.count > 0) return;
     this.lenders.delete(state);
     const gauge = held.gauge;
-    gauge.active = gauge.value;
+    gauge.active += state.active;
     gauge.lent.delete(state);
   }
 
