@@ -22,6 +22,7 @@ import {
 } from '../core/events.js';
 import type { RunStatus } from '../engine/events.js';
 import { LogHistogram } from '../lab/histogram.js';
+import { FAILURE, SUCCESS } from '../policy/call-event.js';
 import type { JobOutcome, JobState } from '../queue/events.js';
 
 /** Seconds of per-second history kept for sparklines. */
@@ -32,8 +33,6 @@ const MAX_ERROR_KINDS = 16;
 const MAX_RECENT_RUNS = 20;
 const OTHER = 'other';
 const MAX_TRANSITIONS = 512;
-const SUCCESS = CALL_OUTCOME_INDEX.success;
-const FAILURE = CALL_OUTCOME_INDEX.failure;
 
 /** One policy's events, as {@link LiveAggregator.source} takes them (`outcome`: its index in `CALL_OUTCOMES`). */
 export interface LivePolicy {

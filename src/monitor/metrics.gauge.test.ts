@@ -28,7 +28,7 @@ describe('bulkhead gauge read from lent states', () => {
       during = await gauge(metrics, 'pool');
       await Promise.all(held);
     });
-    expect(during).toBe(3); // actual: 0 (frozen)
+    expect(during).toBe(3); // the first version showed 0 (frozen)
   });
 
   // reset() reads the lent states again at once (was: only once a call ended).
@@ -45,7 +45,7 @@ describe('bulkhead gauge read from lent states', () => {
       during = await gauge(metrics, 'pool');
       await Promise.all(held);
     });
-    expect(during).toBe(2); // actual: undefined (no series)
+    expect(during).toBe(2); // the first version showed no series
   });
 
   // Bulkheads under the overflow label add up (was: one of them took the gauge over after a reset).
@@ -66,7 +66,7 @@ describe('bulkhead gauge read from lent states', () => {
       during = await gauge(metrics, OVERFLOW_LABEL);
       await Promise.all(held);
     });
-    expect(during).toBe(3); // actual: 0 (pool's permits, other's pushes are ignored)
+    expect(during).toBe(3); // the first version showed 0 (it read pool alone)
   });
 
   // Two bulkheads of one name add up (was: the one resolved last owned the gauge).
@@ -84,7 +84,7 @@ describe('bulkhead gauge read from lent states', () => {
       during = await gauge(metrics, 'db');
       await Promise.all(held);
     });
-    expect(during).toBe(3); // actual: 0 (b2's permits)
+    expect(during).toBe(3); // the first version showed 0 (it read b2 alone)
   });
 
   it('one gauge reads at most 64 states; bulkheads of one name beyond that are told instead, and all add up', async () => {

@@ -42,7 +42,7 @@ describe('PrometheusMetrics per-source parts (review2)', () => {
     expect(sample(await metrics.text(), 'bulwark_calls_total{policy="r",outcome="success"}')).toBe(2);
   });
 
-  it('reset() between calls: counts start again and the gauge follows the bulkhead after its next call', async () => {
+  it('reset() between calls: counts start again and the gauge still follows the bulkhead', async () => {
     const rt = virtualRuntime(3);
     const metrics = new PrometheusMetrics();
     metrics.attach(rt.events);

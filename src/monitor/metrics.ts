@@ -95,18 +95,25 @@ export function attachCounter(events: EventSink, counter: EventCounter): () => v
   );
   // The states this attachment lent to the counter, given back when it detaches.
   const lent = new Set<SourceState>();
-  const forSource = (source: string, _kind: string, state?: SourceState): SourceMeter => {
-    let reads = false;
-    if (state !== undefined) {
-      reads = lent.has(state) || counter.lend?.(source, state) === true;
-      if (reads) lent.add(state);
+  /** Whether the counter reads `state` (lent now or before), so its changes need not be told. */
+  const reads = (source: string, state: SourceState | undefined): boolean => {
+    if (state === undefined) return false;
+    if (!lent.has(state)) {
+      if (counter.lend?.(source, state) !== true) return false;
+      lent.add(state);
     }
-    return (counter.forSource as NonNullable<EventCounter['forSource']>).call(counter, source, reads);
+    return true;
   };
+  const forSource = counter.forSource?.bind(counter);
   const unmeter = events.meter({
     call: (source, _at, _kind, outcome, durationMs) => counter.countCall(source, outcome, durationMs),
     bulkheadChanged: (source, _at, active) => counter.setBulkhead(source, active),
-    ...(counter.forSource === undefined ? {} : { forSource }),
+    ...(forSource === undefined
+      ? {}
+      : {
+          forSource: (source: string, _kind: string, state?: SourceState) =>
+            forSource(source, reads(source, state)),
+        }),
   });
   return () => {
     unsubscribe();

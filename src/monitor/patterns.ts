@@ -701,24 +701,15 @@ export class PatternWatch {
     durationMs: number,
     error: unknown,
   ): void {
+    // Until the ring is full `slot` is the columns' length: the assignments append.
     const slot = this.next;
-    if (slot === this.buffer.length) {
-      this.buffer.push(event);
-      this.callSources.push(source);
-      this.callAts.push(at);
-      this.callKinds.push(kind);
-      this.callOutcomes.push(outcome);
-      this.callDurations.push(durationMs);
-      this.callErrors.push(error);
-    } else {
-      this.buffer[slot] = event;
-      this.callSources[slot] = source;
-      this.callAts[slot] = at;
-      this.callKinds[slot] = kind;
-      this.callOutcomes[slot] = outcome;
-      this.callDurations[slot] = durationMs;
-      this.callErrors[slot] = error;
-    }
+    this.buffer[slot] = event;
+    this.callSources[slot] = source;
+    this.callAts[slot] = at;
+    this.callKinds[slot] = kind;
+    this.callOutcomes[slot] = outcome;
+    this.callDurations[slot] = durationMs;
+    this.callErrors[slot] = error;
     this.next = slot + 1 === this.limit ? 0 : slot + 1;
   }
 

@@ -201,6 +201,7 @@ class HedgeStage {
     this.calls = events.source(name, 'hedge');
   }
 
+  /** The `call` events of the hedge's races. */
   readonly calls: SourceEvents;
 
   /** Every race waits the same delay, so the timers share one queue (cheap to set and cancel). */
