@@ -147,13 +147,14 @@ describe('OpenTelemetryMetrics', () => {
     expect(meter.points).toEqual([
       { name: 'bulwark.calls', value: 1, attributes: { policy: 'payments', outcome: 'success' } },
       { name: 'bulwark.call.duration', value: 0.5, attributes: { policy: 'payments', outcome: 'success' } },
-      { name: 'bulwark.calls', value: 1, attributes: { policy: 'payments', outcome: 'failure' } },
-      { name: 'bulwark.call.duration', value: 0, attributes: { policy: 'payments', outcome: 'failure' } },
+      // The failing call opened the circuit; its call event follows the transition.
       {
         name: 'bulwark.circuit.transitions',
         value: 1,
         attributes: { policy: 'payments', from: 'closed', to: 'open' },
       },
+      { name: 'bulwark.calls', value: 1, attributes: { policy: 'payments', outcome: 'failure' } },
+      { name: 'bulwark.call.duration', value: 0, attributes: { policy: 'payments', outcome: 'failure' } },
     ]);
     expect(meter.collect('bulwark.circuit.state').filter((p) => p.value === 1)).toEqual([
       { value: 1, attributes: { policy: 'payments', state: 'open' } },

@@ -15,6 +15,7 @@ import { CANCELLED, FAILURE, REJECTED, SUCCESS } from './call-event.js';
 import { type Call, Scope } from './context.js';
 import { commonOptions, intOption, knownKeys } from './options.js';
 import {
+  type CallReporting,
   type Interceptor,
   type Policy,
   type PolicyOptions,
@@ -41,9 +42,6 @@ export interface BulkheadOptions extends PolicyOptions {
   queue?: number;
 }
 
-/** What `enter` hands to `exit`: the call's start time when someone was listening, for `durationMs`. */
-type Token = number | undefined;
-
 class Waiter {
   prev: Waiter | undefined = undefined;
   next: Waiter | undefined = undefined;
@@ -53,7 +51,7 @@ class Waiter {
   constructor(
     readonly weight: number,
     readonly enqueuedAt: number,
-    readonly resolve: (token: Token) => void,
+    readonly resolve: (value: undefined) => void,
     readonly reject: (reason: unknown) => void,
   ) {}
 }
@@ -75,9 +73,9 @@ class Permits implements SourceState {
   get capacity(): number {
     return this.limit;
   }
-  private readonly clock: Clock;
+  readonly clock: Clock;
   private readonly events: EventSink;
-  private readonly calls: SourceEvents;
+  readonly calls: SourceEvents;
 
   constructor(
     readonly name: string,
@@ -92,20 +90,20 @@ class Permits implements SourceState {
     this.calls = runtime.events.source(name, 'bulkhead', this);
   }
 
-  /** Takes `weight` permits: synchronously when free, else a promise of its turn. Throws to reject. */
-  admit(weight: number, scope: Scope, time: SharedTime): Token | Promise<Token> {
+  /**
+   * Takes `weight` permits: synchronously when free, else a promise of its turn. Throws to reject. The
+   * caller reports the call once admitted (the pipeline runner does, for the interceptor).
+   */
+  admit(weight: number, scope: Scope, time: SharedTime): undefined | Promise<undefined> {
     if (this.waiters.head === undefined && this.active + weight <= this.limit) {
       this.active += weight;
-      const events = this.events;
-      if (!events.listening) return undefined;
-      const now = time.now(this.clock);
-      if (this.calls.wantsBulkheadChanged()) this.emitChanged(now);
-      return now;
+      if (this.events.listening && this.calls.wantsBulkheadChanged()) this.emitChanged(time.now(this.clock));
+      return undefined;
     }
     return this.enqueue(weight, scope, time);
   }
 
-  private enqueue(weight: number, scope: Scope, time: SharedTime): Promise<Token> {
+  private enqueue(weight: number, scope: Scope, time: SharedTime): Promise<undefined> {
     const now = time.now(this.clock);
     if (scope.isAborted()) {
       const reason = scope.reason;
@@ -130,7 +128,7 @@ class Permits implements SourceState {
       throw error;
     }
     let waiter!: Waiter;
-    const promise = new Promise<Token>((resolve, reject) => {
+    const promise = new Promise<undefined>((resolve, reject) => {
       waiter = new Waiter(weight, now, resolve, reject);
     });
     this.waiters.push(waiter);
@@ -140,14 +138,22 @@ class Permits implements SourceState {
   }
 
   /** Gives back `weight` permits and admits the waiters that now fit, in order. */
-  release(weight: number, token: Token, ok: boolean, error: unknown, time: SharedTime): void {
+  release(weight: number, time: SharedTime): void {
     this.active -= weight;
     if (this.waiters.head !== undefined) this.drain();
-    const events = this.events;
-    if (!events.listening) return;
-    const now = time.now(this.clock);
-    if (this.calls.wantsBulkheadChanged()) this.emitChanged(now);
-    this.emitCall(now, ok ? SUCCESS : FAILURE, token === undefined ? 0 : now - token, error);
+    if (this.events.listening && this.calls.wantsBulkheadChanged()) this.emitChanged(time.now(this.clock));
+  }
+
+  /** The start of a call timed by the bulkhead itself (`acquire`), when someone listens for `call` events. */
+  callStart(): number | undefined {
+    return this.events.wants('call') ? this.clock.now() : undefined;
+  }
+
+  /** Reports a call timed by the bulkhead itself (`acquire` to release), started at `start`. */
+  reportCall(start: number | undefined): void {
+    if (start === undefined) return;
+    const now = this.clock.now();
+    this.emitCall(now, SUCCESS, now - start, undefined);
   }
 
   private drain(): void {
@@ -156,7 +162,7 @@ class Permits implements SourceState {
       this.active += waiter.weight;
       this.unlink(waiter);
       waiter.unsubscribe?.();
-      waiter.resolve(this.events.listening ? waiter.enqueuedAt : undefined);
+      waiter.resolve(undefined);
       waiter = this.waiters.head;
     }
   }
@@ -189,19 +195,31 @@ class Permits implements SourceState {
   }
 }
 
-class BulkheadInterceptor implements Interceptor<Token> {
+class BulkheadInterceptor implements Interceptor<undefined>, CallReporting<undefined> {
+  readonly calls: SourceEvents;
+  readonly clock: Clock;
+  /** The runner times and reports the admitted calls (from the moment they asked, so a wait counts). */
+  readonly reports: CallReporting<undefined> = this;
+
   constructor(
     private readonly permits: Permits,
     private readonly weight: number,
-  ) {}
+  ) {
+    this.calls = permits.calls;
+    this.clock = permits.clock;
+  }
 
-  enter(call: Call, time: SharedTime): Token | Promise<Token> {
+  enter(call: Call, time: SharedTime): undefined | Promise<undefined> {
     return this.permits.admit(this.weight, call.scope, time);
   }
 
-  exit(token: Token, ok: boolean, error: unknown, time: SharedTime): unknown {
-    this.permits.release(this.weight, token, ok, error, time);
+  exit(_token: undefined, _ok: boolean, error: unknown, time: SharedTime): unknown {
+    this.permits.release(this.weight, time);
     return error;
+  }
+
+  failedAs(): number {
+    return FAILURE;
   }
 }
 
@@ -310,26 +328,29 @@ export class Bulkhead extends BasePolicy {
     const n = checkWeight('bulkhead.acquire', weight, this.permits.limit);
     if (signal?.aborted) return Promise.reject(new CancelledError(signal.reason));
     const permits = this.permits;
-    const releaser = (token: Token) => {
+    // The call counts from the moment it asked (a wait in the queue included) to its release.
+    const start = permits.callStart();
+    const release = () => {
       let released = false;
       return () => {
         if (released) return;
         released = true;
-        permits.release(n, token, true, undefined, READ_EACH_TIME);
+        permits.release(n, READ_EACH_TIME);
+        permits.reportCall(start);
       };
     };
     const scope = new Scope(undefined, signal);
-    let token: Token | Promise<Token>;
+    let admitted: undefined | Promise<undefined>;
     try {
-      token = permits.admit(n, scope, READ_EACH_TIME);
+      admitted = permits.admit(n, scope, READ_EACH_TIME);
     } catch (error) {
       return Promise.reject(error);
     }
-    if (!(token instanceof Promise)) return Promise.resolve(releaser(token));
-    return token.then(
-      (t) => {
+    if (admitted === undefined) return Promise.resolve(release());
+    return admitted.then(
+      () => {
         scope.dispose();
-        return releaser(t);
+        return release();
       },
       (error: unknown) => {
         scope.dispose();

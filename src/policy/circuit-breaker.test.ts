@@ -677,6 +677,15 @@ describe('circuitBreaker: events', () => {
         durationMs: 0,
         error,
       },
+      // A call's event follows what its end did to the breaker (the runner reports it after the exit).
+      {
+        type: 'circuit.transition',
+        source: 'db',
+        at: 14,
+        from: 'closed',
+        to: 'open',
+        reason: 'failure-threshold',
+      },
       {
         type: 'call',
         source: 'db',
@@ -685,14 +694,6 @@ describe('circuitBreaker: events', () => {
         outcome: 'failure',
         durationMs: 4,
         error,
-      },
-      {
-        type: 'circuit.transition',
-        source: 'db',
-        at: 14,
-        from: 'closed',
-        to: 'open',
-        reason: 'failure-threshold',
       },
       { type: 'circuit.rejected', source: 'db', at: 14, state: 'open' },
       {
@@ -712,7 +713,6 @@ describe('circuitBreaker: events', () => {
         to: 'half-open',
         reason: 'half-open-after',
       },
-      { type: 'call', source: 'db', at: 1019, kind: 'circuitBreaker', outcome: 'success', durationMs: 5 },
       {
         type: 'circuit.transition',
         source: 'db',
@@ -721,6 +721,7 @@ describe('circuitBreaker: events', () => {
         to: 'closed',
         reason: 'trial-succeeded',
       },
+      { type: 'call', source: 'db', at: 1019, kind: 'circuitBreaker', outcome: 'success', durationMs: 5 },
       {
         type: 'call',
         source: 'db',

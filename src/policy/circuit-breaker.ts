@@ -14,7 +14,7 @@ import { BrokenCircuitError, IsolatedCircuitError, isBulwarkError } from '../cor
 import type { CircuitStateName, EventSink, SourceEvents } from '../core/events.js';
 import type { Random } from '../core/random.js';
 import { type Backoff, isBackoff } from './backoff.js';
-import { CANCELLED, FAILURE, REJECTED, SUCCESS } from './call-event.js';
+import { CANCELLED, FAILURE, REJECTED } from './call-event.js';
 import {
   commonOptions,
   durationOption,
@@ -494,6 +494,12 @@ export class CircuitBreaker extends BasePolicy {
     const interceptor: Interceptor<unknown> = {
       enter: (_call, time) => this.admit(time),
       exit: (token, ok, error, time) => this.settle(token, ok, error, time),
+      // The runner times and reports the admitted calls; the breaker reports the ones it rejects.
+      reports: {
+        calls: this.calls,
+        clock: this.clock,
+        failedAs: (_token, error) => (isBulwarkError(error, 'CANCELLED') ? CANCELLED : FAILURE),
+      },
     };
     this.stage = { kind: 'intercept', interceptor };
 
@@ -570,8 +576,8 @@ export class CircuitBreaker extends BasePolicy {
 
   private admit(time: SharedTime): unknown {
     if (this.s === CLOSED) {
-      const events = this.events;
-      if (this.slowMs < 0 && !(events.listening && events.wants('call'))) return this.epoch;
+      // Only the slow-call rule needs the call's start.
+      if (this.slowMs < 0) return this.epoch;
       return new Admission(this.epoch, time.now(this.clock), -1);
     }
     return this.admitOther(time);
@@ -624,33 +630,25 @@ export class CircuitBreaker extends BasePolicy {
         failed = true;
       }
     }
-    let now = Number.NaN;
-    if (!Number.isNaN(start)) {
-      now = time.now(this.clock);
-      if (this.events.wants('call')) {
-        const outcome = ok ? SUCCESS : isBulwarkError(error, 'CANCELLED') ? CANCELLED : FAILURE;
-        this.calls.call(now, outcome, now - start, ok ? undefined : error);
-      }
-    }
     // Ignored errors, and calls admitted before the last transition, leave the counters alone.
     if (epoch !== this.epoch || (!ok && !failed)) return error;
-    if (this.s === CLOSED) this.recordClosed(failed, start, now);
-    else this.recordTrial(failed, start, now);
+    if (this.s === CLOSED) this.recordClosed(failed, start, time);
+    else this.recordTrial(failed, start, time.now(this.clock));
     return error;
   }
 
-  private recordClosed(failed: boolean, start: number, now: number): void {
+  private recordClosed(failed: boolean, start: number, time: SharedTime): void {
     const threshold = this.threshold;
     if (threshold > 0) {
       if (!failed) this.consecutive = 0;
       else if (++this.consecutive >= threshold) {
-        this.open('failure-threshold', now);
+        this.open('failure-threshold', time.now(this.clock));
         return;
       }
     }
     const w = this.window;
     if (w === undefined) return;
-    if (Number.isNaN(now)) now = this.clock.now();
+    const now = time.now(this.clock);
     const slow = this.slowMs >= 0 && now - start > this.slowMs;
     w.add(now, failed, slow);
     const calls = w.totalCalls;

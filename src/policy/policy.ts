@@ -12,6 +12,7 @@
  * Running a pipeline is equivalent to nesting the same policies; only the number of promises differs.
  */
 import type { Clock } from '../core/clock.js';
+import type { SourceEvents } from '../core/events.js';
 import type { Runtime } from '../core/runtime.js';
 import type { Call, PolicyContext, Scope } from './context.js';
 
@@ -56,6 +57,31 @@ export interface Interceptor<Token = unknown> {
    * shared with the other layers exiting at the same moment.
    */
   exit(token: Token, ok: boolean, error: unknown, time: SharedTime): unknown;
+  /**
+   * Set when the layer lets the runner report the `call` events of the calls it admits (see
+   * {@link CallReporting}); without it the layer reports them itself.
+   */
+  readonly reports?: CallReporting<Token>;
+}
+
+/**
+ * How the runner reports an interceptor's admitted calls for it. The runner reads the entry time once for
+ * every such layer entering at the same moment, keeps it per attempt, and reports each call right after
+ * the layer's `exit`, with the exit time shared the same way: the layers keep no start time and read no
+ * clock for their call events (on the success path of a pipeline that is most of what listening costs).
+ * A layer still reports the calls it refuses in `enter` itself. A call counts from the moment `enter` was
+ * called, so a call that waited (a queue) includes its wait.
+ */
+export interface CallReporting<Token = unknown> {
+  /** Where the layer's `call` events go (its source). */
+  readonly calls: SourceEvents;
+  /** The clock its calls are timed on. */
+  readonly clock: Clock;
+  /**
+   * The outcome of an admitted call that failed here, as an index in `CALL_OUTCOMES`; `error` is what
+   * `exit` returned (and what the event carries).
+   */
+  failedAs(token: Token, error: unknown): number;
 }
 
 /** What an aggressive interceptor calls to release the caller before the inner call settles. */

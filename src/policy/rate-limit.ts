@@ -14,10 +14,10 @@ import type { Clock, Timer } from '../core/clock.js';
 import type { Duration } from '../core/duration.js';
 import { RateLimitedError } from '../core/errors.js';
 import type { EventSink, SourceEvents } from '../core/events.js';
-import { CANCELLED, FAILURE, REJECTED, SUCCESS } from './call-event.js';
+import { CANCELLED, FAILURE, REJECTED } from './call-event.js';
 import type { Call, Scope } from './context.js';
 import { commonOptions, durationOption, intOption, invalid, knownKeys, oneOf } from './options.js';
-import type { Interceptor, PolicyOptions, SharedTime, Stage } from './policy.js';
+import type { CallReporting, Interceptor, PolicyOptions, SharedTime, Stage } from './policy.js';
 import { BasePolicy } from './runner.js';
 import { WaitQueue } from './wait-queue.js';
 
@@ -56,8 +56,8 @@ export interface RateLimitOptions extends PolicyOptions {
   maxQueue?: number;
 }
 
-/** What `enter` hands to `exit`: the call's start time when someone was listening, for `durationMs`. */
-type Token = number | undefined;
+/** What `enter` hands to `exit`: nothing (the runner times the call, see `CallReporting`). */
+type Token = undefined;
 
 class Waiter {
   prev: Waiter | undefined = undefined;
@@ -80,7 +80,7 @@ function onTimer(bucket: Bucket): void {
 }
 
 /** The bucket and its queue. */
-class Bucket implements Interceptor<Token> {
+class Bucket implements Interceptor<Token>, CallReporting<Token> {
   /** When the bucket is full again; at or before `now` means full. */
   private fullAt = Number.NEGATIVE_INFINITY;
   /** A call may take a token while `fullAt - now` is at most this: `(burst - 1)` token periods. */
@@ -94,9 +94,11 @@ class Bucket implements Interceptor<Token> {
   }
   private timer: Timer | undefined = undefined;
   private timerAt = 0;
-  private readonly clock: Clock;
+  readonly clock: Clock;
   private readonly events: EventSink;
-  private readonly calls: SourceEvents;
+  readonly calls: SourceEvents;
+  /** The runner times and reports the admitted calls (from the moment they asked, so a wait counts). */
+  readonly reports: CallReporting<Token> = this;
 
   constructor(
     readonly name: string,
@@ -126,17 +128,17 @@ class Bucket implements Interceptor<Token> {
     const full = Math.max(this.fullAt, now);
     if (this.waiters.head === undefined && full - now <= this.slack + this.tolerance) {
       this.fullAt = full + this.period;
-      return this.events.listening ? now : undefined;
+      return undefined;
     }
     return this.refuseOrQueue(call.scope, now, full);
   }
 
-  exit(token: Token, ok: boolean, error: unknown, time: SharedTime): unknown {
-    if (this.events.listening) {
-      const now = time.now(this.clock);
-      this.emitCall(now, ok ? SUCCESS : FAILURE, token === undefined ? 0 : now - token, error);
-    }
+  exit(_token: Token, _ok: boolean, error: unknown): unknown {
     return error;
+  }
+
+  failedAs(): number {
+    return FAILURE;
   }
 
   private refuseOrQueue(scope: Scope, now: number, full: number): Promise<Token> {
@@ -189,19 +191,15 @@ class Bucket implements Interceptor<Token> {
       this.unlink(waiter);
       waiter.unsubscribe?.();
       const events = this.events;
-      if (events.listening) {
-        if (events.wants('ratelimit.waited')) {
-          events.emit({
-            type: 'ratelimit.waited',
-            source: this.name,
-            at: now,
-            waitMs: now - waiter.enqueuedAt,
-          });
-        }
-        waiter.resolve(waiter.enqueuedAt);
-      } else {
-        waiter.resolve(undefined);
+      if (events.wants('ratelimit.waited')) {
+        events.emit({
+          type: 'ratelimit.waited',
+          source: this.name,
+          at: now,
+          waitMs: now - waiter.enqueuedAt,
+        });
       }
+      waiter.resolve(undefined);
       waiter = this.waiters.head;
     }
     if (waiter !== undefined) {

@@ -4,8 +4,18 @@
  */
 import type { Clock } from '../core/clock.js';
 import { CancelledError } from '../core/errors.js';
+import { SUCCESS } from './call-event.js';
 import { Call } from './context.js';
-import type { AbandonTarget, Interceptor, Policy, RetryLoop, SharedTime, Stage, Task } from './policy.js';
+import type {
+  AbandonTarget,
+  CallReporting,
+  Interceptor,
+  Policy,
+  RetryLoop,
+  SharedTime,
+  Stage,
+  Task,
+} from './policy.js';
 
 /** Runs `fn` through the compiled layers. */
 export type Executor = <T>(fn: Task<T>, call: Call) => Promise<T>;
@@ -31,6 +41,8 @@ class CallRun<T> implements SharedTime {
   /** The clock read at the current boundary (undefined: none yet) and what it read. */
   private readClock: Clock | undefined = undefined;
   private readTime = 0;
+  /** Counts the boundaries: layers entering within one entered at the same time (per clock). */
+  boundary = 0;
 
   constructor(
     readonly segment: Segment,
@@ -50,6 +62,7 @@ class CallRun<T> implements SharedTime {
   /** Time may have passed (an await, the inner call): the next layer that asks reads the clock again. */
   newBoundary(): void {
     this.readClock = undefined;
+    this.boundary++;
   }
 
   /** Calls the loop's `begin` for the first attempt, at the time the layers enter. */
@@ -111,6 +124,64 @@ function observe<T>(
 }
 
 /**
+ * The entry times of an attempt's layers that let the runner report their calls ({@link CallReporting}).
+ * Layers entering at one boundary on one clock share one reading (the usual case: one number, no array).
+ */
+interface EntryTimes {
+  /** When the first reported layer entered, on `startClock` (undefined: none yet), at boundary `startBoundary`. */
+  start: number;
+  startClock: Clock | undefined;
+  startBoundary: number;
+  /** Bit `i`: layer `i` (below {@link SHARED_BITS}) is reported and entered at `start`. */
+  shared: number;
+  /** The entry times of reported layers that entered at another time or on another clock, or from layer 31 on. */
+  own: number[] | undefined;
+}
+
+const SHARED_BITS = 31;
+
+/** Layer `layer` was just entered (admitted, or waiting to be): keep its entry time if its calls are reported. */
+function timeEntry(times: EntryTimes, run: CallRun<unknown>, layer: number, reports: CallReporting): void {
+  if (!reports.calls.sink.wants('call')) return;
+  const clock = reports.clock;
+  if (layer < SHARED_BITS) {
+    if (times.startClock === undefined) {
+      times.start = run.now(clock);
+      times.startClock = clock;
+      times.startBoundary = run.boundary;
+      times.shared = 1 << layer;
+      return;
+    }
+    if (clock === times.startClock && run.boundary === times.startBoundary) {
+      times.shared |= 1 << layer;
+      return;
+    }
+  }
+  if (times.own === undefined) times.own = [];
+  times.own[layer] = run.now(clock);
+}
+
+/**
+ * Reports the call of a layer that just exited, entered at `start` (`error`: what its exit returned, or
+ * OK), at `at` on its clock.
+ */
+function report(reports: CallReporting, token: unknown, error: unknown, at: number, start: number): void {
+  const calls = reports.calls;
+  if (error === OK) {
+    calls.call(at, SUCCESS, at - start, undefined);
+    return;
+  }
+  let outcome: number;
+  try {
+    outcome = reports.failedAs(token, error);
+  } catch (thrown) {
+    reportAsync(thrown);
+    return;
+  }
+  calls.call(at, outcome, at - start, error);
+}
+
+/**
  * One attempt of one call through a segment that holds an aggressive layer, or of a call that retries: it
  * settles the caller's promise itself, so an aggressive timeout can release the caller before the inner
  * call settles, and a long retry loop holds one promise however many attempts it makes.
@@ -118,12 +189,17 @@ function observe<T>(
  * Layers `[low, entered)` are waiting for the inner call to settle; layers below `low` have exited
  * already because an aggressive layer abandoned the attempt.
  */
-class Attempt<T> implements AbandonTarget {
+class Attempt<T> implements AbandonTarget, EntryTimes {
   readonly tokens: unknown[];
   entered = 0;
   low = 0;
   settled = false;
   inner: Call;
+  start = 0;
+  startClock: Clock | undefined = undefined;
+  startBoundary = 0;
+  shared = 0;
+  own: number[] | undefined = undefined;
 
   constructor(
     readonly run: CallRun<T>,
@@ -147,13 +223,15 @@ class Attempt<T> implements AbandonTarget {
         this.settle(false, this.abandonReason());
         return;
       }
+      const interceptor = interceptors[i] as Interceptor;
       let token: unknown;
       try {
-        token = (interceptors[i] as Interceptor).enter(this.inner, this.run);
+        token = interceptor.enter(this.inner, this.run);
       } catch (error) {
         this.settle(false, error);
         return;
       }
+      if (interceptor.reports !== undefined) timeEntry(this, this.run, i, interceptor.reports);
       if (token instanceof Promise) {
         token.then(
           (admitted: unknown) => {
@@ -219,6 +297,7 @@ class Attempt<T> implements AbandonTarget {
       ok,
       outcome,
       this.run,
+      this,
     );
     this.low = this.entered;
     if (!attached) return;
@@ -238,6 +317,7 @@ class Attempt<T> implements AbandonTarget {
       false,
       error,
       this.run,
+      this,
     );
     this.low = layer + 1;
     if (attached) this.finish(false, propagated);
@@ -300,7 +380,10 @@ function nextAttempt<T>(
   );
 }
 
-/** Exits layers `from` down to `to` (inclusive); returns OK or the error to propagate. */
+/**
+ * Exits layers `from` down to `to` (inclusive), reporting the calls of those the runner times; returns OK
+ * or the error to propagate.
+ */
 function exitLayers(
   interceptors: readonly Interceptor[],
   tokens: unknown[],
@@ -309,8 +392,11 @@ function exitLayers(
   ok: boolean,
   outcome: unknown,
   time: SharedTime,
+  times: EntryTimes,
 ): unknown {
   let error: unknown = ok ? OK : outcome;
+  // The exit time on the shared entry clock, read once for every layer that entered together.
+  let at = Number.NaN;
   for (let i = from; i >= to; i--) {
     const interceptor = interceptors[i] as Interceptor;
     try {
@@ -319,6 +405,15 @@ function exitLayers(
     } catch (thrown) {
       // Interceptors must not throw from exit; if one does, its error replaces the outcome.
       error = thrown;
+    }
+    const reports = interceptor.reports;
+    if (reports === undefined || !reports.calls.sink.wants('call')) continue;
+    if (i < SHARED_BITS && (times.shared & (1 << i)) !== 0) {
+      if (Number.isNaN(at)) at = time.now(times.startClock as Clock);
+      report(reports, tokens[i], error, at, times.start);
+    } else {
+      const start = times.own?.[i];
+      if (start !== undefined) report(reports, tokens[i], error, time.now(reports.clock), start);
     }
   }
   return error;
@@ -330,10 +425,15 @@ function exitLayers(
  * call instead of three. A call that must retry switches to {@link Attempt}, which settles one promise
  * however many attempts follow.
  */
-class DirectAttempt<T> extends CallRun<T> {
+class DirectAttempt<T> extends CallRun<T> implements EntryTimes {
   readonly tokens: unknown[];
   entered = 0;
   inner: Call;
+  start = 0;
+  startClock: Clock | undefined = undefined;
+  startBoundary = 0;
+  shared = 0;
+  own: number[] | undefined = undefined;
 
   constructor(segment: Segment, fn: Task<T>, call: Call, current: Call) {
     super(segment, fn, call);
@@ -358,6 +458,7 @@ class DirectAttempt<T> extends CallRun<T> {
       } catch (error) {
         return this.failed(error);
       }
+      if (interceptor.reports !== undefined) timeEntry(this, this, i, interceptor.reports);
       if (token instanceof Promise) {
         return token.then(
           (admitted: unknown) => {
@@ -408,7 +509,16 @@ class DirectAttempt<T> extends CallRun<T> {
 
   private succeeded(value: T): T | Promise<T> {
     this.newBoundary();
-    const error = exitLayers(this.segment.interceptors, this.tokens, this.entered - 1, 0, true, value, this);
+    const error = exitLayers(
+      this.segment.interceptors,
+      this.tokens,
+      this.entered - 1,
+      0,
+      true,
+      value,
+      this,
+      this,
+    );
     if (error !== OK) return this.afterExit(false, error);
     const loop = this.run.segment.loop;
     if (loop === undefined) return value;
@@ -435,6 +545,7 @@ class DirectAttempt<T> extends CallRun<T> {
       0,
       false,
       thrown,
+      this,
       this,
     );
     return this.afterExit(false, error);

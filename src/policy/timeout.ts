@@ -9,10 +9,10 @@ import type { Clock, QueueEntry, TimerQueue } from '../core/clock.js';
 import type { Duration } from '../core/duration.js';
 import { isBulwarkError, TimeoutError } from '../core/errors.js';
 import type { EventSink, SourceEvents } from '../core/events.js';
-import { CANCELLED, FAILURE, SUCCESS, TIMEOUT } from './call-event.js';
+import { CANCELLED, FAILURE, TIMEOUT } from './call-event.js';
 import { Call, type Scope } from './context.js';
 import { commonOptions, durationOption, invalid, knownKeys, oneOf } from './options.js';
-import type { AbandonTarget, Interceptor, PolicyOptions, SharedTime, Stage } from './policy.js';
+import type { AbandonTarget, CallReporting, Interceptor, PolicyOptions, Stage } from './policy.js';
 import { BasePolicy } from './runner.js';
 
 /** How a timeout treats a function that is still running at the deadline. */
@@ -53,8 +53,6 @@ class TimedCall extends Call implements QueueEntry {
     scope: Scope,
     attempt: number,
     readonly interceptor: TimeoutInterceptor,
-    /** Clock time at entry, or -1 when nobody listened for `call` events then. */
-    readonly startedAt: number,
   ) {
     super(scope, attempt);
   }
@@ -83,9 +81,11 @@ function onDeadline(call: TimedCall): void {
   call.target?.abandon(call.layer, error);
 }
 
-class TimeoutInterceptor implements Interceptor<TimedCall> {
+class TimeoutInterceptor implements Interceptor<TimedCall>, CallReporting<TimedCall> {
   private readonly deadlines: TimerQueue;
-  private readonly calls: SourceEvents;
+  readonly calls: SourceEvents;
+  /** The runner times and reports the calls: `exit` only settles the deadline. */
+  readonly reports: CallReporting<TimedCall> = this;
 
   constructor(
     readonly name: string,
@@ -97,15 +97,10 @@ class TimeoutInterceptor implements Interceptor<TimedCall> {
     this.calls = events.source(name, WHERE);
   }
 
-  enter(call: Call, time: SharedTime): TimedCall {
+  enter(call: Call): TimedCall {
     const scope = call.scope;
     if (scope.isAborted()) throw scope.reason;
-    const timed = new TimedCall(
-      scope.child(),
-      call.attempt,
-      this,
-      this.events.wants('call') ? time.now(this.clock) : -1,
-    );
+    const timed = new TimedCall(scope.child(), call.attempt, this);
     this.deadlines.add(timed);
     return timed;
   }
@@ -114,27 +109,20 @@ class TimeoutInterceptor implements Interceptor<TimedCall> {
     return timed;
   }
 
-  exit(timed: TimedCall, ok: boolean, error: unknown, time: SharedTime): unknown {
+  exit(timed: TimedCall, ok: boolean, error: unknown): unknown {
     this.deadlines.remove(timed);
-    const scope = timed.scope;
-    scope.dispose();
+    timed.scope.dispose();
     const timedOut = timed.timedOut;
     if (timedOut !== undefined && !ok) {
       if (error !== timedOut && timedOut.cause === undefined) timedOut.cause = error;
       error = timedOut;
     }
-    if (timed.startedAt >= 0 && this.events.wants('call')) {
-      const outcome = ok
-        ? SUCCESS
-        : timedOut !== undefined
-          ? TIMEOUT
-          : scope.aborted || isBulwarkError(error, 'CANCELLED')
-            ? CANCELLED
-            : FAILURE;
-      const at = time.now(this.clock);
-      this.calls.call(at, outcome, at - timed.startedAt, ok ? undefined : error);
-    }
     return error;
+  }
+
+  failedAs(timed: TimedCall, error: unknown): number {
+    if (timed.timedOut !== undefined) return TIMEOUT;
+    return timed.scope.aborted || isBulwarkError(error, 'CANCELLED') ? CANCELLED : FAILURE;
   }
 }
 
