@@ -8,9 +8,12 @@ import type { BulwarkEvent, EventOf } from '../core/events.js';
 import { createRuntime, type Runtime } from '../core/runtime.js';
 import { backoff } from './backoff.js';
 import { bulkhead } from './bulkhead.js';
+import { CANCELLED } from './call-event.js';
 import { circuitBreaker } from './circuit-breaker.js';
 import { pipeline } from './pipeline.js';
+import type { Interceptor, Stage } from './policy.js';
 import { retry } from './retry.js';
+import { BasePolicy } from './runner.js';
 import { timeout } from './timeout.js';
 
 /** A virtual clock that counts how often it is read. */
@@ -194,6 +197,105 @@ describe('shared time of a fused segment', () => {
     expect(calls(b.events).map((e) => [e.kind, e.at, e.durationMs])).toEqual([
       ['timeout', 1_507, 7],
       ['retry', 1_507, 7],
+    ]);
+  });
+
+  it('times every layer of a long segment, beyond the layers that share one entry reading', async () => {
+    const { clock, runtime, events } = setup();
+    const layers = Array.from({ length: 40 }, (_, i) => timeout('1s', { name: `t${i}`, runtime }));
+    const policy = pipeline(...layers);
+    events.length = 0;
+    const before = clock.reads;
+    await clock.run(() => policy.execute(() => clock.sleep(25)));
+    expect(clock.reads - before).toBe(2);
+    const ends = calls(events);
+    expect(ends.map((e) => e.source)).toEqual(layers.map((_, i) => `t${39 - i}`));
+    for (const e of ends) expect([e.at, e.durationMs, e.outcome]).toEqual([1_025, 25, 'success']);
+  });
+
+  it('a call that entered while nobody listened is not reported when someone listens by its end', async () => {
+    const clock = new CountingClock({ start: 1_000 });
+    const runtime = createRuntime({ clock, seed: 'late' });
+    const policy = pipeline(
+      circuitBreaker({ runtime }),
+      timeout('1s', { runtime }),
+      bulkhead({ limit: 2, runtime }),
+    );
+    const events: BulwarkEvent[] = [];
+    await clock.run(async () => {
+      const first = policy.execute(() => clock.sleep(10));
+      const stop = runtime.events.subscribe((event) => events.push(event));
+      await first;
+      await policy.execute(() => clock.sleep(5));
+      stop();
+    });
+    // Only the second call, which entered after the subscription, carries durations.
+    expect(calls(events).map((e) => [e.kind, e.at, e.durationMs])).toEqual([
+      ['bulkhead', 1_015, 5],
+      ['timeout', 1_015, 5],
+      ['circuitBreaker', 1_015, 5],
+    ]);
+  });
+
+  it('bulkhead.acquire() times its own call, from asking (a wait included) to the release', async () => {
+    const { clock, runtime, events } = setup();
+    const pool = bulkhead({ name: 'pool', limit: 1, queue: 1, runtime });
+    events.length = 0;
+    await clock.run(async () => {
+      const first = await pool.acquire();
+      const waiting = pool.acquire();
+      await clock.advance(30);
+      first();
+      const second = await waiting;
+      await clock.advance(12);
+      second();
+    });
+    expect(calls(events).map((e) => [e.at, e.durationMs, e.outcome])).toEqual([
+      [1_030, 30, 'success'],
+      [1_042, 42, 'success'],
+    ]);
+  });
+
+  it('reports a custom interceptor through its CallReporting, with the outcome it gives and the error its exit returns', async () => {
+    const { clock, runtime, events } = setup();
+    const replaced = new Error('replaced by the layer');
+    class Reporting extends BasePolicy {
+      readonly kind = 'custom';
+      readonly name = 'custom';
+      readonly stage: Stage;
+      constructor() {
+        super();
+        const interceptor: Interceptor<string> = {
+          enter: () => 'token',
+          exit: (_token, ok, error) => (ok ? error : replaced),
+          reports: {
+            calls: runtime.events.source('custom', 'custom'),
+            clock,
+            failedAs: (token, error) => {
+              expect([token, error]).toEqual(['token', replaced]);
+              return CANCELLED;
+            },
+          },
+        };
+        this.stage = { kind: 'intercept', interceptor };
+      }
+    }
+    const policy = pipeline(new Reporting(), timeout('1s', { runtime }));
+    events.length = 0;
+    await clock.run(async () => {
+      await policy.execute(() => clock.sleep(3));
+      await expect(
+        policy.execute(async () => {
+          await clock.sleep(4);
+          throw new Error('inner');
+        }),
+      ).rejects.toBe(replaced);
+    });
+    expect(calls(events).map((e) => [e.source, e.at, e.durationMs, e.outcome, e.error])).toEqual([
+      ['timeout', 1_003, 3, 'success', undefined],
+      ['custom', 1_003, 3, 'success', undefined],
+      ['timeout', 1_007, 4, 'failure', expect.objectContaining({ message: 'inner' })],
+      ['custom', 1_007, 4, 'cancelled', replaced],
     ]);
   });
 });
