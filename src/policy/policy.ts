@@ -120,6 +120,12 @@ export interface RetryLoop<State = unknown, Watch = unknown> {
   readonly retryResult: ((result: unknown) => boolean) | undefined;
   /** Waits before the next attempt; rejects when the scope aborts. */
   wait(delay: number, scope: Scope): Promise<void>;
+  /**
+   * Set when the loop lets the runner report its calls (see {@link CallReporting}; the token is the
+   * caller's scope): a call counts from its first attempt's entry to its end, and a result retried until
+   * the attempts ran out is a failure carrying that result.
+   */
+  readonly reports?: CallReporting<Scope>;
 }
 
 export type Stage =

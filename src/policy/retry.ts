@@ -9,10 +9,10 @@ import type { EventSink, SourceEvents } from '../core/events.js';
 import type { Random } from '../core/random.js';
 import type { Runtime } from '../core/runtime.js';
 import { type Backoff, backoff as backoffs, isBackoff } from './backoff.js';
-import { CANCELLED, FAILURE, SUCCESS } from './call-event.js';
+import { CANCELLED, FAILURE } from './call-event.js';
 import { type Scope, waitInScope } from './context.js';
 import { commonOptions, durationOption, functionOption, intOption, invalid, knownKeys } from './options.js';
-import type { PolicyOptions, RetryLoop, SharedTime, Stage } from './policy.js';
+import type { PolicyOptions, RetryLoop, Stage } from './policy.js';
 import { BasePolicy } from './runner.js';
 
 /** What `onRetry` is told before each wait. */
@@ -174,31 +174,17 @@ export class RetryPolicy extends BasePolicy {
     this.onRetry = functionOption(where, 'onRetry', options.onRetry);
 
     this.loop = {
-      // The watch is the call's start time, when someone listened for `call` events then.
-      begin: (_call, time) => (this.events.wants('call') ? time.now(this.clock) : undefined),
       afterFailure: (outcome, isResult, attempt, state, scope) =>
         this.afterFailure(outcome, isResult, attempt, state, scope),
       retryResult: retryOnResult,
       wait: (delay, scope) => this.wait(delay, scope),
-      end: (startedAt, ok, outcome, scope, time, gaveUp) => {
-        if (startedAt === undefined) return;
-        // A result retried until attempts ran out counts as a failure.
-        if (!ok) this.report(startedAt, outcomeOf(outcome, scope), outcome, time);
-        else if (gaveUp) this.report(startedAt, FAILURE, outcome, time);
-        else this.report(startedAt, SUCCESS, undefined, time);
-      },
+      // The runner times the calls and reports them (a result retried until attempts ran out is a failure).
+      reports: { calls: this.calls, clock: this.clock, failedAs: (scope, error) => outcomeOf(error, scope) },
     };
     this.stage = { kind: 'loop', loop: this.loop as RetryLoop };
     if (this.events.wants('policy.created')) {
       this.events.emit({ type: 'policy.created', source: name, at: this.clock.now(), kind: 'retry' });
     }
-  }
-
-  /** `outcome`: its index in `CALL_OUTCOMES`. */
-  private report(startedAt: number, outcome: number, error: unknown, time: SharedTime): void {
-    if (!this.events.wants('call')) return;
-    const at = time.now(this.clock);
-    this.calls.call(at, outcome, at - startedAt, error);
   }
 
   private afterFailure(

@@ -4,7 +4,8 @@
  */
 import type { Clock } from '../core/clock.js';
 import { CancelledError } from '../core/errors.js';
-import { SUCCESS } from './call-event.js';
+import type { EventSink, SourceEvents } from '../core/events.js';
+import { FAILURE, SUCCESS } from './call-event.js';
 import { Call } from './context.js';
 import type {
   AbandonTarget,
@@ -38,6 +39,8 @@ function invoke<T>(fn: Task<T>, call: Call): Promise<T> {
 class CallRun<T> implements SharedTime {
   /** The loop's watch, set once `begin` returned. */
   watch: unknown = undefined;
+  /** When the call began, for a loop whose calls the runner reports (undefined: not timed). */
+  private began: number | undefined = undefined;
   /** The clock read at the current boundary (undefined: none yet) and what it read. */
   private readClock: Clock | undefined = undefined;
   private readTime = 0;
@@ -67,12 +70,22 @@ class CallRun<T> implements SharedTime {
 
   /** Calls the loop's `begin` for the first attempt, at the time the layers enter. */
   begin(current: Call): void {
+    const reports = this.segment.loopReport;
+    if (reports?.sink.wants('call')) this.began = this.now(reports.clock);
     const begin = this.segment.loop?.begin;
     if (begin !== undefined) this.watch = begin(current, this);
   }
 
   /** Tells the loop the call ended (once), then returns; `gaveUp`: see `RetryLoop.end`. */
   end(ok: boolean, outcome: unknown, gaveUp = false): void {
+    const reports = this.segment.loopReport;
+    const began = this.began;
+    if (reports !== undefined && began !== undefined && reports.sink.wants('call')) {
+      const at = this.now(reports.clock);
+      if (ok && !gaveUp) reports.calls.call(at, SUCCESS, at - began, undefined);
+      else if (ok) reports.calls.call(at, FAILURE, at - began, outcome);
+      else report(reports, this.call.scope, outcome, at, began);
+    }
     const loop = this.segment.loop;
     if (loop?.end === undefined) return;
     try {
@@ -129,7 +142,7 @@ function observe<T>(
  */
 interface EntryTimes {
   /** When the first reported layer entered, on `startClock` (undefined: none yet), at boundary `startBoundary`. */
-  start: number;
+  start: number | undefined;
   startClock: Clock | undefined;
   startBoundary: number;
   /** Bit `i`: layer `i` (below {@link SHARED_BITS}) is reported and entered at `start`. */
@@ -140,9 +153,31 @@ interface EntryTimes {
 
 const SHARED_BITS = 31;
 
+/**
+ * An interceptor's {@link CallReporting}, copied once when the segment is compiled into an object of one
+ * shape: the layers' own objects have many, and the runner reads these fields twice per layer and call.
+ */
+class LayerReport {
+  readonly calls: SourceEvents;
+  readonly sink: EventSink;
+  readonly clock: Clock;
+  private readonly reporting: CallReporting;
+
+  constructor(reporting: CallReporting) {
+    this.reporting = reporting;
+    this.calls = reporting.calls;
+    this.sink = reporting.calls.sink;
+    this.clock = reporting.clock;
+  }
+
+  failedAs(token: unknown, error: unknown): number {
+    return this.reporting.failedAs(token, error);
+  }
+}
+
 /** Layer `layer` was just entered (admitted, or waiting to be): keep its entry time if its calls are reported. */
-function timeEntry(times: EntryTimes, run: CallRun<unknown>, layer: number, reports: CallReporting): void {
-  if (!reports.calls.sink.wants('call')) return;
+function timeEntry(times: EntryTimes, run: CallRun<unknown>, layer: number, reports: LayerReport): void {
+  if (!reports.sink.wants('call')) return;
   const clock = reports.clock;
   if (layer < SHARED_BITS) {
     if (times.startClock === undefined) {
@@ -165,7 +200,7 @@ function timeEntry(times: EntryTimes, run: CallRun<unknown>, layer: number, repo
  * Reports the call of a layer that just exited, entered at `start` (`error`: what its exit returned, or
  * OK), at `at` on its clock.
  */
-function report(reports: CallReporting, token: unknown, error: unknown, at: number, start: number): void {
+function report(reports: LayerReport, token: unknown, error: unknown, at: number, start: number): void {
   const calls = reports.calls;
   if (error === OK) {
     calls.call(at, SUCCESS, at - start, undefined);
@@ -195,7 +230,7 @@ class Attempt<T> implements AbandonTarget, EntryTimes {
   low = 0;
   settled = false;
   inner: Call;
-  start = 0;
+  start: number | undefined = undefined;
   startClock: Clock | undefined = undefined;
   startBoundary = 0;
   shared = 0;
@@ -231,7 +266,8 @@ class Attempt<T> implements AbandonTarget, EntryTimes {
         this.settle(false, error);
         return;
       }
-      if (interceptor.reports !== undefined) timeEntry(this, this.run, i, interceptor.reports);
+      const reports = this.run.segment.reports[i];
+      if (reports !== undefined) timeEntry(this, this.run, i, reports);
       if (token instanceof Promise) {
         token.then(
           (admitted: unknown) => {
@@ -290,7 +326,7 @@ class Attempt<T> implements AbandonTarget, EntryTimes {
     const attached = this.low === 0;
     this.run.newBoundary();
     const error = exitLayers(
-      this.run.segment.interceptors,
+      this.run.segment,
       this.tokens,
       this.entered - 1,
       this.low,
@@ -310,7 +346,7 @@ class Attempt<T> implements AbandonTarget, EntryTimes {
     const attached = this.low === 0;
     this.run.newBoundary();
     const propagated = exitLayers(
-      this.run.segment.interceptors,
+      this.run.segment,
       this.tokens,
       layer,
       this.low,
@@ -385,7 +421,7 @@ function nextAttempt<T>(
  * or the error to propagate.
  */
 function exitLayers(
-  interceptors: readonly Interceptor[],
+  segment: Segment,
   tokens: unknown[],
   from: number,
   to: number,
@@ -394,6 +430,8 @@ function exitLayers(
   time: SharedTime,
   times: EntryTimes,
 ): unknown {
+  const interceptors = segment.interceptors;
+  const layerReports = segment.reports;
   let error: unknown = ok ? OK : outcome;
   // The exit time on the shared entry clock, read once for every layer that entered together.
   let at = Number.NaN;
@@ -406,11 +444,11 @@ function exitLayers(
       // Interceptors must not throw from exit; if one does, its error replaces the outcome.
       error = thrown;
     }
-    const reports = interceptor.reports;
-    if (reports === undefined || !reports.calls.sink.wants('call')) continue;
+    const reports = layerReports[i];
+    if (reports === undefined || !reports.sink.wants('call')) continue;
     if (i < SHARED_BITS && (times.shared & (1 << i)) !== 0) {
       if (Number.isNaN(at)) at = time.now(times.startClock as Clock);
-      report(reports, tokens[i], error, at, times.start);
+      report(reports, tokens[i], error, at, times.start as number);
     } else {
       const start = times.own?.[i];
       if (start !== undefined) report(reports, tokens[i], error, time.now(reports.clock), start);
@@ -429,7 +467,7 @@ class DirectAttempt<T> extends CallRun<T> implements EntryTimes {
   readonly tokens: unknown[];
   entered = 0;
   inner: Call;
-  start = 0;
+  start: number | undefined = undefined;
   startClock: Clock | undefined = undefined;
   startBoundary = 0;
   shared = 0;
@@ -458,7 +496,8 @@ class DirectAttempt<T> extends CallRun<T> implements EntryTimes {
       } catch (error) {
         return this.failed(error);
       }
-      if (interceptor.reports !== undefined) timeEntry(this, this, i, interceptor.reports);
+      const reports = this.segment.reports[i];
+      if (reports !== undefined) timeEntry(this, this, i, reports);
       if (token instanceof Promise) {
         return token.then(
           (admitted: unknown) => {
@@ -509,16 +548,7 @@ class DirectAttempt<T> extends CallRun<T> implements EntryTimes {
 
   private succeeded(value: T): T | Promise<T> {
     this.newBoundary();
-    const error = exitLayers(
-      this.segment.interceptors,
-      this.tokens,
-      this.entered - 1,
-      0,
-      true,
-      value,
-      this,
-      this,
-    );
+    const error = exitLayers(this.segment, this.tokens, this.entered - 1, 0, true, value, this, this);
     if (error !== OK) return this.afterExit(false, error);
     const loop = this.run.segment.loop;
     if (loop === undefined) return value;
@@ -538,16 +568,7 @@ class DirectAttempt<T> extends CallRun<T> implements EntryTimes {
 
   private failed(thrown: unknown): Promise<T> {
     this.newBoundary();
-    const error = exitLayers(
-      this.segment.interceptors,
-      this.tokens,
-      this.entered - 1,
-      0,
-      false,
-      thrown,
-      this,
-      this,
-    );
+    const error = exitLayers(this.segment, this.tokens, this.entered - 1, 0, false, thrown, this, this);
     return this.afterExit(false, error);
   }
 
@@ -574,6 +595,10 @@ const NO_TOKENS: unknown[] = [];
 class Segment {
   readonly count: number;
   readonly run: Executor;
+  /** Per layer, how the runner reports its calls (undefined: the layer reports them itself). */
+  readonly reports: readonly (LayerReport | undefined)[];
+  /** The same for the loop. */
+  readonly loopReport: LayerReport | undefined;
 
   constructor(
     readonly loop: RetryLoop | undefined,
@@ -581,6 +606,10 @@ class Segment {
     readonly next: Executor | undefined,
   ) {
     this.count = interceptors.length;
+    this.reports = interceptors.map((i) =>
+      i.reports === undefined ? undefined : new LayerReport(i.reports),
+    );
+    this.loopReport = loop?.reports === undefined ? undefined : new LayerReport(loop.reports);
     this.run = interceptors.some((i) => i.arm !== undefined) ? this.runAbandonable : this.runDirect;
   }
 
