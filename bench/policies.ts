@@ -64,19 +64,22 @@ async function loop(run: () => Promise<unknown>, calls: number): Promise<number>
  * Runs every row once per round, interleaved, so that all rows see the same machine noise; reports each
  * row's best round (the least disturbed measure of its cost) and keeps the median for reference.
  */
-async function measureInterleaved(rows: Row[]): Promise<Record<string, { best: number; median: number }>> {
+async function measureInterleaved(
+  rows: Row[],
+): Promise<Record<string, { best: number; median: number; rounds: number[] }>> {
   for (const row of rows) await loop(row.run, Math.ceil(WARMUP * (row.scale ?? 1)));
   const samples = new Map<string, number[]>(rows.map((r) => [r.key, []]));
   for (let round = 0; round < ROUNDS; round++) {
     for (const row of rows)
       samples.get(row.key)?.push(await loop(row.run, Math.ceil(CALLS * (row.scale ?? 1))));
   }
-  const out: Record<string, { best: number; median: number }> = {};
+  const out: Record<string, { best: number; median: number; rounds: number[] }> = {};
   for (const row of rows) {
-    const xs = (samples.get(row.key) ?? []).sort((a, b) => a - b);
+    const rounds = samples.get(row.key) ?? [];
+    const xs = [...rounds].sort((a, b) => a - b);
     const best = xs[0] as number;
     const median = xs[Math.floor(xs.length / 2)] as number;
-    out[row.key] = { best, median };
+    out[row.key] = { best, median, rounds };
     if (!json)
       console.log(
         `${row.label.padEnd(52)} ${best.toFixed(0).padStart(8)} ns/call  (median ${median.toFixed(0)})`,
@@ -186,9 +189,20 @@ const rows: Row[] = [
   },
   { key: 'opossum_ns', label: 'opossum fire() with timeout', run: () => opossum.fire() },
 ];
-for (const [key, m] of Object.entries(await measureInterleaved(rows))) {
+const measured = await measureInterleaved(rows);
+for (const [key, m] of Object.entries(measured)) {
   results[key] = m.best;
   medians[key] = m.median;
+}
+/**
+ * The median over rounds of `key`'s time over `base`'s in the same round: both run within the round, so a
+ * disturbance that slows a whole round cancels out (the ratio of bests needs both rows to have one quiet round).
+ */
+function pairedRatio(key: string, base: string): number {
+  const a = measured[key]?.rounds ?? [];
+  const b = measured[base]?.rounds ?? [];
+  const ratios = a.map((x, i) => x / (b[i] as number)).sort((x, y) => x - y);
+  return Number((ratios[Math.floor(ratios.length / 2)] as number).toFixed(2));
 }
 opossum.shutdown();
 await monitor.close();
@@ -252,10 +266,12 @@ const summary = {
   cockatiel_vs_pipeline: Number((n('cockatiel_ns') / n('pipeline_ns')).toFixed(1)),
   opossum_vs_pipeline: Number((n('opossum_ns') / n('pipeline_ns')).toFixed(2)),
   metrics_on_vs_off: Number((n('pipeline_prometheus_ns') / n('pipeline_metrics_off_ns')).toFixed(2)),
+  metrics_on_vs_off_paired: pairedRatio('pipeline_prometheus_ns', 'pipeline_metrics_off_ns'),
   noop_subscriber_vs_metrics_off: Number(
     (n('pipeline_noop_subscriber_ns') / n('pipeline_metrics_off_ns')).toFixed(2),
   ),
   monitor_vs_metrics_off: Number((n('pipeline_monitor_ns') / n('pipeline_metrics_off_ns')).toFixed(2)),
+  monitor_vs_metrics_off_paired: pairedRatio('pipeline_monitor_ns', 'pipeline_metrics_off_ns'),
   opossum_vs_pipeline_aggressive: Number((n('opossum_ns') / n('pipeline_aggressive_ns')).toFixed(2)),
   medians: Object.fromEntries(Object.entries(medians).map(([k, v]) => [k, Math.round(v)])),
   targets: {
@@ -270,7 +286,8 @@ const summary = {
     cores: os.cpus().length,
     rounds: ROUNDS,
     calls: CALLS,
-    statistic: 'best round of interleaved rounds (medians under "medians")',
+    statistic:
+      'best round of interleaved rounds (medians under "medians"; *_paired: median of the per-round ratios)',
   },
 };
 for (const key of Object.keys(results)) {
