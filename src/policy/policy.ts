@@ -68,7 +68,7 @@ export interface Interceptor<Token = unknown> {
  * How the runner reports an interceptor's admitted calls for it. The runner reads the entry time once for
  * every such layer entering at the same moment, keeps it per attempt, and reports each call right after
  * the layer's `exit`, with the exit time shared the same way: the layers keep no start time and read no
- * clock for their call events (on the success path of a pipeline that is most of what listening costs).
+ * clock for their call events, so listening costs a pipeline two clock reads and one report per layer.
  * A layer still reports the calls it refuses in `enter` itself. A call counts from the moment `enter` was
  * called, so a call that waited (a queue) includes its wait.
  */
