@@ -98,3 +98,22 @@ export async function bulkheadGauge(
 ): Promise<number | undefined> {
   return sample(await metrics.text(), `bulwark_bulkhead_active{policy="${policy}"}`);
 }
+
+/**
+ * Holds one call in each of `holders` (in order, each sleeping 10 ms on `rt`'s clock), reads the
+ * `bulwark_bulkhead_active` gauge of `policy` while they run, and lets them finish.
+ */
+export async function bulkheadGaugeWhileHeld(
+  rt: VirtualRuntime,
+  metrics: { text(): Promise<string> },
+  policy: string,
+  holders: readonly { execute(fn: () => Promise<void>): Promise<unknown> }[],
+): Promise<number | undefined> {
+  let during: number | undefined;
+  await rt.clock.run(async () => {
+    const held = holders.map((holder) => holder.execute(() => rt.clock.sleep(10)));
+    during = await bulkheadGauge(metrics, policy);
+    await Promise.all(held);
+  });
+  return during;
+}

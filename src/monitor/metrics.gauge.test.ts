@@ -3,7 +3,7 @@
  * twice: four bugs a review found in its first version, each fixed and kept here.
  */
 import { describe, expect, it } from 'vitest';
-import { bulkheadGauge } from '../../test/support.js';
+import { bulkheadGauge, bulkheadGaugeWhileHeld as gaugeWhileHeld } from '../../test/support.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { bulkhead } from '../policy/bulkhead.js';
 import { retry } from '../policy/retry.js';
@@ -22,12 +22,7 @@ describe('bulkhead gauge read from lent states', () => {
     const pool = bulkhead({ name: 'pool', limit: 4, runtime: rt2 });
     await rt2.clock.run(() => pool.execute(() => 1));
     detach1();
-    let during: number | undefined;
-    await rt2.clock.run(async () => {
-      const held = [0, 1, 2].map(() => pool.execute(() => rt2.clock.sleep(10)));
-      during = await gauge(metrics, 'pool');
-      await Promise.all(held);
-    });
+    const during = await gaugeWhileHeld(rt2, metrics, 'pool', Array(3).fill(pool));
     expect(during).toBe(3); // the first version showed 0 (frozen)
   });
 
@@ -39,12 +34,7 @@ describe('bulkhead gauge read from lent states', () => {
     const pool = bulkhead({ name: 'pool', limit: 4, runtime: rt });
     await rt.clock.run(() => pool.execute(() => 1));
     metrics.reset();
-    let during: number | undefined;
-    await rt.clock.run(async () => {
-      const held = [0, 1].map(() => pool.execute(() => rt.clock.sleep(10)));
-      during = await gauge(metrics, 'pool');
-      await Promise.all(held);
-    });
+    const during = await gaugeWhileHeld(rt, metrics, 'pool', Array(2).fill(pool));
     expect(during).toBe(2); // the first version showed no series
   });
 
@@ -60,12 +50,7 @@ describe('bulkhead gauge read from lent states', () => {
     metrics.reset();
     await rt.clock.run(() => r.execute(() => 1)); // r takes it now
     await rt.clock.run(() => pool.execute(() => 1)); // pool lends its permits to the overflow holder
-    let during: number | undefined;
-    await rt.clock.run(async () => {
-      const held = [0, 1, 2].map(() => other.execute(() => rt.clock.sleep(10)));
-      during = await gauge(metrics, OVERFLOW_LABEL);
-      await Promise.all(held);
-    });
+    const during = await gaugeWhileHeld(rt, metrics, OVERFLOW_LABEL, Array(3).fill(other));
     expect(during).toBe(3); // the first version showed 0 (it read pool alone)
   });
 
@@ -78,12 +63,7 @@ describe('bulkhead gauge read from lent states', () => {
     const b2 = bulkhead({ name: 'db', limit: 4, runtime: rt });
     await rt.clock.run(() => b1.execute(() => 1));
     await rt.clock.run(() => b2.execute(() => 1));
-    let during: number | undefined;
-    await rt.clock.run(async () => {
-      const held = [0, 1, 2].map(() => b1.execute(() => rt.clock.sleep(10)));
-      during = await gauge(metrics, 'db');
-      await Promise.all(held);
-    });
+    const during = await gaugeWhileHeld(rt, metrics, 'db', Array(3).fill(b1));
     expect(during).toBe(3); // the first version showed 0 (it read b2 alone)
   });
 
@@ -92,13 +72,10 @@ describe('bulkhead gauge read from lent states', () => {
     const metrics = new PrometheusMetrics();
     metrics.attach(rt.events);
     const many = Array.from({ length: 70 }, () => bulkhead({ name: 'per-request', limit: 2, runtime: rt }));
-    let inside: number | undefined;
     await rt.clock.run(async () => {
       for (const b of many) await b.execute(() => 1);
-      const held = many.slice(60).map((b) => b.execute(() => rt.clock.sleep(10)));
-      inside = await gauge(metrics, 'per-request');
-      await Promise.all(held);
     });
+    const inside = await gaugeWhileHeld(rt, metrics, 'per-request', many.slice(60));
     // 4 of the 10 held calls are on bulkheads read (60–63), 6 on bulkheads told: their last change wins.
     expect(inside).toBe(4 + 1);
     expect(await gauge(metrics, 'per-request')).toBe(0);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bulkheadGauge, sample } from '../../test/support.js';
+import { bulkheadGauge, bulkheadGaugeWhileHeld, sample } from '../../test/support.js';
 import { EventSink } from '../core/events.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { bulkhead } from '../policy/bulkhead.js';
@@ -50,12 +50,7 @@ describe('PrometheusMetrics per-source parts (review2)', () => {
     await rt.clock.run(() => pool.execute(() => 1));
     metrics.reset();
     await rt.clock.run(() => pool.execute(() => 1));
-    const seen: (number | undefined)[] = [];
-    await rt.clock.run(async () => {
-      const held = [0, 1].map(() => pool.execute(() => rt.clock.sleep(10)));
-      seen.push(await gauge(metrics, 'pool'));
-      await Promise.all(held);
-    });
+    const seen = [await bulkheadGaugeWhileHeld(rt, metrics, 'pool', [pool, pool])];
     seen.push(await gauge(metrics, 'pool'));
     expect(seen).toEqual([2, 0]);
     expect(sample(await metrics.text(), 'bulwark_calls_total{policy="pool",outcome="success"}')).toBe(3);
