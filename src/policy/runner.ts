@@ -197,15 +197,10 @@ function timeEntry(times: EntryTimes, run: CallRun<unknown>, layer: number, repo
 }
 
 /**
- * Reports the call of a layer that just exited, entered at `start` (`error`: what its exit returned, or
- * OK), at `at` on its clock.
+ * Reports the failed call of a layer (or a loop) that entered at `start` and just exited with `error`
+ * (what its exit returned), at `at` on its clock.
  */
 function report(reports: LayerReport, token: unknown, error: unknown, at: number, start: number): void {
-  const calls = reports.calls;
-  if (error === OK) {
-    calls.call(at, SUCCESS, at - start, undefined);
-    return;
-  }
   let outcome: number;
   try {
     outcome = reports.failedAs(token, error);
@@ -213,7 +208,7 @@ function report(reports: LayerReport, token: unknown, error: unknown, at: number
     reportAsync(thrown);
     return;
   }
-  calls.call(at, outcome, at - start, error);
+  reports.calls.call(at, outcome, at - start, error);
 }
 
 /**
@@ -418,7 +413,10 @@ function nextAttempt<T>(
 
 /**
  * Exits layers `from` down to `to` (inclusive), reporting the calls of those the runner times; returns OK
- * or the error to propagate.
+ * or the error to propagate. After a failure each layer's call is reported right after its exit (its
+ * outcome is what that exit returned). After a success every exit returns OK whatever it does, so the
+ * layers all exit first and their calls are reported together after: that keeps the reporting out of the
+ * exit loop (small enough for the layers' exits to be inlined into it) and reads the exit time once.
  */
 function exitLayers(
   segment: Segment,
@@ -431,30 +429,104 @@ function exitLayers(
   times: EntryTimes,
 ): unknown {
   const interceptors = segment.interceptors;
-  const layerReports = segment.reports;
-  let error: unknown = ok ? OK : outcome;
-  // The exit time on the shared entry clock, read once for every layer that entered together.
-  let at = Number.NaN;
+  if (ok) {
+    for (let i = from; i >= to; i--) {
+      try {
+        (interceptors[i] as Interceptor).exit(tokens[i], true, undefined, time);
+      } catch (thrown) {
+        return exitThrew(segment, tokens, from, i, to, thrown, time, times);
+      }
+    }
+    if (isTimed(times)) reportSucceeded(segment, from, to, time, times);
+    return OK;
+  }
+  let error = outcome;
   for (let i = from; i >= to; i--) {
-    const interceptor = interceptors[i] as Interceptor;
     try {
-      if (error === OK) interceptor.exit(tokens[i], true, undefined, time);
-      else error = interceptor.exit(tokens[i], false, error, time);
+      error = (interceptors[i] as Interceptor).exit(tokens[i], false, error, time);
     } catch (thrown) {
       // Interceptors must not throw from exit; if one does, its error replaces the outcome.
       error = thrown;
     }
+    if (isTimed(times)) reportFailed(segment, tokens, i, error, time, times);
+  }
+  return error;
+}
+
+/**
+ * Layer `i`'s exit threw after a success (interceptors must not throw from exit; if one does, its error
+ * replaces the outcome): reports the layers inside it as succeeded and layer `i` as failed with that error,
+ * then exits the layers outside it as after a failure.
+ */
+function exitThrew(
+  segment: Segment,
+  tokens: unknown[],
+  from: number,
+  i: number,
+  to: number,
+  thrown: unknown,
+  time: SharedTime,
+  times: EntryTimes,
+): unknown {
+  if (isTimed(times)) {
+    if (i < from) reportSucceeded(segment, from, i + 1, time, times);
+    reportFailed(segment, tokens, i, thrown, time, times);
+  }
+  return i > to ? exitLayers(segment, tokens, i - 1, to, false, thrown, time, times) : thrown;
+}
+
+/**
+ * Reports the call of layer `i`, which just exited with `error` (what its exit returned), if the runner
+ * timed its entry. Layers that entered together share their exit time: `time` reads a clock once per
+ * boundary.
+ */
+function reportFailed(
+  segment: Segment,
+  tokens: unknown[],
+  i: number,
+  error: unknown,
+  time: SharedTime,
+  times: EntryTimes,
+): void {
+  const reports = segment.reports[i];
+  if (reports === undefined || !reports.sink.wants('call')) return;
+  if (i < SHARED_BITS && (times.shared & (1 << i)) !== 0) {
+    report(reports, tokens[i], error, time.now(times.startClock as Clock), times.start as number);
+  } else {
+    const start = times.own?.[i];
+    if (start !== undefined) report(reports, tokens[i], error, time.now(reports.clock), start);
+  }
+}
+
+/** Whether the runner kept an entry time for any layer of the attempt (someone wanted their calls). */
+function isTimed(times: EntryTimes): boolean {
+  return times.startClock !== undefined || times.own !== undefined;
+}
+
+/** Reports the successful calls of layers `from` down to `to`, which just exited, if their entries were timed. */
+function reportSucceeded(
+  segment: Segment,
+  from: number,
+  to: number,
+  time: SharedTime,
+  times: EntryTimes,
+): void {
+  const layerReports = segment.reports;
+  // Layers that entered together exit together: one exit time for all of them.
+  let at = Number.NaN;
+  for (let i = from; i >= to; i--) {
     const reports = layerReports[i];
     if (reports === undefined || !reports.sink.wants('call')) continue;
     if (i < SHARED_BITS && (times.shared & (1 << i)) !== 0) {
       if (Number.isNaN(at)) at = time.now(times.startClock as Clock);
-      report(reports, tokens[i], error, at, times.start as number);
+      reports.calls.call(at, SUCCESS, at - (times.start as number), undefined);
     } else {
       const start = times.own?.[i];
-      if (start !== undefined) report(reports, tokens[i], error, time.now(reports.clock), start);
+      if (start === undefined) continue;
+      const end = time.now(reports.clock);
+      reports.calls.call(end, SUCCESS, end - start, undefined);
     }
   }
-  return error;
 }
 
 /**

@@ -298,4 +298,64 @@ describe('shared time of a fused segment', () => {
       ['custom', 1_007, 4, 'cancelled', replaced],
     ]);
   });
+
+  it('after a success the layers all exit, then their calls are reported, innermost first', async () => {
+    const { clock, runtime, events } = setup();
+    const breaker = circuitBreaker({ name: 'breaker', consecutiveFailures: 1, halfOpenAfter: 10, runtime });
+    const policy = pipeline(breaker, bulkhead({ name: 'pool', limit: 1, runtime }));
+    await clock.run(async () => {
+      await expect(policy.execute(() => Promise.reject(new Error('down')))).rejects.toThrow('down');
+      await clock.advance(10);
+      events.length = 0;
+      // The half-open trial succeeds: the breaker's exit closes the circuit before any call is reported.
+      await policy.execute(() => clock.sleep(2));
+    });
+    const order = events
+      .filter((e) => e.type !== 'bulkhead.changed')
+      .map((e) => (e.type === 'call' ? `call ${e.source} ${e.outcome}` : e.type));
+    expect(order).toEqual(['circuit.transition', 'circuit.transition', 'call pool success', 'call breaker success']);
+    expect(calls(events).map((e) => [e.at, e.durationMs])).toEqual([
+      [1_012, 2],
+      [1_012, 2],
+    ]);
+  });
+
+  it('a layer whose exit throws after a success: the layers inside it succeeded, it and those outside failed with its error', async () => {
+    const { clock, runtime, events } = setup();
+    const broken = new Error('exit threw');
+    class Throwing extends BasePolicy {
+      readonly kind = 'custom';
+      readonly name = 'throwing';
+      readonly stage: Stage;
+      constructor() {
+        super();
+        const interceptor: Interceptor<string> = {
+          enter: () => 'token',
+          exit: () => {
+            throw broken;
+          },
+          reports: {
+            calls: runtime.events.source('throwing', 'custom'),
+            clock,
+            failedAs: () => CANCELLED,
+          },
+        };
+        this.stage = { kind: 'intercept', interceptor };
+      }
+    }
+    const policy = pipeline(
+      timeout('1s', { name: 'outer', runtime }),
+      new Throwing(),
+      timeout('1s', { name: 'inner', runtime }),
+    );
+    events.length = 0;
+    await clock.run(async () => {
+      await expect(policy.execute(() => clock.sleep(6))).rejects.toBe(broken);
+    });
+    expect(calls(events).map((e) => [e.source, e.at, e.durationMs, e.outcome, e.error])).toEqual([
+      ['inner', 1_006, 6, 'success', undefined],
+      ['throwing', 1_006, 6, 'cancelled', broken],
+      ['outer', 1_006, 6, 'failure', broken],
+    ]);
+  });
 });
