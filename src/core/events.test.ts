@@ -240,3 +240,90 @@ describe('SourceEvents', () => {
     expect(errors).toEqual([new Error('cannot bind'), new Error('meter broke')]);
   });
 });
+
+describe('SourceGroup', () => {
+  it('reports a success of every member: once to a meter with forGroup, to each part of one without', () => {
+    const sink = new EventSink();
+    const members = [sink.source('pool', 'bulkhead'), sink.source('db', 'timeout')];
+    const group = sink.group(members);
+    const grouped: unknown[][] = [];
+    const each: unknown[][] = [];
+    sink.meter({
+      call: () => undefined,
+      bulkheadChanged: () => undefined,
+      forSource: (name) => ({
+        call: (...f) => each.push(['own', name, ...f]),
+        bulkheadChanged: () => undefined,
+      }),
+      forGroup: (parts) => ({ succeeded: (...f) => grouped.push([parts.length, ...f]) }),
+    });
+    sink.meter({
+      call: () => undefined,
+      bulkheadChanged: () => undefined,
+      forSource: (name) => ({
+        call: (...f) => each.push(['plain', name, ...f]),
+        bulkheadChanged: () => undefined,
+      }),
+    });
+    const objects: BulwarkEvent[] = [];
+    group.succeeded(5, 2);
+    sink.subscribe((e) => objects.push(e), ['call']);
+    group.succeeded(9, 3);
+    expect(grouped).toEqual([
+      [2, 5, 2],
+      [2, 9, 3],
+    ]);
+    expect(each).toEqual([
+      ['plain', 'pool', 5, CALL_OUTCOME_INDEX.success, 2, undefined],
+      ['plain', 'db', 5, CALL_OUTCOME_INDEX.success, 2, undefined],
+      ['plain', 'pool', 9, CALL_OUTCOME_INDEX.success, 3, undefined],
+      ['plain', 'db', 9, CALL_OUTCOME_INDEX.success, 3, undefined],
+    ]);
+    // Listeners get one event per member, in member order, as each member's own `call` would give.
+    expect(objects).toEqual([
+      { type: 'call', source: 'pool', at: 9, kind: 'bulkhead', outcome: 'success', durationMs: 3 },
+      { type: 'call', source: 'db', at: 9, kind: 'timeout', outcome: 'success', durationMs: 3 },
+    ]);
+  });
+
+  it('uses the members’ own parts, resolved again when the subscriptions change; a part or group that throws stops nothing', async () => {
+    const sink = new EventSink();
+    const members = [sink.source('a', 'retry'), sink.source('b', 'retry')];
+    const group = sink.group(members);
+    const seen: unknown[] = [];
+    const given: unknown[] = [];
+    const errors = await uncaught(() => {
+      group.succeeded(1, 1); // no meter yet
+      sink.meter({
+        call: () => undefined,
+        bulkheadChanged: () => undefined,
+        forSource: (name) => {
+          const part = {
+            call: () => {
+              if (name === 'a') throw new Error('part broke');
+              seen.push(name);
+            },
+            bulkheadChanged: () => undefined,
+          };
+          given.push(part);
+          return part;
+        },
+      });
+      group.succeeded(2, 1);
+      // The members resolved once, for their own calls and the group alike.
+      members[1]?.call(3, CALL_OUTCOME_INDEX.success, 1, undefined);
+      sink.meter({
+        call: () => undefined,
+        bulkheadChanged: () => undefined,
+        forGroup: () => {
+          throw new Error('cannot group');
+        },
+      });
+      group.succeeded(4, 1);
+    });
+    expect(given).toHaveLength(4); // two members, resolved again after the second meter came
+    expect(seen).toEqual(['b', 'b', 'b']);
+    expect(errors).toEqual([new Error('part broke'), new Error('cannot group'), new Error('part broke')]);
+    expect(() => new EventSink().group(members)).toThrow(/another sink/);
+  });
+});

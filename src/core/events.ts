@@ -91,6 +91,13 @@ export interface EventMeter {
    * those events through `call`/`bulkheadChanged` as usual.
    */
   forSource?(source: string, kind: string, state?: SourceState): SourceMeter;
+  /**
+   * Optional: this meter's part for several sources whose calls succeed together (see {@link SourceGroup}),
+   * given its parts for them (from `forSource`, innermost layer first). A meter can then count a success in
+   * all of them at once (a histogram's bucket searched once). Without it, or when it returns undefined,
+   * each part's `call` is called in turn.
+   */
+  forGroup?(parts: readonly SourceMeter[]): GroupMeter | undefined;
 }
 
 /**
@@ -116,6 +123,12 @@ export interface SourceMeter {
    * listener takes `bulkhead.changed` from, emits none (two per call fewer).
    */
   readonly readsState?: boolean;
+}
+
+/** A meter's part for a {@link SourceGroup} (see {@link EventMeter.forGroup}). */
+export interface GroupMeter {
+  /** The call of every source of the group succeeded, at `at` after `durationMs`. */
+  succeeded(at: number, durationMs: number): void;
 }
 
 interface Subscription {
@@ -224,6 +237,17 @@ export class EventSink {
    */
   source(source: string, kind: string, state?: SourceState): SourceEvents {
     return new SourceEvents(this, source, kind, state);
+  }
+
+  /**
+   * Sources of this sink whose calls can succeed together (see {@link SourceGroup}), in the order their
+   * `call` events are reported.
+   */
+  group(members: readonly SourceEvents[]): SourceGroup {
+    for (const member of members) {
+      if (member.sink !== this) throw new TypeError('EventSink.group: a source of another sink');
+    }
+    return new SourceGroup(this, members);
   }
 
   /** @internal Sends `event` to its listeners only. */
@@ -342,6 +366,8 @@ function sourcePart(
 export class SourceEvents {
   private version = -1;
   private meters: readonly SourceMeter[] = NO_SOURCE_METERS;
+  /** The meter each of `meters` is the part of. */
+  private meterOf: readonly EventMeter[] = [];
   /** The parts told of every `bulkhead.changed` (those that do not read the state themselves). */
   private changeMeters: readonly SourceMeter[] = NO_SOURCE_METERS;
   private changesWanted = false;
@@ -378,6 +404,13 @@ export class SourceEvents {
     );
   }
 
+  /** @internal This source's part of `meter` (undefined: the meter gave none), resolved if need be. */
+  partOf(meter: EventMeter): SourceMeter | undefined {
+    if (this.version !== this.sink.version) this.resolve();
+    const i = this.meterOf.indexOf(meter);
+    return i < 0 ? undefined : this.meters[i];
+  }
+
   bulkheadChanged(at: number, active: number, queued: number, capacity: number): void {
     const sink = this.sink;
     if (this.version !== sink.version) this.resolve();
@@ -397,16 +430,96 @@ export class SourceEvents {
     const sink = this.sink;
     this.version = sink.version;
     const parts: SourceMeter[] = [];
+    const meterOf: EventMeter[] = [];
     for (const meter of sink.meters) {
       try {
         parts.push(sourcePart(meter, this.source, this.kind, this.state));
+        meterOf.push(meter);
       } catch (e) {
         reportAsync(e);
       }
     }
     this.meters = parts;
+    this.meterOf = meterOf;
     this.changeMeters = parts.filter((part) => part.readsState !== true);
     this.changesWanted = this.changeMeters.length > 0 || sink.bulkheadObjects;
+  }
+}
+
+/**
+ * Sources of one sink whose calls can succeed together, made by {@link EventSink.group}: the layers of a
+ * pipeline segment, where a call that gets through all of them succeeds in each at the same time with the
+ * same duration. One `succeeded` reports that call of every member: each meter is called once for all of
+ * them (its {@link EventMeter.forGroup} part, or its parts in turn), and listeners get one `call` event per
+ * member, in member order. What else happens is what each member's `call` would do.
+ */
+export class SourceGroup {
+  private version = -1;
+  private parts: readonly GroupMeter[] = NO_GROUP_METERS;
+
+  constructor(
+    readonly sink: EventSink,
+    readonly members: readonly SourceEvents[],
+  ) {}
+
+  /** The call of every member succeeded, at `at` after `durationMs`. */
+  succeeded(at: number, durationMs: number): void {
+    const sink = this.sink;
+    if (this.version !== sink.version) this.resolve();
+    const parts = this.parts;
+    for (let i = 0; i < parts.length; i++) {
+      try {
+        (parts[i] as GroupMeter).succeeded(at, durationMs);
+      } catch (e) {
+        reportAsync(e);
+      }
+    }
+    if (!sink.callObjects) return;
+    const members = this.members;
+    for (let i = 0; i < members.length; i++) {
+      const member = members[i] as SourceEvents;
+      sink.deliver(callEvent(member.source, at, member.kind, 'success', durationMs, undefined));
+    }
+  }
+
+  private resolve(): void {
+    const sink = this.sink;
+    this.version = sink.version;
+    const groups: GroupMeter[] = [];
+    for (const meter of sink.meters) {
+      const parts: SourceMeter[] = [];
+      for (const member of this.members) {
+        const part = member.partOf(meter);
+        if (part !== undefined) parts.push(part);
+      }
+      let group: GroupMeter | undefined;
+      try {
+        group = meter.forGroup?.(parts);
+      } catch (e) {
+        reportAsync(e);
+      }
+      groups.push(group ?? new EachPart(parts));
+    }
+    this.parts = groups;
+  }
+}
+
+const NO_GROUP_METERS: readonly GroupMeter[] = [];
+const SUCCESS_INDEX = CALL_OUTCOME_INDEX.success;
+
+/** A group part of a meter without {@link EventMeter.forGroup}: its parts, called in turn. */
+class EachPart implements GroupMeter {
+  constructor(private readonly parts: readonly SourceMeter[]) {}
+
+  succeeded(at: number, durationMs: number): void {
+    const parts = this.parts;
+    for (let i = 0; i < parts.length; i++) {
+      try {
+        (parts[i] as SourceMeter).call(at, SUCCESS_INDEX, durationMs, undefined);
+      } catch (e) {
+        reportAsync(e);
+      }
+    }
   }
 }
 

@@ -10,7 +10,9 @@ import type { BulwarkEvent, EventOf } from '../core/events.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { bulkhead } from '../policy/bulkhead.js';
 import { circuitBreaker } from '../policy/circuit-breaker.js';
+import { pipeline } from '../policy/pipeline.js';
 import { retry } from '../policy/retry.js';
+import { timeout } from '../policy/timeout.js';
 import { METRIC_NAMES, OVERFLOW_LABEL, PrometheusMetrics } from './metrics.js';
 
 /**
@@ -414,6 +416,41 @@ describe('PrometheusMetrics', () => {
     expect(sample(text, 'bulwark_calls_total{policy="pool",outcome="success"}')).toBe(2);
     expect(sample(text, `bulwark_calls_total{policy="${OVERFLOW_LABEL}",outcome="success"}`)).toBe(2);
     expect(sample(text, 'bulwark_bulkhead_active{policy="pool"}')).toBe(0);
+  });
+
+  it('counts a pipeline’s successes in every layer at once, as each layer’s own call would, also after reset() and for two metrics on one runtime', async () => {
+    const rt = virtualRuntime(5);
+    const metrics = new PrometheusMetrics();
+    const second = new PrometheusMetrics();
+    metrics.attach(rt.events);
+    second.attach(rt.events);
+    const guarded = pipeline(
+      retry({ name: 'r', maxAttempts: 1, runtime: rt }),
+      timeout('1s', { name: 't', runtime: rt }),
+      bulkhead({ name: 'b', limit: 2, runtime: rt }),
+    );
+    const run = () =>
+      rt.clock.run(async () => {
+        await guarded.execute(() => rt.clock.sleep(20));
+        await guarded.execute(() => rt.clock.sleep(3));
+        await guarded.execute(() => Promise.reject(new Error('down'))).catch(() => undefined);
+      });
+    await run();
+    for (const text of [await metrics.text(), await second.text()]) {
+      for (const policy of ['r', 't', 'b']) {
+        const labels = `policy="${policy}",outcome="success"`;
+        expect(sample(text, `bulwark_calls_total{${labels}}`)).toBe(2);
+        expect(sample(text, `bulwark_call_duration_seconds_sum{${labels}}`)).toBeCloseTo(0.023, 9);
+        expect(sample(text, `bulwark_call_duration_seconds_bucket{le="0.005",${labels}}`)).toBe(1);
+        expect(sample(text, `bulwark_call_duration_seconds_bucket{le="0.025",${labels}}`)).toBe(2);
+        expect(sample(text, `bulwark_calls_total{policy="${policy}",outcome="failure"}`)).toBe(1);
+      }
+    }
+    metrics.reset();
+    await run();
+    const text = await metrics.text();
+    expect(sample(text, 'bulwark_calls_total{policy="t",outcome="success"}')).toBe(2);
+    expect(sample(await second.text(), 'bulwark_calls_total{policy="t",outcome="success"}')).toBe(4);
   });
 
   it('reads an attached bulkhead at collection instead of being told of each change', async () => {

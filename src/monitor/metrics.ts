@@ -20,6 +20,7 @@ import {
   type CallOutcome,
   type CircuitStateName,
   type EventSink,
+  type GroupMeter,
   type SourceMeter,
   type SourceState,
 } from '../core/events.js';
@@ -78,6 +79,8 @@ export interface EventCounter {
    * source's state was lent (`lend`), so its bulkhead changes need not be told.
    */
   forSource?(source: string, readsState: boolean): SourceMeter;
+  /** Its parts (from `forSource`) for sources whose calls succeed together, counted at once. */
+  forGroup?(parts: readonly SourceMeter[]): GroupMeter | undefined;
   /** Reads `state` for the gauge of `source` from now on; false when it will not (it is told instead). */
   lend?(source: string, state: SourceState): boolean;
   /** Stops reading `state` (once for each `lend` that returned true). */
@@ -105,6 +108,7 @@ export function attachCounter(events: EventSink, counter: EventCounter): () => v
     return true;
   };
   const forSource = counter.forSource?.bind(counter);
+  const forGroup = counter.forGroup?.bind(counter);
   const unmeter = events.meter({
     call: (source, _at, _kind, outcome, durationMs) => counter.countCall(source, outcome, durationMs),
     bulkheadChanged: (source, _at, active) => counter.setBulkhead(source, active),
@@ -114,6 +118,7 @@ export function attachCounter(events: EventSink, counter: EventCounter): () => v
           forSource: (source: string, _kind: string, state?: SourceState) =>
             forSource(source, reads(source, state)),
         }),
+    ...(forGroup === undefined ? {} : { forGroup }),
   });
   return () => {
     unsubscribe();
@@ -204,12 +209,22 @@ class CallSeries {
 /** Counts one call of outcome `o` (its index in CALL_OUTCOMES) that took `durationMs`. */
 function countInto(series: CallSeries, bounds: Float64Array, o: number, durationMs: number): void {
   const seconds = durationMs / 1000;
+  countIn(series, o, seconds, bucketOf(bounds, seconds));
+}
+
+/** The bucket of a duration in seconds: the first bound it does not exceed (`bounds.length`: +Inf). */
+function bucketOf(bounds: Float64Array, seconds: number): number {
+  let b = 0;
+  while (b < bounds.length && seconds > (bounds[b] as number)) b++;
+  return b;
+}
+
+/** Counts one call of outcome `o` that took `seconds`, in bucket `b`. */
+function countIn(series: CallSeries, o: number, seconds: number, b: number): void {
   const counts = series.counts;
   const sums = series.sums;
   counts[o] = (counts[o] as number) + 1;
   sums[o] = (sums[o] as number) + seconds;
-  let b = 0;
-  while (b < bounds.length && seconds > (bounds[b] as number)) b++;
   const i = o * series.width + b;
   series.buckets[i] = (series.buckets[i] as number) + 1;
 }
@@ -256,6 +271,24 @@ class PrometheusSource implements SourceMeter {
     countInto(this.series, metrics.bounds, outcome, durationMs);
   }
 
+  /** Counts a success that took `seconds`, in bucket `b` (searched once for a whole group). */
+  succeeded(seconds: number, b: number): void {
+    const metrics = this.metrics;
+    if (this.epoch !== metrics.epoch) this.renew();
+    this.series ??= metrics.callSeriesOf(this.source);
+    countIn(this.series, CALL_OUTCOME_INDEX.success, seconds, b);
+  }
+
+  /** A group of this metrics' parts (see `EventMeter.forGroup`); undefined if a part is another meter's. */
+  static group(metrics: PrometheusMetrics, parts: readonly SourceMeter[]): GroupMeter | undefined {
+    const own: PrometheusSource[] = [];
+    for (const part of parts) {
+      if (!(part instanceof PrometheusSource) || part.metrics !== metrics) return undefined;
+      own.push(part);
+    }
+    return new PrometheusGroup(metrics.bounds, own);
+  }
+
   bulkheadChanged(_at: number, active: number): void {
     const metrics = this.metrics;
     if (this.epoch !== metrics.epoch) this.renew();
@@ -267,6 +300,21 @@ class PrometheusSource implements SourceMeter {
     this.epoch = this.metrics.epoch;
     this.series = undefined;
     this.gauge = undefined;
+  }
+}
+
+/** Successes counted in several policies' series at once, the bucket searched once. */
+class PrometheusGroup implements GroupMeter {
+  constructor(
+    private readonly bounds: Float64Array,
+    private readonly parts: readonly PrometheusSource[],
+  ) {}
+
+  succeeded(_at: number, durationMs: number): void {
+    const seconds = durationMs / 1000;
+    const b = bucketOf(this.bounds, seconds);
+    const parts = this.parts;
+    for (let i = 0; i < parts.length; i++) (parts[i] as PrometheusSource).succeeded(seconds, b);
   }
 }
 
@@ -539,6 +587,11 @@ export class PrometheusMetrics {
    */
   forSource(source: string, readsState = false): SourceMeter {
     return new PrometheusSource(this, source, readsState);
+  }
+
+  /** @internal Its parts for several sources, counting a success in all at once (see `EventMeter.forGroup`). */
+  forGroup(parts: readonly SourceMeter[]): GroupMeter | undefined {
+    return PrometheusSource.group(this, parts);
   }
 
   /**

@@ -4,7 +4,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import { CancelledError } from '../core/errors.js';
-import type { EventSink, SourceEvents } from '../core/events.js';
+import type { EventSink, SourceEvents, SourceGroup } from '../core/events.js';
 import { FAILURE, SUCCESS } from './call-event.js';
 import { Call } from './context.js';
 import type {
@@ -511,6 +511,19 @@ function reportSucceeded(
   time: SharedTime,
   times: EntryTimes,
 ): void {
+  const group = segment.group;
+  if (
+    group !== undefined &&
+    from === segment.count - 1 &&
+    to === 0 &&
+    (times.shared & segment.groupMask) === segment.groupMask
+  ) {
+    // The whole segment, entered together: one report for all its layers.
+    if (!group.sink.wants('call')) return;
+    const at = time.now(times.startClock as Clock);
+    group.succeeded(at, at - (times.start as number));
+    return;
+  }
   const layerReports = segment.reports;
   // Layers that entered together exit together: one exit time for all of them.
   let at = Number.NaN;
@@ -671,6 +684,13 @@ class Segment {
   readonly reports: readonly (LayerReport | undefined)[];
   /** The same for the loop. */
   readonly loopReport: LayerReport | undefined;
+  /**
+   * The reported layers' call sources as one group, innermost first, when there are several, all on one
+   * sink, and the segment has no more than {@link SHARED_BITS} layers: a call that entered all of them
+   * together and succeeded is reported to all at once. `groupMask` has their bits.
+   */
+  readonly group: SourceGroup | undefined;
+  readonly groupMask: number;
 
   constructor(
     readonly loop: RetryLoop | undefined,
@@ -682,6 +702,19 @@ class Segment {
       i.reports === undefined ? undefined : new LayerReport(i.reports),
     );
     this.loopReport = loop?.reports === undefined ? undefined : new LayerReport(loop.reports);
+    const reported: SourceEvents[] = [];
+    let mask = 0;
+    for (let i = this.count - 1; i >= 0; i--) {
+      const calls = this.reports[i]?.calls;
+      if (calls === undefined) continue;
+      reported.push(calls);
+      if (i < SHARED_BITS) mask |= 1 << i;
+    }
+    const sink = reported[0]?.sink;
+    const grouped =
+      reported.length > 1 && this.count <= SHARED_BITS && reported.every((calls) => calls.sink === sink);
+    this.group = grouped ? sink?.group(reported) : undefined;
+    this.groupMask = grouped ? mask : 0;
     this.run = interceptors.some((i) => i.arm !== undefined) ? this.runAbandonable : this.runDirect;
   }
 

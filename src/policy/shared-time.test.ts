@@ -313,7 +313,12 @@ describe('shared time of a fused segment', () => {
     const order = events
       .filter((e) => e.type !== 'bulkhead.changed')
       .map((e) => (e.type === 'call' ? `call ${e.source} ${e.outcome}` : e.type));
-    expect(order).toEqual(['circuit.transition', 'circuit.transition', 'call pool success', 'call breaker success']);
+    expect(order).toEqual([
+      'circuit.transition',
+      'circuit.transition',
+      'call pool success',
+      'call breaker success',
+    ]);
     expect(calls(events).map((e) => [e.at, e.durationMs])).toEqual([
       [1_012, 2],
       [1_012, 2],
