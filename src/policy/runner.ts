@@ -40,7 +40,7 @@ class CallRun<T> implements SharedTime {
   /** The loop's watch, set once `begin` returned. */
   watch: unknown = undefined;
   /** When the call began, for a loop whose calls the runner reports (undefined: not timed). */
-  private began: number | undefined = undefined;
+  protected began: number | undefined = undefined;
   /** The clock read at the current boundary (undefined: none yet) and what it read. */
   private readClock: Clock | undefined = undefined;
   private readTime = 0;
@@ -330,6 +330,9 @@ class Attempt<T> implements AbandonTarget, EntryTimes {
       this.run,
       this,
     );
+    if (error === OK && isTimed(this)) {
+      reportSucceeded(this.run.segment, this.entered - 1, this.low, this.run, this);
+    }
     this.low = this.entered;
     if (!attached) return;
     if (error === OK) this.finish(true, outcome);
@@ -412,11 +415,12 @@ function nextAttempt<T>(
 }
 
 /**
- * Exits layers `from` down to `to` (inclusive), reporting the calls of those the runner times; returns OK
- * or the error to propagate. After a failure each layer's call is reported right after its exit (its
- * outcome is what that exit returned). After a success every exit returns OK whatever it does, so the
- * layers all exit first and their calls are reported together after: that keeps the reporting out of the
- * exit loop (small enough for the layers' exits to be inlined into it) and reads the exit time once.
+ * Exits layers `from` down to `to` (inclusive); returns OK or the error to propagate. After a failure each
+ * layer's call is reported right after its exit (its outcome is what that exit returned). After a success
+ * every exit returns OK whatever it does, so the layers all exit first and the caller reports their calls
+ * after ({@link reportSucceeded}), together: that keeps the reporting out of the exit loop (small enough
+ * for the layers' exits to be inlined into it), reads the exit time once, and lets a retry loop's call be
+ * reported with them.
  */
 function exitLayers(
   segment: Segment,
@@ -437,7 +441,6 @@ function exitLayers(
         return exitThrew(segment, tokens, from, i, to, thrown, time, times);
       }
     }
-    if (isTimed(times)) reportSucceeded(segment, from, to, time, times);
     return OK;
   }
   let error = outcome;
@@ -633,22 +636,57 @@ class DirectAttempt<T> extends CallRun<T> implements EntryTimes {
 
   private succeeded(value: T): T | Promise<T> {
     this.newBoundary();
-    const error = exitLayers(this.segment, this.tokens, this.entered - 1, 0, true, value, this, this);
+    const segment = this.segment;
+    const from = this.entered - 1;
+    const error = exitLayers(segment, this.tokens, from, 0, true, value, this, this);
     if (error !== OK) return this.afterExit(false, error);
-    const loop = this.run.segment.loop;
-    if (loop === undefined) return value;
+    const loop = segment.loop;
+    if (loop === undefined) {
+      if (isTimed(this)) reportSucceeded(segment, from, 0, this, this);
+      return value;
+    }
     let again: boolean;
     try {
       again = loop.retryResult?.(value) === true;
     } catch (decisionError) {
-      this.run.end(false, decisionError);
+      if (isTimed(this)) reportSucceeded(segment, from, 0, this, this);
+      this.end(false, decisionError);
       return Promise.reject(decisionError);
     }
-    if (!again) {
-      this.run.end(true, value);
-      return value;
+    if (again) {
+      if (isTimed(this)) reportSucceeded(segment, from, 0, this, this);
+      return this.afterExit(true, value);
     }
-    return this.afterExit(true, value);
+    if (!this.reportedWithLoop(from) && isTimed(this)) reportSucceeded(segment, from, 0, this, this);
+    this.end(true, value);
+    return value;
+  }
+
+  /**
+   * The call succeeded at its first attempt: when every layer and the loop were timed together (the loop's
+   * call began when the layers entered), reports all their calls at once and leaves none for `end` to
+   * report. False when they were not.
+   */
+  private reportedWithLoop(from: number): boolean {
+    const segment = this.segment;
+    const group = segment.callGroup;
+    const start = this.start;
+    if (
+      group === undefined ||
+      start === undefined ||
+      this.began !== start ||
+      this.startClock !== segment.loopReport?.clock ||
+      from !== segment.count - 1 ||
+      (this.shared & segment.groupMask) !== segment.groupMask
+    ) {
+      return false;
+    }
+    this.began = undefined;
+    if (group.sink.wants('call')) {
+      const at = this.now(this.startClock as Clock);
+      group.succeeded(at, at - start);
+    }
+    return true;
   }
 
   private failed(thrown: unknown): Promise<T> {
@@ -691,6 +729,8 @@ class Segment {
    */
   readonly group: SourceGroup | undefined;
   readonly groupMask: number;
+  /** The same with the loop's call source last, when the loop's calls are reported on that sink too. */
+  readonly callGroup: SourceGroup | undefined;
 
   constructor(
     readonly loop: RetryLoop | undefined,
@@ -711,10 +751,15 @@ class Segment {
       if (i < SHARED_BITS) mask |= 1 << i;
     }
     const sink = reported[0]?.sink;
-    const grouped =
-      reported.length > 1 && this.count <= SHARED_BITS && reported.every((calls) => calls.sink === sink);
-    this.group = grouped ? sink?.group(reported) : undefined;
-    this.groupMask = grouped ? mask : 0;
+    const oneSink =
+      reported.length > 0 && this.count <= SHARED_BITS && reported.every((calls) => calls.sink === sink);
+    this.group = oneSink && reported.length > 1 ? sink?.group(reported) : undefined;
+    this.groupMask = oneSink ? mask : 0;
+    const loopCalls = this.loopReport?.calls;
+    this.callGroup =
+      oneSink && loopCalls !== undefined && loopCalls.sink === sink
+        ? sink?.group([...reported, loopCalls])
+        : undefined;
     this.run = interceptors.some((i) => i.arm !== undefined) ? this.runAbandonable : this.runDirect;
   }
 

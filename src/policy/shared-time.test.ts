@@ -363,4 +363,48 @@ describe('shared time of a fused segment', () => {
       ['outer', 1_006, 6, 'failure', broken],
     ]);
   });
+
+  it('a retry loop’s call is reported with the layers’ when the first attempt succeeds, on its own otherwise', async () => {
+    const { clock, runtime, events } = setup();
+    const oops = new Error('predicate bug');
+    const results = ['busy', 'done'];
+    let n = 0;
+    const again = pipeline(
+      retry({
+        name: 'again',
+        maxAttempts: 2,
+        backoff: backoff.constant('10ms'),
+        retryOnResult: (r) => r === 'busy',
+        runtime,
+      }),
+      timeout('1s', { name: 't1', runtime }),
+    );
+    const broken = pipeline(
+      retry({
+        name: 'broken',
+        retryOnResult: () => {
+          throw oops;
+        },
+        runtime,
+      }),
+      timeout('1s', { name: 't2', runtime }),
+    );
+    events.length = 0;
+    await clock.run(async () => {
+      await expect(
+        again.execute(async () => {
+          await clock.sleep(2);
+          return results[n++];
+        }),
+      ).resolves.toBe('done');
+      await expect(broken.execute(() => clock.sleep(3))).rejects.toBe(oops);
+    });
+    expect(calls(events).map((e) => [e.source, e.at, e.durationMs, e.outcome, e.error])).toEqual([
+      ['t1', 1_002, 2, 'success', undefined],
+      ['t1', 1_014, 2, 'success', undefined],
+      ['again', 1_014, 14, 'success', undefined],
+      ['t2', 1_017, 3, 'success', undefined],
+      ['broken', 1_017, 3, 'failure', oops],
+    ]);
+  });
 });
