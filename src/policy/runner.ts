@@ -35,24 +35,47 @@ function invoke<T>(fn: Task<T>, call: Call): Promise<T> {
 /**
  * What every attempt of one call shares: the segment, the function, the caller's call, the loop's watch,
  * and the time of the current boundary (see {@link SharedTime}).
+ *
+ * In a segment with no aggressive layer it also runs the first attempt ({@link enterFrom}): nothing can
+ * settle the caller before the inner call does, so the caller's promise is the inner promise's `then` —
+ * two promises per call instead of three. A call that must retry switches to {@link Attempt}, which
+ * settles one promise however many attempts follow. One object, of a class that extends none, per call:
+ * a derived class's construction was the most expensive step of a call through a pipeline.
  */
-class CallRun<T> implements SharedTime {
+class CallRun<T> implements SharedTime, EntryTimes {
   /** The loop's watch, set once `begin` returned. */
   watch: unknown = undefined;
   /** When the call began, for a loop whose calls the runner reports (undefined: not timed). */
-  protected began: number | undefined = undefined;
+  private began: number | undefined = undefined;
   /** The clock read at the current boundary (undefined: none yet) and what it read. */
   private readClock: Clock | undefined = undefined;
   private readTime = 0;
   /** Counts the boundaries: layers entering within one entered at the same time (per clock). */
   boundary = 0;
 
+  // The first attempt, when it runs on this object: each layer's token, how many layers entered, the call
+  // the next inner layer sees, and the layers' entry times (see EntryTimes).
+  readonly tokens: unknown[];
+  entered = 0;
+  inner: Call;
+  start: number | undefined = undefined;
+  startClock: Clock | undefined = undefined;
+  startBoundary = 0;
+  shared = 0;
+  own: number[] | undefined = undefined;
+
   constructor(
     readonly segment: Segment,
     readonly fn: Task<T>,
     /** The call the segment was given (its scope is the caller's). */
     readonly call: Call,
-  ) {}
+    /** The call of the first attempt, when it runs on this object ({@link enterFrom}); undefined otherwise. */
+    current: Call | undefined,
+  ) {
+    const count = segment.count;
+    this.tokens = current === undefined || count === 0 ? NO_TOKENS : new Array<unknown>(count);
+    this.inner = current ?? call;
+  }
 
   now(clock: Clock): number {
     if (clock !== this.readClock) {
@@ -108,6 +131,143 @@ class CallRun<T> implements SharedTime {
     } catch (error) {
       return { error };
     }
+  }
+
+  enterFrom(first: number): Promise<T> {
+    const interceptors = this.segment.interceptors;
+    const count = interceptors.length;
+    for (let i = first; i < count; i++) {
+      const interceptor = interceptors[i] as Interceptor;
+      let token: unknown;
+      try {
+        token = interceptor.enter(this.inner, this);
+      } catch (error) {
+        return this.failed(error);
+      }
+      const reports = this.segment.reports[i];
+      if (reports !== undefined) timeEntry(this, this, i, reports);
+      if (token instanceof Promise) {
+        return token.then(
+          (admitted: unknown) => {
+            this.newBoundary();
+            return this.admit(interceptor, i, admitted) ?? this.enterFrom(i + 1);
+          },
+          (error: unknown) => this.failed(error),
+        );
+      }
+      const refused = this.admit(interceptor, i, token);
+      if (refused !== undefined) return refused;
+    }
+    const { fn, segment } = this;
+    let pending: T | PromiseLike<T>;
+    try {
+      pending = segment.next === undefined ? fn(Call.forFunction(this.inner)) : segment.next(fn, this.inner);
+    } catch (error) {
+      return this.failed(error);
+    }
+    if (pending instanceof Promise) {
+      return pending.then(
+        (value: T) => this.succeeded(value),
+        (error: unknown) => this.failed(error),
+      );
+    }
+    if ((typeof pending === 'object' && pending !== null) || typeof pending === 'function') {
+      return Promise.resolve(pending).then(
+        (value: T) => this.succeeded(value),
+        (error: unknown) => this.failed(error),
+      );
+    }
+    const result = this.succeeded(pending as T);
+    return result instanceof Promise ? result : Promise.resolve(result);
+  }
+
+  /** Records an admitted layer; a rejected promise when its `inner` hook threw. */
+  private admit(interceptor: Interceptor, layer: number, token: unknown): Promise<T> | undefined {
+    this.tokens[layer] = token;
+    this.entered = layer + 1;
+    if (interceptor.inner === undefined) return undefined;
+    try {
+      this.inner = interceptor.inner(token, this.inner);
+    } catch (error) {
+      return this.failed(error);
+    }
+    return undefined;
+  }
+
+  private succeeded(value: T): T | Promise<T> {
+    this.newBoundary();
+    const segment = this.segment;
+    const from = this.entered - 1;
+    const error = exitLayers(segment, this.tokens, from, 0, true, value, this, this);
+    if (error !== OK) return this.afterExit(false, error);
+    const loop = segment.loop;
+    if (loop === undefined) {
+      if (isTimed(this)) reportSucceeded(segment, from, 0, this, this);
+      return value;
+    }
+    let again: boolean;
+    try {
+      again = loop.retryResult?.(value) === true;
+    } catch (decisionError) {
+      if (isTimed(this)) reportSucceeded(segment, from, 0, this, this);
+      this.end(false, decisionError);
+      return Promise.reject(decisionError);
+    }
+    if (again) {
+      if (isTimed(this)) reportSucceeded(segment, from, 0, this, this);
+      return this.afterExit(true, value);
+    }
+    if (!this.reportedWithLoop(from) && isTimed(this)) reportSucceeded(segment, from, 0, this, this);
+    this.end(true, value);
+    return value;
+  }
+
+  /**
+   * The call succeeded at its first attempt: when every layer and the loop were timed together (the loop's
+   * call began when the layers entered), reports all their calls at once and leaves none for `end` to
+   * report. False when they were not.
+   */
+  private reportedWithLoop(from: number): boolean {
+    const segment = this.segment;
+    const group = segment.callGroup;
+    const start = this.start;
+    if (
+      group === undefined ||
+      start === undefined ||
+      this.began !== start ||
+      this.startClock !== segment.loopReport?.clock ||
+      from !== segment.count - 1 ||
+      (this.shared & segment.groupMask) !== segment.groupMask
+    ) {
+      return false;
+    }
+    this.began = undefined;
+    if (group.sink.wants('call')) {
+      const at = this.now(this.startClock as Clock);
+      group.succeeded(at, at - start);
+    }
+    return true;
+  }
+
+  private failed(thrown: unknown): Promise<T> {
+    this.newBoundary();
+    const error = exitLayers(this.segment, this.tokens, this.entered - 1, 0, false, thrown, this, this);
+    return this.afterExit(false, error);
+  }
+
+  /** After a failed attempt (or a result to retry): give up, or retry through {@link Attempt}. */
+  private afterExit(ok: boolean, outcome: unknown): Promise<T> {
+    if (this.segment.loop === undefined) return Promise.reject(outcome);
+    const decision = this.decide(outcome, ok, 1, undefined);
+    if (decision === GIVE_UP) {
+      this.end(ok, outcome, ok);
+      return ok ? Promise.resolve(outcome as T) : Promise.reject(outcome);
+    }
+    if ('error' in decision) {
+      this.end(false, decision.error);
+      return Promise.reject(decision.error);
+    }
+    return new Promise<T>((resolve, reject) => nextAttempt(this, decision, 2, resolve, reject));
   }
 }
 
@@ -545,173 +705,6 @@ function reportSucceeded(
   }
 }
 
-/**
- * The first attempt of a call through a segment with no aggressive layer: nothing can settle the caller
- * before the inner call does, so the caller's promise is the inner promise's `then` — two promises per
- * call instead of three. A call that must retry switches to {@link Attempt}, which settles one promise
- * however many attempts follow.
- */
-class DirectAttempt<T> extends CallRun<T> implements EntryTimes {
-  readonly tokens: unknown[];
-  entered = 0;
-  inner: Call;
-  start: number | undefined = undefined;
-  startClock: Clock | undefined = undefined;
-  startBoundary = 0;
-  shared = 0;
-  own: number[] | undefined = undefined;
-
-  constructor(segment: Segment, fn: Task<T>, call: Call, current: Call) {
-    super(segment, fn, call);
-    const count = segment.count;
-    this.tokens = count === 0 ? NO_TOKENS : new Array<unknown>(count);
-    this.inner = current;
-  }
-
-  /** The first attempt is also the call's shared state, which saves an object on the fast path. */
-  private get run(): CallRun<T> {
-    return this;
-  }
-
-  enterFrom(first: number): Promise<T> {
-    const interceptors = this.run.segment.interceptors;
-    const count = interceptors.length;
-    for (let i = first; i < count; i++) {
-      const interceptor = interceptors[i] as Interceptor;
-      let token: unknown;
-      try {
-        token = interceptor.enter(this.inner, this);
-      } catch (error) {
-        return this.failed(error);
-      }
-      const reports = this.segment.reports[i];
-      if (reports !== undefined) timeEntry(this, this, i, reports);
-      if (token instanceof Promise) {
-        return token.then(
-          (admitted: unknown) => {
-            this.newBoundary();
-            return this.admit(interceptor, i, admitted) ?? this.enterFrom(i + 1);
-          },
-          (error: unknown) => this.failed(error),
-        );
-      }
-      const refused = this.admit(interceptor, i, token);
-      if (refused !== undefined) return refused;
-    }
-    const { fn, segment } = this.run;
-    let pending: T | PromiseLike<T>;
-    try {
-      pending = segment.next === undefined ? fn(Call.forFunction(this.inner)) : segment.next(fn, this.inner);
-    } catch (error) {
-      return this.failed(error);
-    }
-    if (pending instanceof Promise) {
-      return pending.then(
-        (value: T) => this.succeeded(value),
-        (error: unknown) => this.failed(error),
-      );
-    }
-    if ((typeof pending === 'object' && pending !== null) || typeof pending === 'function') {
-      return Promise.resolve(pending).then(
-        (value: T) => this.succeeded(value),
-        (error: unknown) => this.failed(error),
-      );
-    }
-    const result = this.succeeded(pending as T);
-    return result instanceof Promise ? result : Promise.resolve(result);
-  }
-
-  /** Records an admitted layer; a rejected promise when its `inner` hook threw. */
-  private admit(interceptor: Interceptor, layer: number, token: unknown): Promise<T> | undefined {
-    this.tokens[layer] = token;
-    this.entered = layer + 1;
-    if (interceptor.inner === undefined) return undefined;
-    try {
-      this.inner = interceptor.inner(token, this.inner);
-    } catch (error) {
-      return this.failed(error);
-    }
-    return undefined;
-  }
-
-  private succeeded(value: T): T | Promise<T> {
-    this.newBoundary();
-    const segment = this.segment;
-    const from = this.entered - 1;
-    const error = exitLayers(segment, this.tokens, from, 0, true, value, this, this);
-    if (error !== OK) return this.afterExit(false, error);
-    const loop = segment.loop;
-    if (loop === undefined) {
-      if (isTimed(this)) reportSucceeded(segment, from, 0, this, this);
-      return value;
-    }
-    let again: boolean;
-    try {
-      again = loop.retryResult?.(value) === true;
-    } catch (decisionError) {
-      if (isTimed(this)) reportSucceeded(segment, from, 0, this, this);
-      this.end(false, decisionError);
-      return Promise.reject(decisionError);
-    }
-    if (again) {
-      if (isTimed(this)) reportSucceeded(segment, from, 0, this, this);
-      return this.afterExit(true, value);
-    }
-    if (!this.reportedWithLoop(from) && isTimed(this)) reportSucceeded(segment, from, 0, this, this);
-    this.end(true, value);
-    return value;
-  }
-
-  /**
-   * The call succeeded at its first attempt: when every layer and the loop were timed together (the loop's
-   * call began when the layers entered), reports all their calls at once and leaves none for `end` to
-   * report. False when they were not.
-   */
-  private reportedWithLoop(from: number): boolean {
-    const segment = this.segment;
-    const group = segment.callGroup;
-    const start = this.start;
-    if (
-      group === undefined ||
-      start === undefined ||
-      this.began !== start ||
-      this.startClock !== segment.loopReport?.clock ||
-      from !== segment.count - 1 ||
-      (this.shared & segment.groupMask) !== segment.groupMask
-    ) {
-      return false;
-    }
-    this.began = undefined;
-    if (group.sink.wants('call')) {
-      const at = this.now(this.startClock as Clock);
-      group.succeeded(at, at - start);
-    }
-    return true;
-  }
-
-  private failed(thrown: unknown): Promise<T> {
-    this.newBoundary();
-    const error = exitLayers(this.segment, this.tokens, this.entered - 1, 0, false, thrown, this, this);
-    return this.afterExit(false, error);
-  }
-
-  /** After a failed attempt (or a result to retry): give up, or retry through {@link Attempt}. */
-  private afterExit(ok: boolean, outcome: unknown): Promise<T> {
-    const run = this.run;
-    if (run.segment.loop === undefined) return Promise.reject(outcome);
-    const decision = run.decide(outcome, ok, 1, undefined);
-    if (decision === GIVE_UP) {
-      run.end(ok, outcome, ok);
-      return ok ? Promise.resolve(outcome as T) : Promise.reject(outcome);
-    }
-    if ('error' in decision) {
-      run.end(false, decision.error);
-      return Promise.reject(decision.error);
-    }
-    return new Promise<T>((resolve, reject) => nextAttempt(run, decision, 2, resolve, reject));
-  }
-}
-
 const OK: unique symbol = Symbol('ok');
 const NO_TOKENS: unknown[] = [];
 
@@ -770,7 +763,7 @@ class Segment {
 
   private readonly runDirect = <T>(fn: Task<T>, call: Call): Promise<T> => {
     const current = this.firstCall(call);
-    const attempt = new DirectAttempt<T>(this, fn, call, current);
+    const attempt = new CallRun<T>(this, fn, call, current);
     attempt.begin(current);
     return attempt.enterFrom(0);
   };
@@ -778,7 +771,7 @@ class Segment {
   private readonly runAbandonable = <T>(fn: Task<T>, call: Call): Promise<T> =>
     new Promise<T>((resolve, reject) => {
       const current = this.firstCall(call);
-      const run = new CallRun(this, fn, call);
+      const run = new CallRun<T>(this, fn, call, undefined);
       run.begin(current);
       const attempt = this.loop === undefined ? call.attempt : 1;
       new Attempt<T>(run, resolve, reject, attempt, undefined, current).enterFrom(0);
