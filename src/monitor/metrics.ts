@@ -271,22 +271,14 @@ class PrometheusSource implements SourceMeter {
     countInto(this.series, metrics.bounds, outcome, durationMs);
   }
 
-  /** Counts a success that took `seconds`, in bucket `b` (searched once for a whole group). */
-  succeeded(seconds: number, b: number): void {
-    const metrics = this.metrics;
-    if (this.epoch !== metrics.epoch) this.renew();
-    this.series ??= metrics.callSeriesOf(this.source);
-    countIn(this.series, CALL_OUTCOME_INDEX.success, seconds, b);
-  }
-
   /** A group of this metrics' parts (see `EventMeter.forGroup`); undefined if a part is another meter's. */
   static group(metrics: PrometheusMetrics, parts: readonly SourceMeter[]): GroupMeter | undefined {
-    const own: PrometheusSource[] = [];
+    const sources: string[] = [];
     for (const part of parts) {
       if (!(part instanceof PrometheusSource) || part.metrics !== metrics) return undefined;
-      own.push(part);
+      sources.push(part.source);
     }
-    return new PrometheusGroup(metrics.bounds, own);
+    return new PrometheusGroup(metrics, sources);
   }
 
   bulkheadChanged(_at: number, active: number): void {
@@ -303,18 +295,31 @@ class PrometheusSource implements SourceMeter {
   }
 }
 
-/** Successes counted in several policies' series at once, the bucket searched once. */
+/**
+ * Successes counted in several policies' series at once: the series looked up together (on first use and
+ * again after `reset()`), the bucket searched once.
+ */
 class PrometheusGroup implements GroupMeter {
+  private epoch = -1;
+  private series: readonly CallSeries[] = [];
+
   constructor(
-    private readonly bounds: Float64Array,
-    private readonly parts: readonly PrometheusSource[],
+    private readonly metrics: PrometheusMetrics,
+    private readonly sources: readonly string[],
   ) {}
 
   succeeded(_at: number, durationMs: number): void {
+    const metrics = this.metrics;
+    if (this.epoch !== metrics.epoch) {
+      this.epoch = metrics.epoch;
+      this.series = this.sources.map((source) => metrics.callSeriesOf(source));
+    }
     const seconds = durationMs / 1000;
-    const b = bucketOf(this.bounds, seconds);
-    const parts = this.parts;
-    for (let i = 0; i < parts.length; i++) (parts[i] as PrometheusSource).succeeded(seconds, b);
+    const b = bucketOf(metrics.bounds, seconds);
+    const series = this.series;
+    for (let i = 0; i < series.length; i++) {
+      countIn(series[i] as CallSeries, CALL_OUTCOME_INDEX.success, seconds, b);
+    }
   }
 }
 
