@@ -407,4 +407,48 @@ describe('shared time of a fused segment', () => {
       ['broken', 1_017, 3, 'failure', oops],
     ]);
   });
+
+  it('a meter gets a whole segment’s success once, through its forGroup part, when all the layers report to one sink', async () => {
+    const clock = new VirtualClock({ start: 0 });
+    const one = createRuntime({ clock, seed: 'one' });
+    const other = createRuntime({ clock, seed: 'other' });
+    const seen: string[] = [];
+    const meterOf = (runtime: Runtime, label: string) =>
+      runtime.events.meter({
+        call: () => undefined,
+        bulkheadChanged: () => undefined,
+        forSource: (source) => ({
+          call: (at, _outcome, durationMs) => seen.push(`${label} part ${source} ${at} ${durationMs}`),
+          bulkheadChanged: () => undefined,
+        }),
+        forGroup: (parts) => ({
+          succeeded: (at, durationMs) => seen.push(`${label} group of ${parts.length} ${at} ${durationMs}`),
+        }),
+      });
+    meterOf(one, 'one');
+    meterOf(other, 'other');
+    const together = pipeline(
+      retry({ name: 'r', maxAttempts: 1, runtime: one }),
+      timeout('1s', { name: 'a', runtime: one }),
+      timeout('1s', { name: 'b', runtime: one }),
+    );
+    const apart = pipeline(
+      timeout('1s', { name: 'c', runtime: one }),
+      timeout('1s', { name: 'd', runtime: other }),
+    );
+    await clock.run(async () => {
+      await together.execute(() => clock.sleep(5));
+      await apart.execute(() => clock.sleep(2));
+      await expect(together.execute(() => Promise.reject(new Error('down')))).rejects.toThrow('down');
+    });
+    expect(seen).toEqual([
+      'one group of 3 5 5',
+      'other part d 7 2',
+      'one part c 7 2',
+      // A failure is reported layer by layer, after each exit.
+      'one part b 7 0',
+      'one part a 7 0',
+      'one part r 7 0',
+    ]);
+  });
 });
