@@ -37,6 +37,14 @@ export interface SharedTime {
 /** A {@link SharedTime} that reads the clock whenever asked: for callers that run one layer on its own. */
 export const READ_EACH_TIME: SharedTime = { now: (clock) => clock.now() };
 
+/**
+ * {@link Interceptor.arm}'s type. Declared as a method (whose parameters TypeScript checks bivariantly,
+ * as for any method) so that a class may hold it in a field, set or undefined per instance.
+ */
+export type ArmHook<Token> = {
+  arm(token: Token, target: AbandonTarget, layer: number): void;
+}['arm'];
+
 export interface Interceptor<Token = unknown> {
   /**
    * Admits a call. Throws to reject it; returns a promise when the call must wait (it rejects on abort).
@@ -50,7 +58,7 @@ export interface Interceptor<Token = unknown> {
    * To release the caller early, call `target.abandon(layer, error)`: this layer and the ones outside it
    * exit with `error` at once; the layers inside it exit later, when the inner call really settles.
    */
-  arm?(token: Token, target: AbandonTarget, layer: number): void;
+  arm?: ArmHook<Token> | undefined;
   /**
    * Ends a call that was admitted: `ok` with `error` undefined, or a failure. Returns the error to propagate
    * (the same one, or a replacement such as a `TimeoutError`). Never throws. `time` gives the time of exit,
