@@ -840,16 +840,18 @@ export abstract class BasePolicy implements Policy {
   abstract readonly name: string;
   abstract readonly kind: string;
   abstract readonly stage: Stage;
-  private executor: Executor | undefined;
 
-  execute<T>(fn: Task<T>, signal?: AbortSignal): Promise<T> {
-    // One read of the field: with many kinds of policy in a process, each read is a megamorphic load.
-    let executor = this.executor;
-    if (executor === undefined) {
-      executor = compile(this.stage);
-      this.executor = executor;
-    }
-    return executeWith(executor, fn, signal);
+  /** Runs `fn` through the policy; `signal` cancels it. */
+  readonly execute: <T>(fn: Task<T>, signal?: AbortSignal) => Promise<T>;
+
+  constructor() {
+    // A closure per policy, compiling on first use: reading the executor from a field of `this` would be a
+    // megamorphic load per call once many kinds of policy share this method.
+    let executor: Executor | undefined;
+    this.execute = <T>(fn: Task<T>, signal?: AbortSignal): Promise<T> => {
+      if (executor === undefined) executor = compile(this.stage);
+      return executeWith(executor, fn, signal);
+    };
   }
 }
 
