@@ -33,6 +33,16 @@ function setup(): { clock: CountingClock; runtime: Runtime; events: BulwarkEvent
   return { clock, runtime, events };
 }
 
+/** A policy of one custom interceptor. */
+function custom(name: string, interceptor: Interceptor<string>): BasePolicy {
+  class Custom extends BasePolicy {
+    readonly kind = 'custom';
+    readonly name = name;
+    readonly stage: Stage = { kind: 'intercept', interceptor };
+  }
+  return new Custom();
+}
+
 const calls = (events: BulwarkEvent[]) => events.filter((e): e is EventOf<'call'> => e.type === 'call');
 
 describe('shared time of a fused segment', () => {
@@ -259,28 +269,19 @@ describe('shared time of a fused segment', () => {
   it('reports a custom interceptor through its CallReporting, with the outcome it gives and the error its exit returns', async () => {
     const { clock, runtime, events } = setup();
     const replaced = new Error('replaced by the layer');
-    class Reporting extends BasePolicy {
-      readonly kind = 'custom';
-      readonly name = 'custom';
-      readonly stage: Stage;
-      constructor() {
-        super();
-        const interceptor: Interceptor<string> = {
-          enter: () => 'token',
-          exit: (_token, ok, error) => (ok ? error : replaced),
-          reports: {
-            calls: runtime.events.source('custom', 'custom'),
-            clock,
-            failedAs: (token, error) => {
-              expect([token, error]).toEqual(['token', replaced]);
-              return CANCELLED;
-            },
-          },
-        };
-        this.stage = { kind: 'intercept', interceptor };
-      }
-    }
-    const policy = pipeline(new Reporting(), timeout('1s', { runtime }));
+    const reporting = custom('custom', {
+      enter: () => 'token',
+      exit: (_token, ok, error) => (ok ? error : replaced),
+      reports: {
+        calls: runtime.events.source('custom', 'custom'),
+        clock,
+        failedAs: (token, error) => {
+          expect([token, error]).toEqual(['token', replaced]);
+          return CANCELLED;
+        },
+      },
+    });
+    const policy = pipeline(reporting, timeout('1s', { runtime }));
     events.length = 0;
     await clock.run(async () => {
       await policy.execute(() => clock.sleep(3));
@@ -328,29 +329,16 @@ describe('shared time of a fused segment', () => {
   it('a layer whose exit throws after a success: the layers inside it succeeded, it and those outside failed with its error', async () => {
     const { clock, runtime, events } = setup();
     const broken = new Error('exit threw');
-    class Throwing extends BasePolicy {
-      readonly kind = 'custom';
-      readonly name = 'throwing';
-      readonly stage: Stage;
-      constructor() {
-        super();
-        const interceptor: Interceptor<string> = {
-          enter: () => 'token',
-          exit: () => {
-            throw broken;
-          },
-          reports: {
-            calls: runtime.events.source('throwing', 'custom'),
-            clock,
-            failedAs: () => CANCELLED,
-          },
-        };
-        this.stage = { kind: 'intercept', interceptor };
-      }
-    }
+    const throwing = custom('throwing', {
+      enter: () => 'token',
+      exit: () => {
+        throw broken;
+      },
+      reports: { calls: runtime.events.source('throwing', 'custom'), clock, failedAs: () => CANCELLED },
+    });
     const policy = pipeline(
       timeout('1s', { name: 'outer', runtime }),
-      new Throwing(),
+      throwing,
       timeout('1s', { name: 'inner', runtime }),
     );
     events.length = 0;
