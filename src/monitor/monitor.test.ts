@@ -2,8 +2,12 @@ import { createNoopMeter } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
 import { SystemClock, VirtualClock } from '../core/clock.js';
 import { createRuntime, virtualRuntime } from '../core/runtime.js';
+import { backoff } from '../policy/backoff.js';
+import { bulkhead } from '../policy/bulkhead.js';
 import { circuitBreaker } from '../policy/circuit-breaker.js';
+import { pipeline } from '../policy/pipeline.js';
 import { retry } from '../policy/retry.js';
+import { timeout } from '../policy/timeout.js';
 import { createMonitor } from './monitor.js';
 
 describe('Monitor', () => {
@@ -25,6 +29,44 @@ describe('Monitor', () => {
     await rt.clock.run(() => policy.execute(async () => 1));
     expect(monitor.snapshot().policies[0]?.total).toBe(1);
     await monitor.close();
+  });
+
+  it('counts a pipeline’s calls reported at once (forGroup) as it counts the same calls as events', async () => {
+    const rt = virtualRuntime(7);
+    const clock = new VirtualClock({ start: 1e12 });
+    const attached = createMonitor({ clock, history: false });
+    const ingested = createMonitor({ clock, history: false });
+    attached.attach(rt);
+    rt.events.subscribe((event) => ingested.ingest(event));
+    const guarded = pipeline(
+      retry({ name: 'fetch', maxAttempts: 2, backoff: backoff.constant('5ms'), runtime: rt }),
+      circuitBreaker({ name: 'breaker', consecutiveFailures: 5, runtime: rt }),
+      timeout('1s', { name: 'deadline', runtime: rt }),
+      bulkhead({ name: 'pool', limit: 4, runtime: rt }),
+    );
+    let n = 0;
+    await rt.clock.run(async () => {
+      for (let i = 0; i < 12; i++) {
+        await guarded
+          .execute(async () => {
+            await rt.clock.sleep(i * 3);
+            if (++n % 5 === 0) throw new Error('flaky');
+            return n;
+          })
+          .catch(() => undefined);
+      }
+    });
+    expect(await attached.metrics.text()).toBe(await ingested.metrics.text());
+    expect(attached.snapshot().policies).toEqual(ingested.snapshot().policies);
+    expect(attached.patternsSnapshot()).toEqual(ingested.patternsSnapshot());
+    expect(attached.snapshot().policies.map((p) => [p.name, p.total])).toEqual([
+      ['fetch', 12],
+      ['breaker', 14],
+      ['deadline', 14],
+      ['pool', 14],
+    ]);
+    await attached.close();
+    await ingested.close();
   });
 
   it('places events of a system-clock runtime at their own `at`, and reads its clock for implausible ones', async () => {

@@ -7,10 +7,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Clock, SystemClock } from '../core/clock.js';
 import {
   type BulwarkEvent,
+  CALL_OUTCOME_INDEX,
   CALL_OUTCOMES,
   type CallOutcome,
   callEvent,
   type EventSink,
+  type SourceMeter,
 } from '../core/events.js';
 import type { Runtime } from '../core/runtime.js';
 import { intOption, invalid, knownKeys } from '../policy/options.js';
@@ -25,7 +27,7 @@ import {
 } from './dashboard/panels.js';
 import type { DashboardServer, DashboardServerOptions } from './dashboard/server.js';
 import { type HistoryPoint, type HistoryQuery, HistoryStore } from './history.js';
-import { LiveAggregator, type LiveSnapshot } from './live.js';
+import { LiveAggregator, type LivePolicy, type LiveSnapshot } from './live.js';
 import { METERED_EVENT_TYPES, PrometheusMetrics, type PrometheusMetricsOptions } from './metrics.js';
 import { OpenTelemetryMetrics, type OpenTelemetryMetricsOptions } from './otel.js';
 import { type AnalysedEvent, PATTERN_EVENT_TYPES, type PatternOptions, PatternWatch } from './patterns.js';
@@ -93,6 +95,16 @@ export interface Controllable {
 }
 
 type Actions = Record<string, () => void | Promise<void>>;
+
+/** What a monitor attachment keeps of a policy's part (see `EventMeter.forGroup`). */
+interface PolicyPart {
+  readonly source: string;
+  readonly kind: string;
+  readonly prometheus: SourceMeter;
+  readonly live: LivePolicy;
+}
+
+const SUCCESS = CALL_OUTCOME_INDEX.success;
 
 /**
  * Metrics and the live dashboard for everything that emits through a runtime's events.
@@ -212,6 +224,8 @@ export class Monitor {
       sameTime ? (event) => this.record(event, event.at) : (event) => this.record(event, undefined),
       { except: METERED_EVENT_TYPES },
     );
+    // The parts made for this attachment's sources, for `forGroup` to find their series and stats.
+    const parts = new WeakMap<SourceMeter, PolicyPart>();
     const unmeter = events.meter({
       call: (source, at, kind, outcome, durationMs, error) => {
         if (this.closed) return;
@@ -229,7 +243,7 @@ export class Monitor {
       forSource: (source, kind) => {
         const prometheus = this.metrics.forSource(source);
         const live = this.live.source(source, kind);
-        return {
+        const part: SourceMeter = {
           call: (at, outcome, durationMs, error) => {
             if (this.closed) return;
             prometheus.call(at, outcome, durationMs, error);
@@ -241,6 +255,32 @@ export class Monitor {
             prometheus.bulkheadChanged(at, active, queued, capacity);
             live.bulkheadChanged(active, queued, capacity, sameTime ? at : undefined);
             this.openTelemetry?.observe({ type: 'bulkhead.changed', source, at, active, queued, capacity });
+          },
+        };
+        parts.set(part, { source, kind, prometheus, live });
+        return part;
+      },
+      // The policies of a pipeline segment whose call succeeded through all of them: their Prometheus
+      // series counted at once, then each one's live stats and pattern record as for its own call.
+      forGroup: (members) => {
+        const policies: PolicyPart[] = [];
+        for (const member of members) {
+          const policy = parts.get(member);
+          if (policy === undefined) return undefined;
+          policies.push(policy);
+        }
+        const prometheus = this.metrics.forGroup(policies.map((policy) => policy.prometheus));
+        if (prometheus === undefined) return undefined;
+        return {
+          succeeded: (at, durationMs) => {
+            if (this.closed) return;
+            prometheus.succeeded(at, durationMs);
+            const arrivedAt = sameTime ? at : undefined;
+            for (let i = 0; i < policies.length; i++) {
+              const policy = policies[i] as PolicyPart;
+              policy.live.call(SUCCESS, durationMs, undefined, arrivedAt);
+              this.keepCall(policy.source, at, policy.kind, 'success', durationMs, undefined);
+            }
           },
         };
       },
