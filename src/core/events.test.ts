@@ -242,47 +242,49 @@ describe('SourceEvents', () => {
 });
 
 describe('SourceGroup', () => {
-  it('reports a success of every member: once to a meter with forGroup, to each part of one without', () => {
+  it('reports a success of every member: once to a meter with forGroup, to each part of one without; member by member once a listener takes calls', () => {
     const sink = new EventSink();
     const members = [sink.source('pool', 'bulkhead'), sink.source('db', 'timeout')];
     const group = sink.group(members);
-    const grouped: unknown[][] = [];
-    const each: unknown[][] = [];
+    const log: unknown[][] = [];
     sink.meter({
       call: () => undefined,
       bulkheadChanged: () => undefined,
       forSource: (name) => ({
-        call: (...f) => each.push(['own', name, ...f]),
+        call: (...f) => log.push(['own', name, ...f]),
         bulkheadChanged: () => undefined,
       }),
-      forGroup: (parts) => ({ succeeded: (...f) => grouped.push([parts.length, ...f]) }),
+      forGroup: (parts) => ({ succeeded: (...f) => log.push(['group of', parts.length, ...f]) }),
     });
     sink.meter({
       call: () => undefined,
       bulkheadChanged: () => undefined,
       forSource: (name) => ({
-        call: (...f) => each.push(['plain', name, ...f]),
+        call: (...f) => log.push(['plain', name, ...f]),
         bulkheadChanged: () => undefined,
       }),
     });
-    const objects: BulwarkEvent[] = [];
+    const ok = CALL_OUTCOME_INDEX.success;
     group.succeeded(5, 2);
-    sink.subscribe((e) => objects.push(e), ['call']);
+    expect(log).toEqual([
+      ['group of', 2, 5, 2],
+      ['plain', 'pool', 5, ok, 2, undefined],
+      ['plain', 'db', 5, ok, 2, undefined],
+    ]);
+    // With a listener of `call` events, each member's call is reported as its own: meters, then listeners.
+    log.length = 0;
+    sink.subscribe((e) => log.push(['listener', e]), ['call']);
     group.succeeded(9, 3);
-    expect(grouped).toEqual([
-      [2, 5, 2],
-      [2, 9, 3],
-    ]);
-    expect(each).toEqual([
-      ['plain', 'pool', 5, CALL_OUTCOME_INDEX.success, 2, undefined],
-      ['plain', 'db', 5, CALL_OUTCOME_INDEX.success, 2, undefined],
-      ['plain', 'pool', 9, CALL_OUTCOME_INDEX.success, 3, undefined],
-      ['plain', 'db', 9, CALL_OUTCOME_INDEX.success, 3, undefined],
-    ]);
-    // Listeners get one event per member, in member order, as each member's own `call` would give.
-    expect(objects).toEqual([
-      { type: 'call', source: 'pool', at: 9, kind: 'bulkhead', outcome: 'success', durationMs: 3 },
-      { type: 'call', source: 'db', at: 9, kind: 'timeout', outcome: 'success', durationMs: 3 },
+    expect(log).toEqual([
+      ['own', 'pool', 9, ok, 3, undefined],
+      ['plain', 'pool', 9, ok, 3, undefined],
+      [
+        'listener',
+        { type: 'call', source: 'pool', at: 9, kind: 'bulkhead', outcome: 'success', durationMs: 3 },
+      ],
+      ['own', 'db', 9, ok, 3, undefined],
+      ['plain', 'db', 9, ok, 3, undefined],
+      ['listener', { type: 'call', source: 'db', at: 9, kind: 'timeout', outcome: 'success', durationMs: 3 }],
     ]);
   });
 

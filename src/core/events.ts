@@ -366,8 +366,8 @@ function sourcePart(
 export class SourceEvents {
   private version = -1;
   private meters: readonly SourceMeter[] = NO_SOURCE_METERS;
-  /** The meter each of `meters` is the part of. */
-  private meterOf: readonly EventMeter[] = [];
+  /** Each meter's part, by the meter's position in `sink.meters` (undefined: its `forSource` threw). */
+  private byMeter: readonly (SourceMeter | undefined)[] = [];
   /** The parts told of every `bulkhead.changed` (those that do not read the state themselves). */
   private changeMeters: readonly SourceMeter[] = NO_SOURCE_METERS;
   private changesWanted = false;
@@ -404,11 +404,13 @@ export class SourceEvents {
     );
   }
 
-  /** @internal This source's part of `meter` (undefined: the meter gave none), resolved if need be. */
-  partOf(meter: EventMeter): SourceMeter | undefined {
+  /**
+   * @internal This source's part of the meter at `index` in `sink.meters` (undefined: that meter gave
+   * none), resolved if need be. By position: one meter object subscribed twice has two parts.
+   */
+  partAt(index: number): SourceMeter | undefined {
     if (this.version !== this.sink.version) this.resolve();
-    const i = this.meterOf.indexOf(meter);
-    return i < 0 ? undefined : this.meters[i];
+    return this.byMeter[index];
   }
 
   bulkheadChanged(at: number, active: number, queued: number, capacity: number): void {
@@ -430,17 +432,19 @@ export class SourceEvents {
     const sink = this.sink;
     this.version = sink.version;
     const parts: SourceMeter[] = [];
-    const meterOf: EventMeter[] = [];
+    const byMeter: (SourceMeter | undefined)[] = [];
     for (const meter of sink.meters) {
+      let part: SourceMeter | undefined;
       try {
-        parts.push(sourcePart(meter, this.source, this.kind, this.state));
-        meterOf.push(meter);
+        part = sourcePart(meter, this.source, this.kind, this.state);
+        parts.push(part);
       } catch (e) {
         reportAsync(e);
       }
+      byMeter.push(part);
     }
     this.meters = parts;
-    this.meterOf = meterOf;
+    this.byMeter = byMeter;
     this.changeMeters = parts.filter((part) => part.readsState !== true);
     this.changesWanted = this.changeMeters.length > 0 || sink.bulkheadObjects;
   }
@@ -449,9 +453,10 @@ export class SourceEvents {
 /**
  * Sources of one sink whose calls can succeed together, made by {@link EventSink.group}: the layers of a
  * pipeline segment, where a call that gets through all of them succeeds in each at the same time with the
- * same duration. One `succeeded` reports that call of every member: each meter is called once for all of
- * them (its {@link EventMeter.forGroup} part, or its parts in turn), and listeners get one `call` event per
- * member, in member order. What else happens is what each member's `call` would do.
+ * same duration. One `succeeded` reports that call of every member, in member order: when only meters take
+ * `call` events, each meter is called once for all of them (its {@link EventMeter.forGroup} part, or its
+ * parts in turn); when a listener takes them as objects too, each member's call is reported as its own
+ * `call` would report it (to the meters, then to the listeners, member by member).
  */
 export class SourceGroup {
   private version = -1;
@@ -465,6 +470,15 @@ export class SourceGroup {
   /** The call of every member succeeded, at `at` after `durationMs`. */
   succeeded(at: number, durationMs: number): void {
     const sink = this.sink;
+    if (sink.callObjects) {
+      // Listeners too: each member's call goes to the meters and then to the listeners before the next
+      // member's, as its own `call` would (a listener may change the subscriptions in between).
+      const members = this.members;
+      for (let i = 0; i < members.length; i++) {
+        (members[i] as SourceEvents).call(at, SUCCESS_INDEX, durationMs, undefined);
+      }
+      return;
+    }
     if (this.version !== sink.version) this.resolve();
     const parts = this.parts;
     for (let i = 0; i < parts.length; i++) {
@@ -474,22 +488,18 @@ export class SourceGroup {
         reportAsync(e);
       }
     }
-    if (!sink.callObjects) return;
-    const members = this.members;
-    for (let i = 0; i < members.length; i++) {
-      const member = members[i] as SourceEvents;
-      sink.deliver(callEvent(member.source, at, member.kind, 'success', durationMs, undefined));
-    }
   }
 
   private resolve(): void {
     const sink = this.sink;
     this.version = sink.version;
     const groups: GroupMeter[] = [];
-    for (const meter of sink.meters) {
+    const meters = sink.meters;
+    for (let m = 0; m < meters.length; m++) {
+      const meter = meters[m] as EventMeter;
       const parts: SourceMeter[] = [];
       for (const member of this.members) {
-        const part = member.partOf(meter);
+        const part = member.partAt(m);
         if (part !== undefined) parts.push(part);
       }
       let group: GroupMeter | undefined;

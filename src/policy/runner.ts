@@ -201,31 +201,35 @@ class CallRun<T> implements SharedTime, EntryTimes {
     const error = exitLayers(segment, this.tokens, from, 0, true, value, this, this);
     if (error !== OK) return this.afterExit(false, error);
     const loop = segment.loop;
-    if (loop === undefined) {
-      if (isTimed(this)) reportSucceeded(segment, from, 0, this, this);
+    const retryResult = loop?.retryResult;
+    if (loop === undefined || retryResult === undefined) {
+      // Nothing runs between the exits and the end of the call: the loop's call can be reported with the
+      // layers'.
+      if ((loop === undefined || !this.reportedWithLoop(from)) && isTimed(this)) {
+        reportSucceeded(segment, from, 0, this, this);
+      }
+      if (loop !== undefined) this.end(true, value);
       return value;
     }
+    // The layers' calls ended with their exits: report them before the loop's predicate runs (its time is
+    // not theirs), as for an attempt after a retry.
+    if (isTimed(this)) reportSucceeded(segment, from, 0, this, this);
     let again: boolean;
     try {
-      again = loop.retryResult?.(value) === true;
+      again = retryResult(value) === true;
     } catch (decisionError) {
-      if (isTimed(this)) reportSucceeded(segment, from, 0, this, this);
       this.end(false, decisionError);
       return Promise.reject(decisionError);
     }
-    if (again) {
-      if (isTimed(this)) reportSucceeded(segment, from, 0, this, this);
-      return this.afterExit(true, value);
-    }
-    if (!this.reportedWithLoop(from) && isTimed(this)) reportSucceeded(segment, from, 0, this, this);
+    if (again) return this.afterExit(true, value);
     this.end(true, value);
     return value;
   }
 
   /**
-   * The call succeeded at its first attempt: when every layer and the loop were timed together (the loop's
-   * call began when the layers entered), reports all their calls at once and leaves none for `end` to
-   * report. False when they were not.
+   * The call succeeded at its first attempt and the loop has no result predicate: when every layer and the
+   * loop were timed together (the loop's call began when the layers entered), reports all their calls at
+   * once and leaves none for `end` to report. False when they were not.
    */
   private reportedWithLoop(from: number): boolean {
     const segment = this.segment;
@@ -841,17 +845,16 @@ export abstract class BasePolicy implements Policy {
   abstract readonly kind: string;
   abstract readonly stage: Stage;
 
-  /** Runs `fn` through the policy; `signal` cancels it. */
-  readonly execute: <T>(fn: Task<T>, signal?: AbortSignal) => Promise<T>;
+  private executor: Executor | undefined;
 
-  constructor() {
-    // A closure per policy, compiling on first use: reading the executor from a field of `this` would be a
-    // megamorphic load per call once many kinds of policy share this method.
-    let executor: Executor | undefined;
-    this.execute = <T>(fn: Task<T>, signal?: AbortSignal): Promise<T> => {
-      if (executor === undefined) executor = compile(this.stage);
-      return executeWith(executor, fn, signal);
-    };
+  execute<T>(fn: Task<T>, signal?: AbortSignal): Promise<T> {
+    // One read of the field: with many kinds of policy in a process, each read is a megamorphic load.
+    let executor = this.executor;
+    if (executor === undefined) {
+      executor = compile(this.stage);
+      this.executor = executor;
+    }
+    return executeWith(executor, fn, signal);
   }
 }
 
