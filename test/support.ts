@@ -1,6 +1,8 @@
 /** Helpers shared by the test files (not part of the package). */
 import type { BulwarkEvent } from '../src/core/events.js';
-import type { VirtualRuntime } from '../src/core/runtime.js';
+import { type VirtualRuntime, virtualRuntime } from '../src/core/runtime.js';
+import { PrometheusMetrics } from '../src/monitor/metrics.js';
+import { type Bulkhead, bulkhead } from '../src/policy/bulkhead.js';
 
 export interface Deferred<T> {
   promise: Promise<T>;
@@ -116,4 +118,20 @@ export async function bulkheadGaugeWhileHeld(
     await Promise.all(held);
   });
   return during;
+}
+
+/**
+ * Prometheus metrics attached to a fresh virtual runtime with a bulkhead `pool` (limit 4) on it, after
+ * one call through the pool and a `reset()` of the metrics.
+ */
+export async function poolMeteredThenReset(
+  seed: number,
+): Promise<{ rt: VirtualRuntime; metrics: PrometheusMetrics; pool: Bulkhead }> {
+  const rt = virtualRuntime(seed);
+  const metrics = new PrometheusMetrics();
+  metrics.attach(rt.events);
+  const pool = bulkhead({ name: 'pool', limit: 4, runtime: rt });
+  await rt.clock.run(() => pool.execute(() => 1));
+  metrics.reset();
+  return { rt, metrics, pool };
 }

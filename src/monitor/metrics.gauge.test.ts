@@ -3,7 +3,11 @@
  * twice: four bugs a review found in its first version, each fixed and kept here.
  */
 import { describe, expect, it } from 'vitest';
-import { bulkheadGauge, bulkheadGaugeWhileHeld as gaugeWhileHeld } from '../../test/support.js';
+import {
+  bulkheadGauge,
+  bulkheadGaugeWhileHeld as gaugeWhileHeld,
+  poolMeteredThenReset,
+} from '../../test/support.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { bulkhead } from '../policy/bulkhead.js';
 import { retry } from '../policy/retry.js';
@@ -28,12 +32,7 @@ describe('bulkhead gauge read from lent states', () => {
 
   // reset() reads the lent states again at once (was: only once a call ended).
   it('after reset(), calls entering a bulkhead show at once', async () => {
-    const rt = virtualRuntime(3);
-    const metrics = new PrometheusMetrics();
-    metrics.attach(rt.events);
-    const pool = bulkhead({ name: 'pool', limit: 4, runtime: rt });
-    await rt.clock.run(() => pool.execute(() => 1));
-    metrics.reset();
+    const { rt, metrics, pool } = await poolMeteredThenReset(3);
     const during = await gaugeWhileHeld(rt, metrics, 'pool', Array(2).fill(pool));
     expect(during).toBe(2); // the first version showed no series
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bulkheadGauge, bulkheadGaugeWhileHeld, sample } from '../../test/support.js';
+import { bulkheadGauge, bulkheadGaugeWhileHeld, poolMeteredThenReset, sample } from '../../test/support.js';
 import { EventSink } from '../core/events.js';
 import { virtualRuntime } from '../core/runtime.js';
 import { bulkhead } from '../policy/bulkhead.js';
@@ -43,12 +43,7 @@ describe('PrometheusMetrics per-source parts (review2)', () => {
   });
 
   it('reset() between calls: counts start again and the gauge still follows the bulkhead', async () => {
-    const rt = virtualRuntime(3);
-    const metrics = new PrometheusMetrics();
-    metrics.attach(rt.events);
-    const pool = bulkhead({ name: 'pool', limit: 4, runtime: rt });
-    await rt.clock.run(() => pool.execute(() => 1));
-    metrics.reset();
+    const { rt, metrics, pool } = await poolMeteredThenReset(3);
     await rt.clock.run(() => pool.execute(() => 1));
     const seen = [await bulkheadGaugeWhileHeld(rt, metrics, 'pool', [pool, pool])];
     seen.push(await gauge(metrics, 'pool'));
